@@ -1,0 +1,252 @@
+"""Hook specifications: the whole contract between core and plugins.
+
+Every hook is prefixed ``healthcode_`` so that a misspelt implementation is
+caught by ``PluginManager.check_pending()`` when plugins load. Each docstring
+says how the hook is called (first result or all results), what ``None`` means,
+and shows a minimal implementation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import pluggy
+
+from healthcode.core.models import (
+    Document,
+    DocumentSubmission,
+    DocumentType,
+    Face,
+    FaceMatch,
+    Image,
+    Issuer,
+    LivenessChallenge,
+    LivenessResult,
+    MaskedDocument,
+    Problem,
+    StatusContribution,
+    Subject,
+)
+
+PROJECT_NAME = "healthcode"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+# --- documents ------------------------------------------------------------------
+
+
+@hookspec
+def healthcode_document_types() -> Sequence[DocumentType]:
+    """Register the document kinds this plugin handles.
+
+    Called for every plugin; results are concatenated. Core refuses two plugins
+    that register the same ``kind`` (``DuplicateDocumentKindError``).
+
+    Example::
+
+        @hookimpl
+        def healthcode_document_types():
+            return [DocumentType(kind="xx_card", name_en="XX card",
+                                 name_zh="XX 卡", inputs=frozenset({"number"}))]
+    """
+
+
+@hookspec(firstresult=True)
+def healthcode_parse_document(submission: DocumentSubmission) -> Document | None:
+    """Parse a submission (typed number, MRZ text or image) into a ``Document``.
+
+    ``firstresult``: the first plugin that returns a ``Document`` wins. Return
+    ``None`` when the input is not of a kind you handle (``submission.kind`` is
+    another plugin's kind, or the shape does not match yours). When the input
+    is clearly yours but broken beyond parsing, raise a ``DocumentError``
+    subclass (e.g. ``MalformedNumberError``) with a bilingual message. Rule
+    violations that still leave a readable document (a wrong check digit, an
+    unknown division code) go into ``Document.problems`` instead, so that a
+    person sees all of them at once.
+
+    Plugins whose formats overlap order themselves with ``tryfirst``/``trylast``.
+
+    Example::
+
+        @hookimpl
+        def healthcode_parse_document(submission):
+            if submission.kind not in (None, "xx_card") or submission.number is None:
+                return None
+            if not XX_PATTERN.fullmatch(submission.number):
+                return None
+            return Document(kind="xx_card", number=submission.number)
+    """
+
+
+@hookspec
+def healthcode_validate_document(document: Document, today: dt.date) -> Sequence[Problem]:
+    """Check a parsed document against rules that depend on the day.
+
+    Called for every plugin; problems are concatenated. Return an empty
+    sequence (or ``None``) for documents of kinds you do not handle. ``today``
+    is the current date in Asia/Shanghai.
+
+    Example::
+
+        @hookimpl
+        def healthcode_validate_document(document, today):
+            if document.kind == "xx_card" and document.expiry_date and document.expiry_date < today:
+                return [Problem("document_expired", "The document has expired.", "证件已过期。")]
+            return []
+    """
+
+
+@hookspec(firstresult=True)
+def healthcode_mask_document(document: Document) -> MaskedDocument | None:
+    """Return what may be displayed of a document: surname and masked number.
+
+    ``firstresult``: the plugin owning ``document.kind`` answers; others
+    return ``None``. Core falls back to a generic mask (number first 2 + last
+    2, Latin primary identifier) when no plugin answers.
+
+    Example::
+
+        @hookimpl
+        def healthcode_mask_document(document):
+            if document.kind != "xx_card":
+                return None
+            return MaskedDocument(document.kind, document.surname or "",
+                                  mask_number(document.number))
+    """
+
+
+# --- faces ----------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def healthcode_detect_faces(image: Image) -> Sequence[Face] | None:
+    """Detect faces, with landmarks and per-face measurements.
+
+    ``firstresult``: one face plugin answers. ``None`` means no face plugin
+    is able to (e.g. its models are missing); an empty list means no face.
+
+    Example::
+
+        @hookimpl
+        def healthcode_detect_faces(image):
+            return [Face(box=(x, y, w, h), score=0.98, landmarks=points)]
+    """
+
+
+@hookspec(firstresult=True)
+def healthcode_face_template(image: Image, face: Face) -> bytes | None:
+    """Compute a face template (an embedding, serialised) for one face.
+
+    ``firstresult``. Core encrypts templates at rest; plugins return plain
+    bytes. ``None``: this plugin cannot template this face.
+
+    Example::
+
+        @hookimpl
+        def healthcode_face_template(image, face):
+            return embed(align(image, face)).astype("<f4").tobytes()
+    """
+
+
+@hookspec(firstresult=True)
+def healthcode_compare_templates(a: bytes, b: bytes) -> FaceMatch | None:
+    """Compare two templates produced by ``healthcode_face_template`` (1:1).
+
+    ``firstresult``. Return ``None`` for templates this plugin did not make.
+
+    Example::
+
+        @hookimpl
+        def healthcode_compare_templates(a, b):
+            s = cosine(a, b)
+            return FaceMatch(similarity=s, threshold=0.36, is_match=s >= 0.36)
+    """
+
+
+@hookspec(firstresult=True)
+def healthcode_check_liveness(
+    challenge: LivenessChallenge, frames: Sequence[Image]
+) -> LivenessResult | None:
+    """Decide whether ``frames`` answer the active-liveness ``challenge``.
+
+    ``firstresult``. The answer says passed or not, a score and the reasons.
+    ``None``: no plugin can judge liveness here.
+
+    Example::
+
+        @hookimpl
+        def healthcode_check_liveness(challenge, frames):
+            return LivenessResult(passed=False, score=0.0, reasons=("no_blink",))
+    """
+
+
+@hookspec(firstresult=True)
+def healthcode_presentation_attack_score(image: Image, face: Face) -> float | None:
+    """Optional passive presentation-attack check: the probability that ``face``
+    is a photo, a screen or a mask (0 = live, 1 = attack).
+
+    ``firstresult``. ``None``: no passive check is configured (the default).
+
+    Example::
+
+        @hookimpl
+        def healthcode_presentation_attack_score(image, face):
+            return float(model.run(crop(image, face))[0])
+    """
+
+
+@hookspec(firstresult=True)
+def healthcode_reference_face(document: Document) -> Image | None:
+    """Return an authoritative reference photo of the document's holder.
+
+    For integrations with an authority's photo database. ``firstresult``;
+    ``None``: no reference is available for this document.
+
+    Example::
+
+        @hookimpl
+        def healthcode_reference_face(document):
+            return authority_client.photo_for(document)
+    """
+
+
+# --- status ---------------------------------------------------------------------
+
+
+@hookspec
+def healthcode_resolve_status(subject: Subject, day: dt.date) -> StatusContribution | None:
+    """Say what one status source knows about ``subject`` on ``day``.
+
+    Called for every plugin; core combines the contributions: the most severe
+    colour wins, and every contribution is recorded as a reason for audit.
+    Return ``None`` when your source does not report this subject (green
+    "nothing abnormal" is the result when no source reports anything).
+
+    Example::
+
+        @hookimpl
+        def healthcode_resolve_status(subject, day):
+            if subject.subject_id in red_list(day):
+                return StatusContribution("cdc_list", Colour.RED, "listed by CDC")
+            return None
+    """
+
+
+# --- trust ----------------------------------------------------------------------
+
+
+@hookspec
+def healthcode_trusted_issuers() -> Sequence[Issuer]:
+    """Name peer regions whose passes this instance accepts, with their keys.
+
+    Called for every plugin; results are concatenated.
+
+    Example::
+
+        @hookimpl
+        def healthcode_trusted_issuers():
+            return [Issuer(region_code="120000", name="天津市", public_keys={kid: der})]
+    """

@@ -1,0 +1,1 @@
+"""Generators of synthetic, valid documents for tests and benchmarks."""
