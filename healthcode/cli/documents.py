@@ -1,0 +1,192 @@
+"""``healthcode documents``: check typed numbers and MRZ texts; list known kinds."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from healthcode.cli.errors import EXIT_INVALID, EXIT_OK, EXIT_USAGE, fail
+from healthcode.core.documents import check_document, document_types, make_submission
+from healthcode.core.errors import HealthcodeError
+from healthcode.core.models import CheckResult
+from healthcode.core.text import MAX_MRZ_LENGTH
+
+app = typer.Typer(help="Identity documents: check numbers and MRZs.", no_args_is_help=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+KindOption = Annotated[
+    str | None,
+    typer.Option("--kind", "-k", help="Document kind (see `documents kinds`); default: detect."),
+]
+
+# Reading stdin is capped: no legitimate input is anywhere near this.
+_STDIN_CAP = MAX_MRZ_LENGTH * 8
+
+
+def _read_stdin() -> str:
+    data = sys.stdin.read(_STDIN_CAP + 1)
+    return data
+
+
+def _looks_like_mrz(text: str) -> bool:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return "<" in text or "＜" in text or len(lines) > 1 or len(text.strip()) >= 30
+
+
+def _parse_today(value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter("use YYYY-MM-DD", param_hint="--today") from None
+
+
+def _result_payload(result: CheckResult) -> dict[str, Any]:
+    """What may be shown: masked identity and non-identifying facts only."""
+    document = result.document
+    masked = result.masked
+    return {
+        "ok": True,
+        "valid": result.is_valid,
+        "kind": document.kind,
+        "source": document.source,
+        "document_code": document.document_code,
+        "issuing_state": document.issuing_state,
+        "nationality": document.nationality,
+        "sex": document.sex,
+        "expiry_date": document.expiry_date.isoformat() if document.expiry_date else None,
+        "masked_name": masked.masked_name if masked else None,
+        "masked_number": masked.masked_number if masked else None,
+        "problems": [p.as_dict() for p in result.problems],
+    }
+
+
+def _print_human(result: CheckResult, payload: dict[str, Any]) -> None:
+    console = Console()
+    kinds = document_types()
+    kind = kinds.get(result.document.kind)
+    verdict = (
+        "[green]well-formed / 格式正确[/green]"
+        if result.is_valid
+        else "[red]not valid / 无效[/red]"
+    )
+    console.print(verdict)
+    table = Table(show_header=False, box=None)
+    table.add_row(
+        "kind / 类型", f"{kind.name_zh} / {kind.name_en}" if kind else result.document.kind
+    )
+    for key in (
+        "masked_name",
+        "masked_number",
+        "document_code",
+        "issuing_state",
+        "nationality",
+        "sex",
+        "expiry_date",
+    ):
+        if payload[key]:
+            table.add_row(key, str(payload[key]))
+    console.print(table)
+    for problem in result.problems:
+        colour = "red" if problem.severity == "error" else "yellow"
+        console.print(
+            f"[{colour}]{problem.severity}[/{colour}] [{problem.code}] "
+            f"{problem.message_en} / {problem.message_zh}",
+            highlight=False,
+        )
+
+
+@app.command("check")
+def check_command(
+    number: Annotated[
+        str | None, typer.Option("--number", "-n", help="A typed document number.")
+    ] = None,
+    mrz: Annotated[
+        str | None,
+        typer.Option("--mrz", "-m", help="MRZ text; separate lines with a newline or '|'."),
+    ] = None,
+    kind: KindOption = None,
+    issuing_state: Annotated[
+        str | None, typer.Option("--issuing-state", help="ICAO code, for typed passport numbers.")
+    ] = None,
+    today: Annotated[
+        str | None, typer.Option("--today", help="Check as of this date (YYYY-MM-DD).", hidden=True)
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Check a document number or MRZ (from the options, or from stdin).
+
+    Exit code 0: a well-formed document of a known kind (an expired document is
+    reported but still exits 0); 1: not a valid document; 2: usage error.
+    """
+    if number is not None and mrz is not None:
+        typer.echo("error: give --number or --mrz, not both / 只能指定一种输入", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    day = _parse_today(today)
+    if kind is not None:
+        try:
+            known = document_types()
+        except HealthcodeError as exc:
+            fail(exc, as_json=as_json)
+        if kind not in known:
+            typer.echo(
+                f"error: unknown --kind {kind!r}; known kinds: {', '.join(sorted(known))}\n"
+                f"错误：未知的证件类型；可用类型见 `healthcode documents kinds`",
+                err=True,
+            )
+            raise typer.Exit(EXIT_USAGE)
+    if number is None and mrz is None:
+        if sys.stdin.isatty():
+            typer.echo("error: give --number, --mrz, or pipe the text on stdin", err=True)
+            raise typer.Exit(EXIT_USAGE)
+        text = _read_stdin()
+        if _looks_like_mrz(text):
+            mrz = text
+        else:
+            number = text
+    try:
+        submission, warnings = make_submission(
+            kind=kind, number=number, mrz=mrz, issuing_state=issuing_state
+        )
+        result = check_document(submission, today=day, warnings=warnings)
+    except HealthcodeError as exc:
+        fail(exc, as_json=as_json)
+    payload = _result_payload(result)
+    if as_json:
+        print(json.dumps(payload, ensure_ascii=False, indent=2))
+    else:
+        _print_human(result, payload)
+    raise typer.Exit(EXIT_OK if result.is_valid else EXIT_INVALID)
+
+
+@app.command("kinds")
+def kinds_command(as_json: JsonOption = False) -> None:
+    """List the document kinds the installed plugins handle."""
+    try:
+        kinds = document_types()
+    except HealthcodeError as exc:
+        fail(exc, as_json=as_json)
+    if as_json:
+        payload = [
+            {
+                "kind": k.kind,
+                "name_en": k.name_en,
+                "name_zh": k.name_zh,
+                "inputs": sorted(k.inputs),
+                "example": k.example,
+            }
+            for k in kinds.values()
+        ]
+        print(json.dumps(payload, ensure_ascii=False, indent=2))
+        return
+    table = Table("kind", "名称", "name", "inputs", "example")
+    for k in kinds.values():
+        table.add_row(k.kind, k.name_zh, k.name_en, ", ".join(sorted(k.inputs)), k.example or "")
+    Console().print(table)

@@ -1,0 +1,43 @@
+"""The ``healthcode`` admin CLI: one Typer sub-app per noun.
+
+Commands for documents must start fast: nothing here imports the image or
+face stacks; those sub-apps import them inside their commands.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from healthcode.cli import documents, plugins
+
+app = typer.Typer(
+    name="healthcode",
+    help="healthcode: identity documents, faces and health passes.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(documents.app, name="documents")
+app.add_typer(plugins.app, name="plugins")
+
+try:  # Sub-apps of later stages register themselves when present.
+    from healthcode.cli import faces, models
+except ImportError:  # pragma: no cover - only while those modules are absent
+    pass
+else:
+    app.add_typer(faces.app, name="faces")
+    app.add_typer(models.app, name="models")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover - interactive only
+        print("interrupted / 已中断", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
