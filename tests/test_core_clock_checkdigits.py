@@ -5,8 +5,15 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from healthcode.core.checkdigits import gb11643_check_char, icao_check_digit, icao_check_ok
+from healthcode.core.checkdigits import (
+    _gb11643_check_char_reference,
+    gb11643_check_char,
+    icao_check_digit,
+    icao_check_ok,
+)
 from healthcode.core.clock import next_cutoff, today_shanghai
 from healthcode.core.mrz import check_digit_problem, resolve_birth_date, resolve_expiry_date
 
@@ -35,6 +42,11 @@ def test_cutoff_refuses_naive_datetimes() -> None:
 )
 def test_gb11643_check_char(body: str, check: str) -> None:
     assert gb11643_check_char(body) == check
+
+
+@given(st.text(alphabet="0123456789", min_size=17, max_size=17))
+def test_gb11643_fast_form_equals_the_weighted_sum(body: str) -> None:
+    assert gb11643_check_char(body) == _gb11643_check_char_reference(body)
 
 
 def test_gb11643_refuses_bad_bodies() -> None:

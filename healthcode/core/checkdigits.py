@@ -19,6 +19,14 @@ def gb11643_check_char(body: str) -> str:
     """
     if len(body) != 17 or not body.isascii() or not body.isdigit():
         raise ValueError("body must be 17 ASCII digits")
+    # The weights are 2**(17 - i) mod 11 and 13 = 2 (mod 11), so the weighted
+    # sum is congruent to 2 * int(body, base 13): one C-level conversion
+    # instead of a Python loop (about 10x faster, on the benchmark's hot path).
+    return _GB11643_CHECK[2 * int(body, 13) % 11]
+
+
+def _gb11643_check_char_reference(body: str) -> str:
+    """The weighted sum as the standard writes it; tests pin the fast form to it."""
     total = sum(int(c) * w for c, w in zip(body, _GB11643_WEIGHTS, strict=True))
     return _GB11643_CHECK[total % 11]
 
