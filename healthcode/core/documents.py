@@ -5,6 +5,7 @@ the plugins, reached through the hooks."""
 from __future__ import annotations
 
 import datetime as dt
+import weakref
 
 import pluggy
 
@@ -27,10 +28,26 @@ from healthcode.core.plugins import get_plugin_manager
 from healthcode.core.privacy import latin_surname, mask_number
 from healthcode.core.text import normalise_mrz, normalise_number
 
+# Registration results per manager, keyed by the set of registered plugins so
+# that registering or unregistering a plugin invalidates the entry.
+_TYPES_CACHE: weakref.WeakKeyDictionary[
+    pluggy.PluginManager, tuple[frozenset[int], dict[str, DocumentType]]
+] = weakref.WeakKeyDictionary()
+
 
 def document_types(pm: pluggy.PluginManager | None = None) -> dict[str, DocumentType]:
     """Every registered document kind, by kind id; duplicates are an error."""
     pm = pm or get_plugin_manager()
+    registered = frozenset(id(plugin) for plugin in pm.get_plugins())
+    cached = _TYPES_CACHE.get(pm)
+    if cached is not None and cached[0] == registered:
+        return cached[1]
+    types = _collect_document_types(pm)
+    _TYPES_CACHE[pm] = (registered, types)
+    return types
+
+
+def _collect_document_types(pm: pluggy.PluginManager) -> dict[str, DocumentType]:
     types: dict[str, DocumentType] = {}
     for result in pm.hook.healthcode_document_types():
         for record in result or ():
@@ -91,8 +108,7 @@ def parse_document(
 ) -> Document:
     """Parse through the plugins; raise ``UnknownDocumentKindError`` when none answers."""
     pm = pm or get_plugin_manager()
-    kinds = document_types(pm)
-    if submission.kind is not None and submission.kind not in kinds:
+    if submission.kind is not None and submission.kind not in (kinds := document_types(pm)):
         raise UnknownDocumentKindError(
             f"Unknown document kind {submission.kind!r}. Known kinds: {', '.join(sorted(kinds))}.",
             f"未知的证件类型 {submission.kind!r}。可用类型：{'、'.join(sorted(kinds))}。",
@@ -101,6 +117,7 @@ def parse_document(
     document = pm.hook.healthcode_parse_document(submission=submission)
     if document is None:
         if submission.kind is not None:
+            kinds = document_types(pm)
             raise UnsupportedInputError(
                 f"A {kinds[submission.kind].name_en} cannot be read from this input.",
                 f"无法从该输入读取{kinds[submission.kind].name_zh}。",

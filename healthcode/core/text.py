@@ -35,6 +35,9 @@ def normalise_number(text: str | None) -> str:
     >>> normalise_number(" １１０１０５ １９４９１２３１００２ｘ ")
     '11010519491231002X'
     """
+    # Fast path for the common case: already compact ASCII letters and digits.
+    if text and len(text) <= MAX_NUMBER_LENGTH and text.isascii() and text.isalnum():
+        return text.upper()
     if text is None or not text.strip():
         raise EmptyInputError(
             "Enter a document number.", "请输入证件号码。", details={"field": "number"}

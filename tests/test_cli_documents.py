@@ -1,0 +1,140 @@
+"""The admin CLI's document and plugin commands, through Typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from healthcode.cli.main import app
+
+runner = CliRunner()
+
+TD3 = "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<\nL898902C36UTO7408122F1204159ZE184226B<<<<<10"
+TODAY = ["--today", "2026-11-26"]
+
+
+def run_json(*args: str, stdin: str | None = None) -> tuple[int, dict]:  # type: ignore[type-arg]
+    result = runner.invoke(app, [*args, "--json"], input=stdin)
+    return result.exit_code, json.loads(result.stdout)
+
+
+def test_valid_resident_id_exits_0_with_masked_output() -> None:
+    code, out = run_json("documents", "check", "--number", "11010519491231002X", *TODAY)
+    assert code == 0
+    assert out["valid"] is True
+    assert out["kind"] == "cn_resident_id"
+    assert out["masked_number"] == "11**************2X"
+    assert "11010519491231002X" not in json.dumps(out)
+
+
+def test_wrong_check_character_exits_1_with_a_coded_problem() -> None:
+    code, out = run_json("documents", "check", "--number", "110105194912310021", *TODAY)
+    assert code == 1
+    assert out["valid"] is False
+    codes = {p["code"] for p in out["problems"] if p["severity"] == "error"}
+    assert codes and all(p["message_zh"] and p["message_en"] for p in out["problems"])
+
+
+def test_mrz_from_stdin_is_detected() -> None:
+    code, out = run_json("documents", "check", *TODAY, stdin=TD3 + "\n")
+    assert out["kind"] == "passport"
+    assert out["masked_name"] == "ERIKSSON"
+    assert out["masked_number"] == "L8*****C3"
+    # The specimen expired in 2012: reported, but still well-formed.
+    assert code == 0
+    assert "document_expired" in {p["code"] for p in out["problems"]}
+
+
+def test_number_from_stdin() -> None:
+    code, out = run_json("documents", "check", *TODAY, stdin="440524188001010014\n")
+    assert code == 0
+    assert out["kind"] == "cn_resident_id"
+
+
+def test_lower_case_mrz_is_read_with_a_warning() -> None:
+    code, out = run_json("documents", "check", "--mrz", TD3.lower(), *TODAY)
+    assert code == 0
+    assert "mrz_lowercase" in {p["code"] for p in out["problems"]}
+
+
+@pytest.mark.parametrize(
+    ("args", "error_code"),
+    [
+        (["--number", ""], "empty_input"),
+        (["--number", "9" * 500], "input_too_long"),
+        (["--number", "11010519491231002X!"], "invalid_characters"),
+        (["--number", "ABC"], "unknown_document_kind"),
+    ],
+)
+def test_bad_input_exits_1_with_a_stable_code(args: list[str], error_code: str) -> None:
+    code, out = run_json("documents", "check", *args)
+    assert code == 1
+    assert out["ok"] is False
+    assert out["error"]["code"] == error_code
+    assert out["error"]["message_zh"]
+
+
+def test_full_width_input_is_normalised() -> None:
+    code, out = run_json(
+        "documents", "check", "--number", "１１０１０５１９４９１２３１００２Ｘ", *TODAY
+    )
+    assert code == 0 and out["kind"] == "cn_resident_id"
+
+
+def test_usage_errors_exit_2() -> None:
+    both = runner.invoke(app, ["documents", "check", "--number", "1", "--mrz", "P<"])
+    assert both.exit_code == 2
+    unknown_kind = runner.invoke(app, ["documents", "check", "--kind", "nope", "--number", "1"])
+    assert unknown_kind.exit_code == 2
+    assert "documents kinds" in unknown_kind.stderr
+    bad_option = runner.invoke(app, ["documents", "check", "--frobnicate"])
+    assert bad_option.exit_code == 2
+
+
+def test_human_output_is_bilingual_and_masked() -> None:
+    result = runner.invoke(app, ["documents", "check", "--number", "11010519491231002X", *TODAY])
+    assert result.exit_code == 0
+    assert "居民身份证" in result.stdout
+    assert "11**************2X" in result.stdout
+    assert "11010519491231002X" not in result.stdout
+
+
+def test_kinds_lists_every_builtin_kind() -> None:
+    result = runner.invoke(app, ["documents", "kinds", "--json"])
+    assert result.exit_code == 0
+    kinds = {k["kind"] for k in json.loads(result.stdout)}
+    assert {
+        "cn_resident_id",
+        "passport",
+        "hk_mo_home_return_permit",
+        "tw_compatriot_permit",
+        "hmt_residence_permit",
+        "hk_mo_exit_entry_permit",
+    } <= kinds
+
+
+def test_plugins_list_shows_hooks() -> None:
+    result = runner.invoke(app, ["plugins", "list", "--json"])
+    assert result.exit_code == 0
+    plugins = {p["name"]: p for p in json.loads(result.stdout)}
+    for name in ("id_card", "passport", "hkmo_permit"):
+        assert "healthcode_parse_document" in plugins[name]["hooks"]
+        assert plugins[name]["version"]
+
+
+def test_document_commands_do_not_import_the_image_stacks() -> None:
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from healthcode.cli.main import app\n"
+        "r = CliRunner().invoke(app, ['documents', 'check', '--number', '11010519491231002X'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "heavy = {'mediapipe', 'onnxruntime', 'cv2', 'numpy', 'PIL', 'skimage', 'passporteye'}\n"
+        "print(sorted(heavy & set(sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
