@@ -85,6 +85,10 @@ def detectable(layout: Layout, mrz: str, line: int, column: int, new: str) -> bo
         # digit -> other digit changes the value; anything else is not a digit.
         return True
     if what == "data":
+        if layout == "TD3" and line == 1 and 28 <= column < 42 and lines[1][42] == "<":
+            # A '<' check digit is allowed only while the personal number is
+            # all filler: any letter or digit written there is caught.
+            return new != "<"
         return (VALUE[old] - VALUE[new]) % 10 != 0
     if what == "optional_check" and set(lines[1][28:42]) == {"<"}:
         # An empty personal number may have '<' or '0' as its check.
