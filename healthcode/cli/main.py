@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from healthcode.cli import documents, plugins
+from healthcode.cli import documents, faces, models, plugins
 
 app = typer.Typer(
     name="healthcode",
@@ -20,14 +20,8 @@ app = typer.Typer(
 )
 app.add_typer(documents.app, name="documents")
 app.add_typer(plugins.app, name="plugins")
-
-try:  # Sub-apps of later stages register themselves when present.
-    from healthcode.cli import faces, models
-except ImportError:  # pragma: no cover - only while those modules are absent
-    pass
-else:
-    app.add_typer(faces.app, name="faces")
-    app.add_typer(models.app, name="models")
+app.add_typer(faces.app, name="faces")
+app.add_typer(models.app, name="models")
 
 
 def main() -> None:

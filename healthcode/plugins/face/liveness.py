@@ -1,0 +1,374 @@
+"""Active liveness: a random challenge ("blink, turn your head") and its judgement.
+
+The server issues a :class:`~healthcode.core.models.LivenessChallenge`: two or
+three distinct actions drawn at random from ``blink``, ``turn_left``,
+``turn_right``, ``open_mouth`` and ``nod`` (60 possible orders of three), a
+random nonce, and an expiry. The client films the person and sends frames.
+
+Judging is split in two so that the logic is testable without video:
+
+* :func:`observe` turns one frame into a :class:`FrameObservation` (face count,
+  yaw, pitch, eye and mouth blendshapes, the embedding), from real detections;
+* :func:`judge` decides on a sequence of observations, a pure function.
+
+What ``judge`` checks:
+
+1. the challenge is not expired (and, when frames carry capture times, every
+   frame lies inside the challenge window, in order);
+2. every frame shows exactly one face, and the first frame is neutral (facing
+   the camera, eyes open, mouth closed): it is the baseline;
+3. each frontal-enough frame shows the same person as the first frame
+   (embedding similarity at least ``IDENTITY_THRESHOLD``);
+4. the *onsets* of actions, measured against the baseline with hysteresis,
+   contain the challenge's actions in the challenge's order; an onset of any
+   other action except a blink (people blink on their own) means the frames
+   answer some other challenge, and fails. Onsets in the same frame may be
+   taken in either order.
+
+Single use of a nonce is enforced by :class:`ChallengeLedger` (in memory, per
+process; a deployment with several workers keeps used nonces in its database).
+
+Direction: ``turn_left`` is the person turning to *their own* left, which in an
+unmirrored camera frame moves the nose towards the right of the image (yaw > 0).
+``nod`` accepts a pitch change either way: the sign convention for looking down
+could not be confirmed on real frames (see bench/FACES.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import secrets
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+from attrs import frozen
+
+from healthcode.core.models import Image, LivenessChallenge, LivenessResult
+from healthcode.plugins.face.errors import ChallengeFormatError
+
+ACTIONS: tuple[str, ...] = ("blink", "turn_left", "turn_right", "open_mouth", "nod")
+DEFAULT_LENGTH = 3
+DEFAULT_TTL = dt.timedelta(seconds=60)
+MIN_FRAMES = 2
+MAX_FRAMES = 150
+"""Five seconds at 30 fps: bounds the work one request can cause."""
+CLOCK_SKEW = dt.timedelta(seconds=5)
+
+# Thresholds: an action starts when the measure crosses ON (relative to the
+# first frame for pose) and may start again only after it fell below OFF.
+TURN_YAW_ON, TURN_YAW_OFF = 12.0, 6.0
+"""Degrees of yaw away from the first frame. Frontal photos here measure
+|yaw| <= 5; obama_2 -14.6, its mirror +14.8 (a deliberate but modest turn)."""
+NOD_PITCH_ON, NOD_PITCH_OFF = 10.0, 5.0
+BLINK_ON, BLINK_OFF = 0.55, 0.40
+"""Mean eyeBlink score. Open eyes here: 0.01-0.33."""
+MOUTH_ON, MOUTH_OFF = 0.35, 0.20
+"""jawOpen. Closed mouths here: 0.00-0.13; obama_2 (talking) 0.43."""
+NEUTRAL_MAX_YAW, NEUTRAL_MAX_PITCH = 10.0, 15.0
+IDENTITY_MAX_YAW, IDENTITY_MAX_PITCH = 35.0, 25.0
+"""Frames turned further than this are not compared (SFace is a frontal model)."""
+IDENTITY_THRESHOLD = 0.40
+"""Same as the 1:1 match threshold (healthcode.plugins.face.embed.MATCH_THRESHOLD)."""
+
+
+@frozen
+class FrameObservation:
+    """What one frame shows, as numbers: no pixels."""
+
+    faces: int
+    yaw: float = 0.0
+    pitch: float = 0.0
+    blink: float = 0.0
+    """Mean of eyeBlinkLeft and eyeBlinkRight (0 open .. 1 closed)."""
+    jaw_open: float = 0.0
+    embedding: Any = attrs.field(default=None, repr=False, eq=False)
+    """L2-normalised embedding, or None when not computed (e.g. turned face)."""
+    captured_at: dt.datetime | None = None
+
+    @classmethod
+    def from_measurements(
+        cls,
+        measurements: Mapping[str, float],
+        *,
+        faces: int = 1,
+        embedding: Any = None,
+        captured_at: dt.datetime | None = None,
+    ) -> FrameObservation:
+        return cls(
+            faces=faces,
+            yaw=float(measurements["yaw"]),
+            pitch=float(measurements["pitch"]),
+            blink=(float(measurements["blink_left"]) + float(measurements["blink_right"])) / 2,
+            jaw_open=float(measurements["jaw_open"]),
+            embedding=embedding,
+            captured_at=captured_at,
+        )
+
+
+# --- challenges --------------------------------------------------------------------
+
+
+def new_challenge(
+    *,
+    now: dt.datetime | None = None,
+    length: int = DEFAULT_LENGTH,
+    ttl: dt.timedelta = DEFAULT_TTL,
+) -> LivenessChallenge:
+    """A fresh random challenge of ``length`` distinct actions."""
+    if not 1 <= length <= len(ACTIONS):
+        raise ValueError(f"length must be between 1 and {len(ACTIONS)}")
+    issued = now or dt.datetime.now(dt.UTC)
+    pool = list(ACTIONS)
+    actions = []
+    for _ in range(length):
+        actions.append(pool.pop(secrets.randbelow(len(pool))))
+    return LivenessChallenge(
+        nonce=secrets.token_urlsafe(16),
+        actions=tuple(actions),
+        issued_at=issued,
+        expires_at=issued + ttl,
+    )
+
+
+def challenge_to_dict(challenge: LivenessChallenge) -> dict[str, Any]:
+    return {
+        "nonce": challenge.nonce,
+        "actions": list(challenge.actions),
+        "issued_at": challenge.issued_at.isoformat(),
+        "expires_at": challenge.expires_at.isoformat(),
+    }
+
+
+def challenge_from_dict(data: Any) -> LivenessChallenge:
+    """Parse and check a challenge as ``challenge_to_dict`` writes it."""
+    try:
+        nonce = data["nonce"]
+        actions = tuple(data["actions"])
+        issued = dt.datetime.fromisoformat(data["issued_at"])
+        expires = dt.datetime.fromisoformat(data["expires_at"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ChallengeFormatError(details={"reason": type(exc).__name__}) from exc
+    problems = []
+    if not isinstance(nonce, str) or not 8 <= len(nonce) <= 128:
+        problems.append("nonce")
+    if not actions or len(actions) > len(ACTIONS) or any(a not in ACTIONS for a in actions):
+        problems.append("actions")
+    if issued.tzinfo is None or expires.tzinfo is None or expires <= issued:
+        problems.append("times")
+    if problems:
+        raise ChallengeFormatError(
+            f"The liveness challenge is invalid ({', '.join(problems)}).",
+            f"活体检测挑战无效（{', '.join(problems)}）。",
+            details={"fields": problems},
+        )
+    return LivenessChallenge(nonce=nonce, actions=actions, issued_at=issued, expires_at=expires)
+
+
+class ChallengeLedger:
+    """Remembers used nonces until their challenge expires: a challenge is answered once."""
+
+    def __init__(self) -> None:
+        self._used: dict[str, dt.datetime] = {}
+        self._lock = threading.Lock()
+
+    def consume(self, challenge: LivenessChallenge, now: dt.datetime) -> bool:
+        """True the first time this nonce is seen (while it is not expired)."""
+        with self._lock:
+            for nonce in [n for n, until in self._used.items() if until + CLOCK_SKEW < now]:
+                del self._used[nonce]
+            if challenge.nonce in self._used:
+                return False
+            self._used[challenge.nonce] = challenge.expires_at
+            return True
+
+
+# --- observing frames --------------------------------------------------------------
+
+
+def observe(image: Image, *, with_embedding: bool = True) -> FrameObservation:
+    """Measure one frame from real detections (and embed a frontal-enough face)."""
+    from healthcode.plugins.face.detect import detect_faces
+    from healthcode.plugins.face.embed import face_embedding
+
+    faces = detect_faces(image)
+    if len(faces) != 1:
+        return FrameObservation(faces=len(faces))
+    face = faces[0]
+    m = face.measurements
+    embedding = None
+    if (
+        with_embedding
+        and abs(m["yaw"]) <= IDENTITY_MAX_YAW
+        and abs(m["pitch"]) <= IDENTITY_MAX_PITCH
+    ):
+        embedding = face_embedding(image, face)
+    return FrameObservation.from_measurements(m, faces=1, embedding=embedding)
+
+
+# --- judging -----------------------------------------------------------------------
+
+
+def action_onsets(frames: Sequence[FrameObservation]) -> list[tuple[int, str]]:
+    """(frame index, action) each time an action starts, relative to the first frame."""
+    if not frames:
+        return []
+    base = frames[0]
+    active = dict.fromkeys(ACTIONS, False)
+    onsets: list[tuple[int, str]] = []
+    for index, frame in enumerate(frames[1:], start=1):
+        if frame.faces != 1:
+            continue
+        yaw = frame.yaw - base.yaw
+        pitch = abs(frame.pitch - base.pitch)
+        levels = {
+            "turn_left": (yaw, TURN_YAW_ON, TURN_YAW_OFF),
+            "turn_right": (-yaw, TURN_YAW_ON, TURN_YAW_OFF),
+            "nod": (pitch, NOD_PITCH_ON, NOD_PITCH_OFF),
+            "blink": (frame.blink, BLINK_ON, BLINK_OFF),
+            "open_mouth": (frame.jaw_open, MOUTH_ON, MOUTH_OFF),
+        }
+        for action, (value, on, off) in levels.items():
+            if not active[action] and value >= on:
+                active[action] = True
+                onsets.append((index, action))
+            elif active[action] and value < off:
+                active[action] = False
+    return onsets
+
+
+def match_actions(
+    expected: Sequence[str], onsets: Iterable[tuple[int, str]]
+) -> tuple[int, list[str]]:
+    """How many expected actions were done in order, and the unexpected ones."""
+    by_frame: dict[int, list[str]] = {}
+    for index, action in onsets:
+        by_frame.setdefault(index, []).append(action)
+    done = 0
+    unexpected: list[str] = []
+    for index in sorted(by_frame):
+        pending = by_frame[index]
+        # Onsets within one frame are simultaneous: take them in challenge order.
+        progressed = True
+        while progressed and done < len(expected):
+            progressed = expected[done] in pending
+            if progressed:
+                pending.remove(expected[done])
+                done += 1
+        for action in pending:
+            repeated = done > 0 and action == expected[done - 1]
+            if action != "blink" and not repeated:
+                unexpected.append(action)
+    return done, unexpected
+
+
+def judge(
+    challenge: LivenessChallenge,
+    frames: Sequence[FrameObservation],
+    *,
+    now: dt.datetime,
+    fresh_nonce: bool = True,
+    identity_threshold: float = IDENTITY_THRESHOLD,
+) -> LivenessResult:
+    """Decide whether the observed frames answer ``challenge`` (a pure function)."""
+    reasons: list[str] = []
+    if not fresh_nonce:
+        reasons.append("challenge_already_used")
+    if now > challenge.expires_at + CLOCK_SKEW:
+        reasons.append("challenge_expired")
+    if now < challenge.issued_at - CLOCK_SKEW:
+        reasons.append("challenge_not_yet_valid")
+    if len(frames) < MIN_FRAMES:
+        reasons.append("too_few_frames")
+    if len(frames) > MAX_FRAMES:
+        return LivenessResult(passed=False, score=0.0, reasons=(*reasons, "too_many_frames"))
+    times = [f.captured_at for f in frames if f.captured_at is not None]
+    if times:
+        if any(b < a for a, b in itertools.pairwise(times)):
+            reasons.append("frames_out_of_order")
+        start, end = challenge.issued_at - CLOCK_SKEW, challenge.expires_at + CLOCK_SKEW
+        if any(not start <= t <= end for t in times):
+            reasons.append("frame_outside_challenge_window")
+    if any(f.faces == 0 for f in frames):
+        reasons.append("no_face")
+    if any(f.faces > 1 for f in frames):
+        reasons.append("more_than_one_face")
+    if not frames or frames[0].faces != 1:
+        return LivenessResult(passed=False, score=0.0, reasons=tuple(dict.fromkeys(reasons)))
+
+    base = frames[0]
+    if (
+        abs(base.yaw) > NEUTRAL_MAX_YAW
+        or abs(base.pitch) > NEUTRAL_MAX_PITCH
+        or base.blink >= BLINK_OFF
+        or base.jaw_open >= MOUTH_OFF
+    ):
+        reasons.append("not_neutral_at_start")
+
+    identity_ok = True
+    if base.embedding is None:
+        reasons.append("identity_not_checked")
+        identity_ok = False
+    else:
+        reference = np.asarray(base.embedding, dtype=np.float32)
+        for frame in frames[1:]:
+            if (
+                frame.faces == 1
+                and frame.embedding is not None
+                and _cosine(reference, frame.embedding) < identity_threshold
+            ):
+                reasons.append("different_person")
+                identity_ok = False
+                break
+
+    done, unexpected = match_actions(challenge.actions, action_onsets(frames))
+    if done < len(challenge.actions):
+        reasons.extend(f"missing_action:{a}" for a in challenge.actions[done:])
+    reasons.extend(f"unexpected_action:{a}" for a in dict.fromkeys(unexpected))
+
+    score = done / len(challenge.actions) if challenge.actions else 0.0
+    if (
+        not identity_ok
+        or unexpected
+        or any(
+            r in reasons
+            for r in (
+                "challenge_expired",
+                "challenge_already_used",
+                "no_face",
+                "more_than_one_face",
+            )
+        )
+    ):
+        score = 0.0
+    unique = tuple(dict.fromkeys(reasons))
+    return LivenessResult(passed=not unique, score=round(score, 3), reasons=unique)
+
+
+def _cosine(a: npt.NDArray[np.float32], b: Any) -> float:
+    other = np.asarray(b, dtype=np.float32)
+    norm = float(np.linalg.norm(a) * np.linalg.norm(other))
+    return float(np.dot(a, other) / norm) if norm > 0 else 0.0
+
+
+_ledger = ChallengeLedger()
+
+
+def check_liveness(
+    challenge: LivenessChallenge,
+    frames: Sequence[Image],
+    *,
+    now: dt.datetime | None = None,
+    ledger: ChallengeLedger | None = None,
+) -> LivenessResult:
+    """Observe every frame and judge; the challenge's nonce is used up by this call."""
+    moment = now or dt.datetime.now(dt.UTC)
+    fresh = (ledger or _ledger).consume(challenge, moment)
+    if len(frames) > MAX_FRAMES:
+        return judge(challenge, [FrameObservation(faces=0)] * (MAX_FRAMES + 1), now=moment)
+    observations = [observe(frame) for frame in frames]
+    return judge(challenge, observations, now=moment, fresh_nonce=fresh)

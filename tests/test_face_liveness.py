@@ -1,0 +1,338 @@
+"""Active liveness: challenge issuing and parsing, the judgement on sequences of
+measurements (synthetic and from real photos), nonce single use, the hook and
+the CLI.
+
+What real photos can show is limited: pose (yaw from a turned head and its
+mirror image) and an open mouth exist in ../shared/data; closed eyes (blink)
+and a nod do not, so those actions are tested on synthetic measurements only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import attrs
+import numpy as np
+import pluggy
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from healthcode.core.images import image_from_array, read_image_file
+from healthcode.core.models import Image, LivenessChallenge
+from healthcode.core.plugins import new_plugin_manager
+from healthcode.plugins.face.errors import ChallengeFormatError
+from healthcode.plugins.face.liveness import (
+    ACTIONS,
+    MAX_FRAMES,
+    ChallengeLedger,
+    FrameObservation,
+    challenge_from_dict,
+    challenge_to_dict,
+    judge,
+    new_challenge,
+)
+from healthcode.plugins.face.modelstore import FETCH_COMMAND, list_models
+
+FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces"
+T0 = dt.datetime(2026, 11, 26, 8, 0, tzinfo=dt.UTC)
+NOW = T0 + dt.timedelta(seconds=10)
+ME = np.eye(128, dtype=np.float32)[0]
+SOMEONE_ELSE = np.eye(128, dtype=np.float32)[1]
+
+
+def _challenge(*actions: str) -> LivenessChallenge:
+    return LivenessChallenge(
+        nonce="n-" + "-".join(actions),
+        actions=tuple(actions),
+        issued_at=T0,
+        expires_at=T0 + dt.timedelta(seconds=60),
+    )
+
+
+def _frame(
+    yaw: float = 0.0,
+    pitch: float = 0.0,
+    blink: float = 0.1,
+    jaw: float = 0.05,
+    embedding: np.ndarray | None = ME,
+    faces: int = 1,
+) -> FrameObservation:
+    return FrameObservation(
+        faces=faces, yaw=yaw, pitch=pitch, blink=blink, jaw_open=jaw, embedding=embedding
+    )
+
+
+NEUTRAL = _frame()
+DOING = {
+    "blink": _frame(blink=0.8),
+    "turn_left": _frame(yaw=25.0),
+    "turn_right": _frame(yaw=-25.0),
+    "open_mouth": _frame(jaw=0.6),
+    "nod": _frame(pitch=-18.0),
+}
+
+
+def _perform(actions: Sequence[str]) -> list[FrameObservation]:
+    frames = [NEUTRAL]
+    for action in actions:
+        frames += [DOING[action], NEUTRAL]
+    return frames
+
+
+# --- challenges -------------------------------------------------------------------
+
+
+def test_new_challenge_is_random_distinct_and_expires() -> None:
+    challenges = [new_challenge(now=T0) for _ in range(40)]
+    for challenge in challenges:
+        assert len(challenge.actions) == 3
+        assert len(set(challenge.actions)) == 3
+        assert set(challenge.actions) <= set(ACTIONS)
+        assert challenge.expires_at > challenge.issued_at == T0
+    assert len({c.nonce for c in challenges}) == 40
+    assert len({c.actions for c in challenges}) > 5
+
+
+def test_challenge_round_trips_through_json() -> None:
+    challenge = new_challenge(now=T0, length=2)
+    assert challenge_from_dict(json.loads(json.dumps(challenge_to_dict(challenge)))) == challenge
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"actions": ["smile"]},
+        {"actions": []},
+        {"nonce": "short"},
+        {"expires_at": "2026-11-26T07:00:00+00:00"},
+        {"issued_at": "2026-11-26T08:00:00"},
+        {"issued_at": "yesterday"},
+    ],
+)
+def test_bad_challenges_are_refused(change: dict[str, object]) -> None:
+    data = challenge_to_dict(_challenge("blink", "nod")) | {"nonce": "a-long-enough-nonce"}
+    with pytest.raises(ChallengeFormatError):
+        challenge_from_dict(data | change)
+
+
+# --- judging synthetic sequences ------------------------------------------------
+
+
+@pytest.mark.parametrize("action", ACTIONS)
+def test_each_action_alone_passes(action: str) -> None:
+    result = judge(_challenge(action), _perform([action]), now=NOW)
+    assert result.passed, result.reasons
+    assert result.score == 1.0
+
+
+def test_actions_in_the_wrong_order_fail() -> None:
+    result = judge(
+        _challenge("turn_left", "open_mouth"), _perform(["open_mouth", "turn_left"]), now=NOW
+    )
+    assert not result.passed
+    assert "unexpected_action:open_mouth" in result.reasons
+
+
+def test_a_spontaneous_blink_is_tolerated_but_not_counted() -> None:
+    frames = _perform(["blink", "turn_left", "nod"])
+    assert judge(_challenge("turn_left", "nod"), frames, now=NOW).passed
+    late_blink = judge(_challenge("turn_left", "blink"), _perform(["blink", "turn_left"]), now=NOW)
+    assert late_blink.reasons == ("missing_action:blink",)
+    assert late_blink.score == 0.5
+
+
+def test_missing_actions_are_named() -> None:
+    result = judge(_challenge("turn_right", "nod", "blink"), _perform(["turn_right"]), now=NOW)
+    assert result.reasons == ("missing_action:nod", "missing_action:blink")
+    assert result.score == pytest.approx(1 / 3, abs=1e-3)
+
+
+def test_holding_a_turn_for_several_frames_is_one_action() -> None:
+    frames = [NEUTRAL, DOING["turn_left"], _frame(yaw=20), _frame(yaw=28), NEUTRAL]
+    assert judge(_challenge("turn_left"), frames, now=NOW).passed
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.permutations(ACTIONS), st.permutations(ACTIONS), st.integers(1, 5))
+def test_frames_answer_their_challenge_and_no_other(
+    performed: list[str], asked: list[str], length: int
+) -> None:
+    frames = _perform(performed[:length])
+    result = judge(_challenge(*asked[:length]), frames, now=NOW)
+    assert result.passed is (tuple(asked[:length]) == tuple(performed[:length]))
+
+
+def test_expired_and_not_yet_valid_challenges_fail() -> None:
+    challenge = _challenge("turn_left")
+    frames = _perform(["turn_left"])
+    late = judge(challenge, frames, now=challenge.expires_at + dt.timedelta(minutes=1))
+    early = judge(challenge, frames, now=challenge.issued_at - dt.timedelta(minutes=1))
+    assert "challenge_expired" in late.reasons and late.score == 0.0
+    assert "challenge_not_yet_valid" in early.reasons
+
+
+def test_capture_times_must_be_ordered_and_inside_the_window() -> None:
+    challenge = _challenge("turn_left")
+    frames = _perform(["turn_left"])
+    times = [T0 + dt.timedelta(seconds=s) for s in (1, 3, 2)]
+    shuffled = [attrs.evolve(f, captured_at=t) for f, t in zip(frames, times, strict=True)]
+    assert "frames_out_of_order" in judge(challenge, shuffled, now=NOW).reasons
+    old = [attrs.evolve(f, captured_at=T0 - dt.timedelta(hours=1)) for f in frames]
+    assert "frame_outside_challenge_window" in judge(challenge, old, now=NOW).reasons
+
+
+def test_a_different_person_fails() -> None:
+    frames = [NEUTRAL, _frame(yaw=25.0, embedding=SOMEONE_ELSE), NEUTRAL]
+    result = judge(_challenge("turn_left"), frames, now=NOW)
+    assert "different_person" in result.reasons and result.score == 0.0
+
+
+def test_face_count_and_neutral_start() -> None:
+    two = judge(_challenge("turn_left"), [NEUTRAL, _frame(faces=2), DOING["turn_left"]], now=NOW)
+    assert "more_than_one_face" in two.reasons
+    none = judge(_challenge("turn_left"), [_frame(faces=0), DOING["turn_left"]], now=NOW)
+    assert "no_face" in none.reasons and not none.passed
+    turned = judge(_challenge("turn_left"), [_frame(yaw=20.0), _frame(yaw=40.0)], now=NOW)
+    assert "not_neutral_at_start" in turned.reasons
+
+
+def test_frame_count_limits() -> None:
+    assert "too_few_frames" in judge(_challenge("blink"), [NEUTRAL], now=NOW).reasons
+    many = judge(_challenge("blink"), [NEUTRAL] * (MAX_FRAMES + 1), now=NOW)
+    assert "too_many_frames" in many.reasons
+
+
+def test_ledger_accepts_a_nonce_once() -> None:
+    ledger = ChallengeLedger()
+    challenge = _challenge("blink")
+    assert ledger.consume(challenge, NOW)
+    assert not ledger.consume(challenge, NOW)
+    # Forgotten after expiry (it can no longer pass anyway).
+    assert ledger.consume(challenge, challenge.expires_at + dt.timedelta(minutes=5))
+    result = judge(challenge, _perform(["blink"]), now=NOW, fresh_nonce=False)
+    assert "challenge_already_used" in result.reasons
+
+
+# --- real measurements ------------------------------------------------------------
+
+
+def _require_models() -> None:
+    missing = [state.spec.name for state in list_models(verify=False) if not state.verified]
+    if missing:
+        message = f"face models missing ({', '.join(missing)}): run `{FETCH_COMMAND}`"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@functools.cache
+def _photo(name: str, mirrored: bool = False) -> Image:
+    image = read_image_file(FACES / name)
+    return image_from_array(image.pixels[:, ::-1]) if mirrored else image
+
+
+@functools.cache
+def _observed(name: str, mirrored: bool = False) -> FrameObservation:
+    from healthcode.plugins.face.liveness import observe
+
+    return observe(_photo(name, mirrored))
+
+
+def test_real_turn_right_with_open_mouth() -> None:
+    _require_models()
+    neutral, turned = _observed("obama_1.jpg"), _observed("obama_2.jpg")
+    frames = [neutral, turned, neutral]
+    assert judge(_challenge("turn_right", "open_mouth"), frames, now=NOW).passed
+    wrong = judge(_challenge("turn_left", "open_mouth"), frames, now=NOW)
+    assert not wrong.passed
+    assert "missing_action:turn_left" in wrong.reasons
+
+
+def test_real_mirror_turns_the_other_way() -> None:
+    _require_models()
+    neutral, mirrored = _observed("obama_1.jpg"), _observed("obama_2.jpg", mirrored=True)
+    assert judge(_challenge("turn_left"), [neutral, mirrored], now=NOW).reasons == (
+        "unexpected_action:open_mouth",
+    )
+    assert judge(_challenge("turn_left", "open_mouth"), [neutral, mirrored], now=NOW).passed
+
+
+def test_real_frames_of_another_person_fail() -> None:
+    _require_models()
+    frames = [_observed("obama_1.jpg"), _observed("biden_2.jpg"), _observed("obama_2.jpg")]
+    result = judge(_challenge("turn_right"), frames, now=NOW)
+    assert "different_person" in result.reasons
+
+
+def test_real_frame_with_two_people_fails() -> None:
+    _require_models()
+    frames = [_observed("obama_1.jpg"), _observed("two_people.jpg"), _observed("obama_2.jpg")]
+    assert _observed("two_people.jpg").faces == 2
+    assert (
+        "more_than_one_face"
+        in judge(_challenge("turn_right", "open_mouth"), frames, now=NOW).reasons
+    )
+
+
+@pytest.fixture
+def face_pm() -> pluggy.PluginManager:
+    pm = new_plugin_manager(autoload=False)
+    assert pm.has_plugin("face"), "the face plugin loads through its entry point"
+    return pm
+
+
+def test_liveness_hook_on_real_frames_uses_the_nonce_once(face_pm: pluggy.PluginManager) -> None:
+    _require_models()
+    challenge = LivenessChallenge(
+        nonce="hook-test-nonce-1",
+        actions=("turn_right", "open_mouth"),
+        issued_at=dt.datetime.now(dt.UTC),
+        expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=60),
+    )
+    frames = [_photo("obama_1.jpg"), _photo("obama_2.jpg"), _photo("obama_1.jpg")]
+    first = face_pm.hook.healthcode_check_liveness(challenge=challenge, frames=frames)
+    assert first.passed, first.reasons
+    again = face_pm.hook.healthcode_check_liveness(challenge=challenge, frames=frames)
+    assert again.reasons == ("challenge_already_used",)
+
+
+def test_cli_liveness(tmp_path: Path) -> None:
+    _require_models()
+    from healthcode.cli.faces import app
+
+    challenge = new_challenge(length=1)
+    challenge = LivenessChallenge(
+        nonce=challenge.nonce,
+        actions=("turn_left",),
+        issued_at=challenge.issued_at,
+        expires_at=challenge.expires_at,
+    )
+    path = tmp_path / "challenge.json"
+    path.write_text(json.dumps(challenge_to_dict(challenge)))
+    frames = [str(FACES / "obama_1.jpg"), str(FACES / "obama_2.jpg")]
+    result = CliRunner().invoke(app, ["liveness", "--challenge", str(path), *frames, "--json"])
+    payload = json.loads(result.stdout)
+    assert result.exit_code == 1
+    assert payload["passed"] is False
+    assert "missing_action:turn_left" in payload["reasons"]
+
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    result = CliRunner().invoke(app, ["liveness", "--challenge", str(bad), *frames, "--json"])
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["error"]["code"] == "invalid_challenge"
+
+
+def test_cli_challenge_issues_valid_json() -> None:
+    from healthcode.cli.faces import app
+
+    result = CliRunner().invoke(app, ["challenge", "--length", "2"])
+    assert result.exit_code == 0
+    assert len(challenge_from_dict(json.loads(result.stdout)).actions) == 2
