@@ -8,6 +8,7 @@ stable error code.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from healthcode.core.errors import EmptyInputError, InputTooLongError, InvalidCharactersError
@@ -19,6 +20,7 @@ MAX_MRZ_LENGTH = 256
 
 _NUMBER_ALPHABET = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _MRZ_ALPHABET = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ<\n")
+_CANONICAL_MRZ = re.compile(r"[0-9A-Z<]+(?:\n[0-9A-Z<]+)*")
 
 
 def _fold(text: str) -> str:
@@ -81,6 +83,10 @@ def normalise_mrz(text: str | None) -> tuple[str, bool]:
     where ``lowered`` says the input had lower-case letters that were
     upper-cased: callers report that as a warning, never silently.
     """
+    # Fast path: an MRZ already in canonical form (what scanners and our own
+    # OCR produce) needs no folding.
+    if text and len(text) <= MAX_MRZ_LENGTH and _CANONICAL_MRZ.fullmatch(text):
+        return text, False
     if text is None or not text.strip():
         raise EmptyInputError(
             "Enter the machine-readable zone.", "请输入机读区内容。", details={"field": "mrz"}
