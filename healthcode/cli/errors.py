@@ -7,6 +7,7 @@ import sys
 from typing import NoReturn
 
 from healthcode.core.errors import DocumentError, HealthcodeError, InputError, PluginError
+from healthcode.core.storage.errors import DatabaseUnavailableError, SecretsError, StorageError
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -14,13 +15,17 @@ EXIT_INVALID = 1
 EXIT_USAGE = 2
 """Wrong options or arguments (Click's own convention)."""
 EXIT_SOFTWARE = 3
-"""A plugin or the installation is broken."""
+"""A plugin, the installation or the operator's set-up is broken."""
+EXIT_UNAVAILABLE = 69
+"""A service the command needs (the database) cannot be reached (sysexits' EX_UNAVAILABLE)."""
 
 
 def exit_code_for(error: HealthcodeError) -> int:
     if isinstance(error, InputError | DocumentError):
         return EXIT_INVALID
-    if isinstance(error, PluginError):
+    if isinstance(error, DatabaseUnavailableError):
+        return EXIT_UNAVAILABLE
+    if isinstance(error, PluginError | SecretsError | StorageError):
         return EXIT_SOFTWARE
     return EXIT_INVALID
 

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from healthcode.cli import documents, faces, models, plugins
+from healthcode.cli import admin, documents, faces, models, plugins
 
 app = typer.Typer(
     name="healthcode",
@@ -18,10 +18,13 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+app.command("init")(admin.init_command)
+app.command("purge")(admin.purge_command)
 app.add_typer(documents.app, name="documents")
 app.add_typer(plugins.app, name="plugins")
 app.add_typer(faces.app, name="faces")
 app.add_typer(models.app, name="models")
+app.add_typer(admin.status_app, name="status")
 
 
 def main() -> None:

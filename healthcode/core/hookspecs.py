@@ -217,13 +217,17 @@ def healthcode_reference_face(document: Document) -> Image | None:
 
 
 @hookspec
-def healthcode_resolve_status(subject: Subject, day: dt.date) -> StatusContribution | None:
+def healthcode_resolve_status(
+    subject: Subject, day: dt.date
+) -> StatusContribution | Sequence[StatusContribution] | None:
     """Say what one status source knows about ``subject`` on ``day``.
 
     Called for every plugin; core combines the contributions: the most severe
     colour wins, and every contribution is recorded as a reason for audit.
-    Return ``None`` when your source does not report this subject (green
-    "nothing abnormal" is the result when no source reports anything).
+    Return one ``StatusContribution``, or several when the plugin speaks for
+    several sources (e.g. two imported authority lists that disagree), or
+    ``None`` when your source does not report this subject (green "nothing
+    abnormal" is the result when no source reports anything).
 
     Example::
 

@@ -33,6 +33,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "healthcode.plugins.hkmo_permit",
     "healthcode.plugins.passport",
     "healthcode.plugins.face",
+    "healthcode.plugins.authority_status",
 )
 
 

@@ -1,0 +1,373 @@
+"""Database URL handling, the async engine, error translation and migrations.
+
+``HEALTHCODE_DATABASE_URL`` takes plain URLs (``sqlite:///path``,
+``postgresql://user@host/db``); the async driver is chosen here (aiosqlite,
+asyncpg). Without it, an embedded SQLite file in the per-user data directory
+is used: zero set-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from attrs import frozen
+from sqlalchemy import event, exc
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from healthcode.core.secrets import OperatorSecrets, create_secrets, load_secrets, secrets_path
+from healthcode.core.storage import tables
+from healthcode.core.storage.errors import (
+    DatabaseUnavailableError,
+    DatabaseURLError,
+    SchemaOutdatedError,
+    SecretsMismatchError,
+    SecretsMissingError,
+    StorageError,
+)
+
+log = logging.getLogger(__name__)
+
+DATABASE_URL_ENV = "HEALTHCODE_DATABASE_URL"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+CONNECT_TIMEOUT_S = 5.0
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+Backend = Literal["sqlite", "postgresql"]
+
+_ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+    "postgresql+psycopg": "postgresql+psycopg",
+}
+
+
+def default_database_path() -> Path:
+    return platformdirs.user_data_path("healthcode", appauthor=False) / "healthcode.db"
+
+
+def database_url(url: str | URL | None = None) -> URL:
+    """Explicit URL, else ``HEALTHCODE_DATABASE_URL``, else the embedded SQLite file;
+    always with an async driver."""
+    if url is None:
+        url = os.environ.get(DATABASE_URL_ENV, "").strip() or None
+    if url is None:
+        return URL.create("sqlite+aiosqlite", database=str(default_database_path()))
+    try:
+        parsed = make_url(url) if isinstance(url, str) else url
+    except exc.ArgumentError:
+        raise DatabaseURLError(details={"reason": "unparseable"}) from None
+    driver = _ASYNC_DRIVERS.get(parsed.drivername)
+    if driver is None:
+        raise DatabaseURLError(
+            f"Unsupported database URL scheme {parsed.drivername!r}: use sqlite:/// or "
+            "postgresql://.",
+            f"不支持的数据库地址类型 {parsed.drivername!r}，请使用 sqlite:/// 或 postgresql://。",
+            details={"scheme": parsed.drivername},
+        )
+    parsed = parsed.set(drivername=driver)
+    if driver == "postgresql+asyncpg" and "sslmode" in parsed.query:
+        # libpq spells it sslmode; asyncpg takes ssl with the same values.
+        query = dict(parsed.query)
+        query["ssl"] = query.pop("sslmode")
+        parsed = parsed.set(query=query)
+    return parsed
+
+
+def redacted(url: URL) -> str:
+    """The URL without its password, for messages and logs."""
+    return url.render_as_string(hide_password=True)
+
+
+def _is_memory(url: URL) -> bool:
+    return url.database in (None, "", ":memory:")
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL: readers keep reading the previous snapshot while an import writes.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.close()
+
+
+def translate_error(error: BaseException, backend: str) -> StorageError | None:
+    """The storage error a driver error stands for, or None when it is not one
+    of ours to translate (an integrity error, a bug)."""
+    if isinstance(error, exc.DBAPIError):
+        text = str(error.orig).lower() if error.orig is not None else ""
+        if "no such table" in text or ("relation" in text and "does not exist" in text):
+            return SchemaOutdatedError(details={"backend": backend})
+        if error.connection_invalidated or isinstance(
+            error, exc.OperationalError | exc.InterfaceError
+        ):
+            return DatabaseUnavailableError(
+                details={"backend": backend, "reason": type(error.orig).__name__}
+            )
+        if "database" in text and "does not exist" in text:
+            return DatabaseUnavailableError(
+                details={"backend": backend, "reason": "database_does_not_exist"}
+            )
+        return None
+    if isinstance(error, OSError | TimeoutError) or type(error).__module__.startswith("asyncpg"):
+        # Raised while connecting, before SQLAlchemy wraps anything.
+        return DatabaseUnavailableError(
+            details={"backend": backend, "reason": type(error).__name__}
+        )
+    return None
+
+
+def _prepare_sqlite_path(path: Path) -> None:
+    """Create the directory of an embedded database; refuse paths that cannot work."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatabaseUnavailableError(
+            details={"backend": "sqlite", "reason": "directory_not_creatable", "errno": exc.errno}
+        ) from None
+    if path.exists() and not path.is_file():
+        raise DatabaseUnavailableError(details={"backend": "sqlite", "reason": "not_a_file"})
+
+
+class Database:
+    """One engine per process; cheap to share between tasks.
+
+    >>> db = Database("sqlite:///tmp/hc.db")   # doctest: +SKIP
+    >>> async with db.begin() as conn: ...      # doctest: +SKIP
+    """
+
+    def __init__(self, url: str | URL | None = None, *, echo: bool = False) -> None:
+        self.url = database_url(url)
+        self.backend: Backend = (
+            "sqlite" if self.url.get_backend_name() == "sqlite" else "postgresql"
+        )
+        kwargs: dict[str, Any] = {
+            "echo": echo,
+            # Parameters are keyed hashes, but an error message is no place
+            # for them either.
+            "hide_parameters": True,
+        }
+        if self.backend == "sqlite":
+            if not _is_memory(self.url):
+                _prepare_sqlite_path(Path(self.url.database or "").expanduser())
+            kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        else:
+            kwargs["pool_pre_ping"] = True
+            if self.url.drivername == "postgresql+asyncpg":
+                kwargs["connect_args"] = {"timeout": CONNECT_TIMEOUT_S}
+        self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        if self.backend == "sqlite":
+            event.listen(self.engine.sync_engine, "connect", _sqlite_on_connect)
+
+    def __repr__(self) -> str:
+        return f"Database({redacted(self.url)!r})"
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+    async def __aenter__(self) -> Database:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.dispose()
+
+    def _translate(self, error: BaseException) -> StorageError | None:
+        return translate_error(error, self.backend)
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a transaction: committed on success, rolled back on
+        any exception. Driver errors become ``DatabaseUnavailableError`` /
+        ``SchemaOutdatedError``; other exceptions pass through unchanged."""
+        try:
+            conn = await self.engine.connect()
+        except Exception as error:
+            if self.backend == "sqlite":
+                # aiosqlite stops its worker thread asynchronously after a failed
+                # connect; give it a moment so it does not outlive the loop.
+                await asyncio.sleep(0.05)
+            translated = self._translate(error)
+            if translated is None:
+                raise
+            raise translated from error
+        try:
+            async with conn.begin():
+                yield conn
+        except exc.DBAPIError as error:
+            translated = self._translate(error)
+            if translated is None:
+                raise
+            raise translated from error
+        finally:
+            try:
+                await conn.close()
+            except Exception:
+                log.debug("closing a failed connection raised", exc_info=True)
+
+    # --- migrations -------------------------------------------------------------
+
+    async def current_revision(self) -> str | None:
+        async with self.begin() as conn:
+            return await conn.run_sync(_current_revision)
+
+    async def migrate(self, target: str = "head") -> str | None:
+        """Apply the shipped migrations up to ``target``; returns the revision."""
+        async with self.begin() as conn:
+            await conn.run_sync(_upgrade, target)
+        return await self.current_revision()
+
+    async def check_schema(self) -> None:
+        """Raise ``SchemaOutdatedError`` unless the schema is at the newest revision."""
+        current = await self.current_revision()
+        if current != head_revision():
+            raise SchemaOutdatedError(details={"current": current, "expected": head_revision()})
+
+    # --- operator secrets --------------------------------------------------------
+
+    async def stored_fingerprint(self) -> str | None:
+        async with self.begin() as conn:
+            return await _meta_get(conn, "secrets_fingerprint")
+
+    async def check_secrets(self, secrets: OperatorSecrets) -> None:
+        """Refuse a secrets file that is not the one this database was set up with."""
+        await self.check_schema()
+        stored = await self.stored_fingerprint()
+        if stored is None:
+            raise SchemaOutdatedError(
+                "This database has not been initialised; run `healthcode init`.",
+                "该数据库尚未初始化，请运行 `healthcode init`。",
+                details={"reason": "not_initialised"},
+            )
+        if stored != secrets.fingerprint:
+            raise SecretsMismatchError(details={"expected": stored, "found": secrets.fingerprint})
+
+
+def _alembic_config(connection: Connection | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+def _current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def _upgrade(connection: Connection, target: str) -> None:
+    command.upgrade(_alembic_config(connection), target)
+
+
+async def _meta_get(conn: AsyncConnection, name: str) -> str | None:
+    row = await conn.execute(
+        sa.select(tables.operator_meta.c.value).where(tables.operator_meta.c.name == name)
+    )
+    return row.scalar_one_or_none()
+
+
+async def write_audit(conn: AsyncConnection, action: str, details: Mapping[str, Any]) -> None:
+    """Record an admin action. ``details`` must hold no personal data."""
+    await conn.execute(
+        tables.audit_log.insert().values(
+            at=dt.datetime.now(dt.UTC), action=action, details=dict(details)
+        )
+    )
+
+
+@frozen
+class InitResult:
+    database: str
+    """The database URL without its password."""
+    backend: str
+    revision: str | None
+    secrets_file: str
+    secrets_created: bool
+    fingerprint: str
+
+
+async def init_instance(
+    url: str | URL | None = None, secrets_file: Path | str | None = None
+) -> InitResult:
+    """``healthcode init``: create or upgrade the schema, create the secrets
+    file if there is none, and bind the two together. Safe to run again.
+
+    A database already bound to a secrets file never gets a fresh one: that
+    would silently orphan every subject. Then the missing file is an error.
+    """
+    path = secrets_path(secrets_file)
+    db = Database(url)
+    try:
+        revision = await db.migrate()
+        stored = await db.stored_fingerprint()
+        if stored is not None and not path.exists():
+            raise SecretsMissingError(
+                "This database was set up with an operator secrets file that is missing; "
+                "restore it (a new one would make every enrolled person unreachable).",
+                "该数据库对应的运营方密钥文件缺失，请恢复该文件（新建密钥将导致已登记人员全部无法识别）。",
+                details={"path": str(path)},
+            )
+        secrets, created = create_secrets(path) if stored is None else (load_secrets(path), False)
+        if stored is not None and stored != secrets.fingerprint:
+            raise SecretsMismatchError(details={"expected": stored, "found": secrets.fingerprint})
+        async with db.begin() as conn:
+            if stored is None:
+                await conn.execute(
+                    tables.operator_meta.insert().values(
+                        name="secrets_fingerprint", value=secrets.fingerprint
+                    )
+                )
+            await write_audit(
+                conn,
+                "init",
+                {"revision": revision, "secrets_created": created, "backend": db.backend},
+            )
+        return InitResult(
+            database=redacted(db.url),
+            backend=db.backend,
+            revision=revision,
+            secrets_file=str(path),
+            secrets_created=created,
+            fingerprint=secrets.fingerprint,
+        )
+    finally:
+        await db.dispose()
+
+
+async def open_database(
+    url: str | URL | None = None,
+    secrets_file: Path | str | None = None,
+    *,
+    migrate: bool = True,
+) -> tuple[Database, OperatorSecrets]:
+    """For services at start-up: apply pending migrations (when ``migrate``),
+    load the secrets and check they belong to this database."""
+    secrets = load_secrets(secrets_file)
+    db = Database(url)
+    try:
+        if migrate:
+            await db.migrate()
+        await db.check_secrets(secrets)
+    except BaseException:
+        await db.dispose()
+        raise
+    return db, secrets

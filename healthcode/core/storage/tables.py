@@ -1,0 +1,199 @@
+"""The schema, as SQLAlchemy Core tables (the migrations create exactly this).
+
+What is never stored: a raw document number, a full name, a plain face
+template. People are known by 32-byte keyed hashes (``subject_key`` /
+``document_key``, see ``healthcode.core.privacy_crypto``); what may be shown
+is stored already masked.
+
+Day-scoped tables carry a ``day`` column (the Asia/Shanghai calendar day they
+belong to) and are purged once that day has ended.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    String,
+    Table,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+# Stable constraint names, so that migrations can refer to them on both backends.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+MAX_DEPENDANTS = 4
+KEY_BYTES = 32
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on both backends.
+
+    SQLite has no time zone type; storing naive UTC and re-attaching UTC on
+    the way out keeps comparisons right whatever the server's TZ is.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: healthcode stores aware datetimes only")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, dt.datetime)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+def _key(name: str, *args: Any, **kwargs: Any) -> Column[bytes]:
+    return Column(name, LargeBinary(KEY_BYTES), *args, **kwargs)
+
+
+operator_meta = Table(
+    "operator_meta",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(256), nullable=False),
+    comment="Non-secret facts about this instance, e.g. the secrets fingerprint.",
+)
+
+subjects = Table(
+    "subjects",
+    metadata,
+    _key("subject_key", primary_key=True, comment="HMAC of the first enrolled document key"),
+    Column("kind", String(64), nullable=False),
+    Column("masked_name", String(64), nullable=False, comment="surname only"),
+    Column("masked_number", String(64), nullable=False, comment="first 2 + last 2"),
+    Column("encrypted_template", LargeBinary, nullable=True, comment="AES-GCM, see privacy_crypto"),
+    Column("device_public_key", LargeBinary, nullable=True, comment="DER SPKI, used by passes"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Every document a subject has enrolled with (a renewed passport adds a row
+# pointing at the same subject). The first document's key is also the
+# subject's key.
+subject_documents = Table(
+    "subject_documents",
+    metadata,
+    _key("document_key", primary_key=True),
+    _key(
+        "subject_key",
+        ForeignKey("subjects.subject_key", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("kind", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# 他人代查: a holder manages up to MAX_DEPENDANTS dependants. The slot column
+# with its CHECK and UNIQUE enforces the limit in the database itself, so two
+# concurrent "add" requests cannot both take the fifth place.
+dependants = Table(
+    "dependants",
+    metadata,
+    _key("holder_key", ForeignKey("subjects.subject_key", ondelete="CASCADE"), nullable=False),
+    _key(
+        "dependant_key",
+        ForeignKey("subjects.subject_key", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("slot", SmallInteger, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("holder_key", "dependant_key"),
+    UniqueConstraint("holder_key", "slot"),
+    CheckConstraint(f"slot >= 1 AND slot <= {MAX_DEPENDANTS}", name="slot_range"),
+    CheckConstraint("holder_key <> dependant_key", name="not_self"),
+)
+
+# Authority data for one day: one row per (day, document key, source). Keys
+# are of documents, not subjects: a person may be listed before enrolling.
+status_entries = Table(
+    "status_entries",
+    metadata,
+    Column("day", Date, nullable=False),
+    _key("subject_key", nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("colour", String(8), nullable=False),
+    Column("severity", SmallInteger, nullable=False),
+    PrimaryKeyConstraint("day", "subject_key", "source"),
+    CheckConstraint("colour IN ('red', 'yellow')", name="colour"),
+)
+
+# Every status decision, with all contributions, kept for audit until its
+# day ends (never shown to guards).
+status_decisions = Table(
+    "status_decisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("day", Date, nullable=False, index=True),
+    _key("subject_key", nullable=False),
+    Column("colour", String(8), nullable=False),
+    Column("valid_until", UTCDateTime, nullable=False),
+    Column("contributions", JSON, nullable=False, comment="[{source, colour, reason}]"),
+    Column("decided_at", UTCDateTime, nullable=False),
+)
+Index("ix_status_decisions_subject_day", status_decisions.c.subject_key, status_decisions.c.day)
+
+# Someone presented an enrolled document with a face that did not match the
+# stored template: refused, and kept for a person to review.
+enrollment_reviews = Table(
+    "enrollment_reviews",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _key("subject_key", nullable=False, index=True),
+    Column("reason", String(64), nullable=False),
+    Column("similarity", Float, nullable=True),
+    Column("threshold", Float, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("resolved_at", UTCDateTime, nullable=True),
+    Column("resolution", String(64), nullable=True),
+)
+
+# Admin actions (init, imports, purges). Details are counts, days, sources:
+# never a number or a name.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False, index=True),
+    Column("action", String(64), nullable=False),
+    Column("details", JSON, nullable=False),
+)
+
+DAY_SCOPED_TABLES = (status_entries, status_decisions)
+"""Tables purged once their ``day`` has ended in Asia/Shanghai."""
