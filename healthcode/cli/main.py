@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from healthcode.cli import admin, documents, faces, models, plugins
+from healthcode.cli import admin, documents, faces, models, plugins, serve
 
 app = typer.Typer(
     name="healthcode",
@@ -20,6 +20,7 @@ app = typer.Typer(
 )
 app.command("init")(admin.init_command)
 app.command("purge")(admin.purge_command)
+app.command("serve")(serve.serve_command)
 app.add_typer(documents.app, name="documents")
 app.add_typer(plugins.app, name="plugins")
 app.add_typer(faces.app, name="faces")

@@ -1,0 +1,117 @@
+"""The Litestar application factory.
+
+``create_app()`` reads settings from the environment; tests pass their own.
+The database opens on start-up (migrating it when allowed) and a background
+task purges day-scoped data after each 24:00 Asia/Shanghai.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator
+
+from litestar import Litestar
+from litestar.config.app import AppConfig
+from litestar.middleware import DefineMiddleware
+from litestar.middleware.rate_limit import RateLimitConfig
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+
+import healthcode
+from healthcode.api.controllers.documents import DocumentController
+from healthcode.api.controllers.health import HealthController
+from healthcode.api.overload import LoadShedder
+from healthcode.api.problems import EXCEPTION_HANDLERS
+from healthcode.api.settings import Settings
+from healthcode.core.clock import next_cutoff, now_utc
+from healthcode.core.status import purge_expired
+from healthcode.core.storage.database import Database, open_database
+
+log = logging.getLogger("healthcode.api")
+
+HEALTH_PREFIX = "/health"
+
+
+async def _purge_daily(db: Database) -> None:
+    """Sleep until each next 24:00 Asia/Shanghai, then purge; forever."""
+    while True:
+        now = now_utc()
+        # A second past midnight, so the day that ended is entirely over.
+        wait = (next_cutoff(now) - now).total_seconds() + 1
+        await asyncio.sleep(wait)
+        try:
+            summary = await purge_expired(db)
+            log.info("daily purge done: %s", summary)
+        except Exception:
+            log.exception("daily purge failed; will try after the next cut-off")
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or Settings.from_env()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        db, secrets = await open_database(
+            settings.database_url, settings.secrets_file, migrate=settings.migrate_on_start
+        )
+        app.state.db = db
+        app.state.secrets = secrets
+        purge_task = None
+        if settings.run_purge:
+            # Catch up on a day that ended while the service was down.
+            await purge_expired(db)
+            purge_task = asyncio.create_task(_purge_daily(db), name="healthcode-purge")
+        try:
+            yield
+        finally:
+            if purge_task is not None:
+                purge_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await purge_task
+            await db.dispose()
+
+    rate_limit = RateLimitConfig(
+        rate_limit=("minute", settings.rate_limit_per_minute),
+        exclude=[HEALTH_PREFIX, "/schema"],
+    )
+    return Litestar(
+        route_handlers=[HealthController, DocumentController],
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        middleware=[
+            DefineMiddleware(
+                LoadShedder,
+                limit=settings.max_in_flight,
+                retry_after=settings.retry_after_seconds,
+                exempt=(HEALTH_PREFIX,),
+            ),
+            rate_limit.middleware,
+        ],
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="healthcode",
+            version=healthcode.__version__,
+            description=(
+                "Health-code service: identity documents (mainland ID, passports, "
+                "HK/Macao/Taiwan permits), enrollment, daily status, signed passes. "
+                "Errors are RFC 9457 problem details with a stable `code` and messages "
+                "in Chinese and English."
+            ),
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin()],
+        ),
+        on_app_init=[_note_settings(settings)],
+        debug=False,
+    )
+
+
+def _note_settings(settings: Settings):  # type: ignore[no-untyped-def]
+    def hook(config: AppConfig) -> AppConfig:
+        config.state["settings"] = settings
+        config.state["started_at"] = dt.datetime.now(dt.UTC).isoformat()
+        return config
+
+    return hook

@@ -1,0 +1,56 @@
+"""Service settings, from the environment (so that every worker of
+``healthcode serve --workers N`` sees the same) or given to ``create_app``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from attrs import frozen
+
+MiB = 1024 * 1024
+
+
+def _int_env(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or not value.strip():
+        return default
+    try:
+        parsed = int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, not {value!r}") from None
+    if parsed <= 0:
+        raise ValueError(f"{name} must be positive")
+    return parsed
+
+
+@frozen
+class Settings:
+    database_url: str | None = None
+    """``HEALTHCODE_DATABASE_URL``; None: the embedded SQLite file."""
+    secrets_file: Path | None = None
+    """``HEALTHCODE_SECRETS_FILE``; None: the default location."""
+    max_body_bytes: int = 12 * MiB
+    """Largest request body (an enrollment carries several images)."""
+    max_in_flight: int = 256
+    """Requests handled at once per worker; beyond it: 503 with Retry-After."""
+    rate_limit_per_minute: int = 1200
+    """Requests per client IP per minute; beyond it: 429 with Retry-After."""
+    retry_after_seconds: int = 2
+    run_purge: bool = True
+    """Purge day-scoped data after each 24:00 Asia/Shanghai inside the server."""
+    migrate_on_start: bool = True
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        secrets = os.environ.get("HEALTHCODE_SECRETS_FILE")
+        return cls(
+            database_url=os.environ.get("HEALTHCODE_DATABASE_URL") or None,
+            secrets_file=Path(secrets) if secrets else None,
+            max_body_bytes=_int_env("HEALTHCODE_MAX_BODY_BYTES", 12 * MiB),
+            max_in_flight=_int_env("HEALTHCODE_MAX_IN_FLIGHT", 256),
+            rate_limit_per_minute=_int_env("HEALTHCODE_RATE_LIMIT_PER_MINUTE", 1200),
+            run_purge=os.environ.get("HEALTHCODE_RUN_PURGE", "1") not in ("0", "false", "no"),
+            migrate_on_start=os.environ.get("HEALTHCODE_MIGRATE_ON_START", "1")
+            not in ("0", "false", "no"),
+        )

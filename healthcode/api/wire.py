@@ -1,0 +1,103 @@
+"""Wire types (msgspec Structs) and their conversion from domain values.
+
+Requests forbid unknown fields; responses carry masked identity only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from healthcode.core.models import CheckResult, DocumentType
+from healthcode.core.models import Problem as DomainProblem
+
+
+class DocumentCheckRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A typed number or an MRZ text; ``kind`` may name the document kind."""
+
+    number: str | None = None
+    mrz: str | None = None
+    kind: str | None = None
+    issuing_state: str | None = None
+
+
+class DocumentProblem(msgspec.Struct, kw_only=True):
+    code: str
+    severity: str
+    field: str | None
+    message_en: str
+    message_zh: str
+    details: dict[str, Any]
+
+
+class DocumentCheckResponse(msgspec.Struct, kw_only=True):
+    valid: bool
+    """Well-formed document of a known kind (expiry is reported, not counted)."""
+    kind: str
+    source: str
+    document_code: str | None
+    issuing_state: str | None
+    nationality: str | None
+    sex: str | None
+    expiry_date: str | None
+    masked_name: str
+    masked_number: str
+    problems: list[DocumentProblem]
+
+
+class DocumentKind(msgspec.Struct, kw_only=True):
+    kind: str
+    name_en: str
+    name_zh: str
+    inputs: list[str]
+    example: str | None
+
+
+class Health(msgspec.Struct, kw_only=True):
+    status: str
+    version: str
+
+
+class Readiness(msgspec.Struct, kw_only=True):
+    status: str
+    backend: str
+
+
+def problem_to_wire(problem: DomainProblem) -> DocumentProblem:
+    return DocumentProblem(
+        code=problem.code,
+        severity=problem.severity,
+        field=problem.field,
+        message_en=problem.message_en,
+        message_zh=problem.message_zh,
+        details=dict(problem.details),
+    )
+
+
+def check_result_to_wire(result: CheckResult) -> DocumentCheckResponse:
+    document = result.document
+    masked = result.masked
+    return DocumentCheckResponse(
+        valid=result.is_valid,
+        kind=document.kind,
+        source=document.source,
+        document_code=document.document_code,
+        issuing_state=document.issuing_state,
+        nationality=document.nationality,
+        sex=document.sex,
+        expiry_date=document.expiry_date.isoformat() if document.expiry_date else None,
+        masked_name=masked.masked_name if masked else "",
+        masked_number=masked.masked_number if masked else "",
+        problems=[problem_to_wire(p) for p in result.problems],
+    )
+
+
+def kind_to_wire(kind: DocumentType) -> DocumentKind:
+    return DocumentKind(
+        kind=kind.kind,
+        name_en=kind.name_en,
+        name_zh=kind.name_zh,
+        inputs=sorted(kind.inputs),
+        example=kind.example,
+    )

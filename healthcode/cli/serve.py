@@ -1,0 +1,67 @@
+"""``healthcode serve``: the HTTP service (Litestar under uvicorn)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from healthcode.cli.errors import fail
+from healthcode.core.errors import HealthcodeError
+
+
+def serve_command(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.", min=1, max=64)] = 1,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            envvar="HEALTHCODE_DATABASE_URL",
+            help="sqlite:///path or postgresql://...; default: the embedded SQLite file.",
+        ),
+    ] = None,
+    secrets_file: Annotated[
+        Path | None,
+        typer.Option("--secrets-file", envvar="HEALTHCODE_SECRETS_FILE", help="Operator secrets."),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Set up the database and secrets if needed, then serve the API.
+
+    Every worker reads its settings from the environment, so they all use the
+    same database; migrations run once here, before the workers start.
+    """
+    import uvicorn
+
+    from healthcode.core.storage.database import init_instance
+
+    if database_url:
+        os.environ["HEALTHCODE_DATABASE_URL"] = database_url
+    if secrets_file:
+        os.environ["HEALTHCODE_SECRETS_FILE"] = str(secrets_file)
+    try:
+        result = asyncio.run(init_instance(database_url, secrets_file))
+    except HealthcodeError as exc:
+        fail(exc, as_json=False)
+    typer.echo(
+        f"healthcode: {result.backend} database ready (schema {result.revision}); "
+        f"serving on http://{host}:{port} (API docs: /schema)",
+        err=True,
+    )
+    # Workers migrate nothing: init just did it.
+    os.environ.setdefault("HEALTHCODE_MIGRATE_ON_START", "0")
+    uvicorn.run(
+        "healthcode.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        proxy_headers=False,
+        timeout_keep_alive=5,
+    )
