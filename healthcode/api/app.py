@@ -23,7 +23,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 import healthcode
 from healthcode.api.controllers.documents import DocumentController
 from healthcode.api.controllers.health import HealthController
-from healthcode.api.overload import LoadShedder
+from healthcode.api.overload import InFlight, LoadShedder
 from healthcode.api.problems import EXCEPTION_HANDLERS
 from healthcode.api.settings import Settings
 from healthcode.core.clock import next_cutoff, now_utc
@@ -87,6 +87,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 limit=settings.max_in_flight,
                 retry_after=settings.retry_after_seconds,
                 exempt=(HEALTH_PREFIX,),
+                counter=InFlight(),
             ),
             rate_limit.middleware,
         ],

@@ -28,21 +28,41 @@ _BODY = json.dumps(
 ).encode()
 
 
+class InFlight:
+    """The count of requests in flight, shared by every route of one app
+    (Litestar builds one middleware instance per route handler)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
 class LoadShedder:
     """ASGI middleware counting requests in flight."""
 
-    def __init__(self, app: ASGIApp, *, limit: int, retry_after: int, exempt: tuple[str, ...]):
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limit: int,
+        retry_after: int,
+        exempt: tuple[str, ...],
+        counter: InFlight | None = None,
+    ):
         self.app = app
         self.limit = limit
         self.retry_after = retry_after
         self.exempt = exempt
-        self.in_flight = 0
+        self.counter = counter or InFlight()
+
+    @property
+    def in_flight(self) -> int:
+        return self.counter.count
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP or scope["path"].startswith(self.exempt):
             await self.app(scope, receive, send)
             return
-        if self.in_flight >= self.limit:
+        if self.counter.count >= self.limit:
             start: Any = {
                 "type": "http.response.start",
                 "status": 503,
@@ -55,8 +75,8 @@ class LoadShedder:
             await send(start)
             await send({"type": "http.response.body", "body": _BODY, "more_body": False})
             return
-        self.in_flight += 1
+        self.counter.count += 1
         try:
             await self.app(scope, receive, send)
         finally:
-            self.in_flight -= 1
+            self.counter.count -= 1
