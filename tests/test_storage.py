@@ -44,6 +44,7 @@ from healthcode.core.storage.database import (
     DATABASE_URL_ENV,
     Database,
     database_url,
+    head_revision,
     init_instance,
     open_database,
 )
@@ -162,7 +163,7 @@ def test_migrations_create_exactly_the_declared_schema(backend: Backend) -> None
     async def go() -> list[object]:
         db = Database(backend.url)
         try:
-            assert await db.migrate() == "0001"
+            assert await db.migrate() == head_revision()
             await db.check_schema()
             async with db.begin() as conn:
                 return await conn.run_sync(

@@ -5,13 +5,17 @@ the plugins, reached through the hooks."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 import weakref
 
+import attrs
 import pluggy
 
 from healthcode.core.clock import today_shanghai
 from healthcode.core.errors import (
+    DocumentError,
     DuplicateDocumentKindError,
+    InputError,
     PluginError,
     UnknownDocumentKindError,
     UnsupportedInputError,
@@ -21,12 +25,41 @@ from healthcode.core.models import (
     Document,
     DocumentSubmission,
     DocumentType,
+    MachineZoneReading,
     MaskedDocument,
     Problem,
 )
 from healthcode.core.plugins import get_plugin_manager
 from healthcode.core.privacy import latin_surname, mask_number
 from healthcode.core.text import normalise_mrz, normalise_number
+
+
+class MachineZoneNotFoundError(DocumentError):
+    """An image was read, but no machine-readable zone was found on it."""
+
+    code = "no_machine_readable_zone"
+    default_en = (
+        "No machine-readable zone found. Photograph the page with the two or three "
+        "lines of <<< characters, flat, sharp and well lit."
+    )
+    default_zh = "未找到机读区。请平整、清晰、光线充足地拍摄带有两三行 <<< 字符的证件页。"
+
+
+class PdfNotSupportedError(InputError):
+    """A PDF was uploaded where a photo or scan is expected."""
+
+    code = "pdf_not_supported"
+    default_en = "PDF files are not read; upload a photo or scan of the page (JPEG or PNG)."
+    default_zh = "不支持 PDF 文件，请上传证件页的照片或扫描件（JPEG 或 PNG）。"
+
+
+class ImageReadingUnavailableError(UnsupportedInputError):
+    """No installed plugin reads machine-readable zones from images."""
+
+    code = "image_reading_unavailable"
+    default_en = "No installed plugin can read documents from images."
+    default_zh = "没有可从图片读取证件的插件。"
+
 
 # Registration results per manager, keyed by the set of registered plugins so
 # that registering or unregistering a plugin invalidates the entry.
@@ -114,6 +147,8 @@ def parse_document(
             f"未知的证件类型 {submission.kind!r}。可用类型：{'、'.join(sorted(kinds))}。",
             details={"kind": submission.kind, "known_kinds": sorted(kinds)},
         )
+    if submission.image is not None and submission.mrz is None and submission.number is None:
+        return _parse_image(submission, submission.image, pm)
     document = pm.hook.healthcode_parse_document(submission=submission)
     if document is None:
         if submission.kind is not None:
@@ -134,6 +169,72 @@ def parse_document(
             "healthcode_parse_document 返回值类型错误。",
         )
     return document
+
+
+def _parse_image(submission: DocumentSubmission, data: bytes, pm: pluggy.PluginManager) -> Document:
+    """Decode the image safely, let the OCR plugin read candidate MRZs, and let
+    the document plugins parse each candidate; keep the first one whose check
+    digits hold (else the first one that parses, with its problems)."""
+    from healthcode.core.images import decode_image
+
+    started = time.perf_counter()
+    if data[:5] == b"%PDF-":
+        raise PdfNotSupportedError(details={"size_bytes": len(data)})
+    image = decode_image(data)
+    decoded = time.perf_counter()
+    reading = pm.hook.healthcode_read_machine_zone(image=image)
+    if reading is None:
+        raise ImageReadingUnavailableError()
+    if not isinstance(reading, MachineZoneReading):
+        raise PluginError(
+            f"healthcode_read_machine_zone returned {type(reading).__name__}, "
+            "expected MachineZoneReading.",
+            "healthcode_read_machine_zone 返回值类型错误。",
+        )
+    if not reading.candidates:
+        raise MachineZoneNotFoundError(details={"width": image.width, "height": image.height})
+    chosen: tuple[int, Document] | None = None
+    first_error: DocumentError | None = None
+    for index, candidate in enumerate(reading.candidates):
+        text_submission = DocumentSubmission(kind=submission.kind, mrz=candidate.text)
+        try:
+            document = pm.hook.healthcode_parse_document(submission=text_submission)
+        except DocumentError as exc:
+            first_error = first_error or exc
+            continue
+        if not isinstance(document, Document):
+            continue
+        if chosen is None:
+            chosen = (index, document)
+        if not any(p.code.startswith("check_digit") for p in document.problems):
+            chosen = (index, document)
+            break
+    if chosen is None:
+        if submission.kind is not None and first_error is not None:
+            raise first_error
+        raise MachineZoneNotFoundError(
+            "A machine-readable zone was seen but could not be read as any known document.",
+            "检测到机读区，但无法识别为任何已知证件。",
+            details={"candidates": len(reading.candidates)},
+        )
+    index, document = chosen
+    timings = dict(reading.timings)
+    timings["decode"] = round(decoded - started, 4)
+    timings["total"] = round(time.perf_counter() - started, 4)
+    extra = dict(document.extra)
+    # Non-personal facts only: positions repaired, not characters.
+    extra["image"] = {
+        "confidence": reading.confidence if index == 0 else reading.candidates[index].confidence,
+        "portrait_box": list(reading.portrait_box) if reading.portrait_box else None,
+        "timings": timings,
+        "engine": reading.engine,
+        "candidate": index,
+        "candidates": len(reading.candidates),
+        "notes": list(reading.candidates[index].notes),
+        "width": image.width,
+        "height": image.height,
+    }
+    return attrs.evolve(document, source="image", extra=extra)
 
 
 def validate_document(

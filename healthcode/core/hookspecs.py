@@ -23,6 +23,7 @@ from healthcode.core.models import (
     Issuer,
     LivenessChallenge,
     LivenessResult,
+    MachineZoneReading,
     MaskedDocument,
     Problem,
     StatusContribution,
@@ -115,6 +116,33 @@ def healthcode_mask_document(document: Document) -> MaskedDocument | None:
                 return None
             return MaskedDocument(document.kind, document.surname or "",
                                   mask_number(document.number))
+    """
+
+
+@hookspec(firstresult=True)
+def healthcode_read_machine_zone(image: Image) -> MachineZoneReading | None:
+    """Read the machine-readable zone (MRZ) of a document photo or scan.
+
+    ``firstresult``: one OCR plugin answers. Core calls it from
+    ``parse_document`` for a submission that carries an image (already decoded
+    safely: pixel cap, EXIF orientation applied), then hands each candidate
+    text, in order, to ``healthcode_parse_document`` and keeps the first whose
+    document has no check-digit error; so OCR works for every document kind
+    whose parser understands the text, without knowing the parsers. Return
+    ``None`` when this plugin cannot read images here (e.g. it is disabled); a
+    reading with no candidates means no MRZ was found. Raise a
+    ``HealthcodeError`` for a photo that cannot be used (e.g. two documents)
+    or an engine that is missing.
+
+    Example::
+
+        @hookimpl
+        def healthcode_read_machine_zone(image):
+            text, confidence = my_ocr(image.pixels)
+            return MachineZoneReading(
+                candidates=(MachineZoneCandidate(text, confidence=confidence),),
+                confidence=confidence,
+            )
     """
 
 

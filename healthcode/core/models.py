@@ -262,3 +262,42 @@ class Issuer:
     """kid -> public key (DER SubjectPublicKeyInfo)."""
     valid_from: dt.datetime | None = None
     valid_until: dt.datetime | None = None
+
+
+# --- machine-readable zones read from images --------------------------------------
+
+
+@frozen
+class MachineZoneCandidate:
+    """One reading of a machine-readable zone from an image."""
+
+    text: str = attrs.field(repr=False)
+    """The MRZ text, upper-case, lines joined by ``\\n`` (as core normalises it)."""
+    notes: tuple[str, ...] = ()
+    """Non-personal notes on how it was read and repaired, e.g.
+    ``repaired:line2:col14:O->0`` or ``attempt:rotated_180``."""
+    checks_passed: bool = False
+    """Whether every check digit the reader knows for this layout holds."""
+    confidence: float = 0.0
+    """The OCR engine's own confidence for this reading, 0..1."""
+
+
+@frozen
+class MachineZoneReading:
+    """What an OCR plugin read from an image: candidate MRZ texts, best first.
+
+    Core hands each candidate to ``healthcode_parse_document`` and keeps the
+    first whose document has no check-digit errors."""
+
+    candidates: tuple[MachineZoneCandidate, ...]
+    """In order of preference; empty when no machine-readable zone was found."""
+    portrait_box: tuple[int, int, int, int] | None = None
+    """x, y, width, height (pixels, in the decoded image) of the page area that
+    holds the portrait, when the layout places one beside the MRZ."""
+    confidence: float = 0.0
+    """Overall confidence 0..1 of the best candidate (OCR confidence, lowered
+    when check digits fail or repairs were needed)."""
+    timings: Mapping[str, float] = attrs.field(factory=dict)
+    """Seconds spent per stage (``locate``, ``ocr``, ``total``)."""
+    engine: str = ""
+    """Which engine read the zone, e.g. ``tesseract 5.3.0``."""

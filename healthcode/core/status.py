@@ -609,12 +609,17 @@ class PurgeSummary:
 
 async def purge_expired(db: Database, *, now: dt.datetime | None = None) -> PurgeSummary:
     """Delete day-scoped rows whose day has ended (24:00 Asia/Shanghai has passed)."""
+    now = now or now_utc()
     today = today_shanghai(now)
     deleted: dict[str, int] = {}
     async with db.begin() as conn:
         for table in tables.DAY_SCOPED_TABLES:
             result = await conn.execute(table.delete().where(table.c.day < today))
             deleted[table.name] = int(result.rowcount or 0)
+        # Expired liveness challenges can no longer be answered: nothing to keep.
+        challenges = tables.liveness_challenges
+        result = await conn.execute(challenges.delete().where(challenges.c.expires_at < now))
+        deleted[challenges.name] = int(result.rowcount or 0)
         await write_audit(conn, "purge", {"before": today.isoformat(), "deleted": deleted})
     log.info("purge before=%s deleted=%s", today, deleted)
     return PurgeSummary(before=today, deleted=deleted)

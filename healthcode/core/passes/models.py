@@ -112,6 +112,8 @@ class Verdict:
     issuer_name: str | None = None
     valid_until: dt.datetime | None = None
     kid: bytes | None = None
+    pass_id: bytes | None = attrs.field(default=None, repr=False)
+    """The opaque pass id, for the issuer's online revocation check."""
     presentation_age_s: int | None = None
     revocation_list_age_s: int | None = None
     """Age of the newest revocation list consulted (offline); None when none."""

@@ -256,6 +256,7 @@ class Verifier:
             issuer_name=issuer.name,
             valid_until=claims.valid_until,
             kid=key.kid,
+            pass_id=claims.pass_id,
             presentation_age_s=max(age_ms, 0) // 1000,
             revocation_list_age_s=rl_age,
             notices=self.notices(now),

@@ -195,5 +195,57 @@ audit_log = Table(
     Column("details", JSON, nullable=False),
 )
 
+# Liveness challenges issued by this instance, each answerable once across all
+# workers (a conditional UPDATE marks the first answer). Purged after expiry.
+liveness_challenges = Table(
+    "liveness_challenges",
+    metadata,
+    Column("nonce", String(128), primary_key=True),
+    Column("purpose", String(16), nullable=False),
+    Column("actions", String(128), nullable=False, comment="comma-separated, in order"),
+    Column("issued_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime, nullable=True),
+)
+Index("ix_liveness_challenges_expires_at", liveness_challenges.c.expires_at)
+
+# Passes issued by this instance (migration 0003). No identity beyond the
+# subject's keyed hash; purged once the pass has expired.
+passes = Table(
+    "passes",
+    metadata,
+    Column("pass_id", LargeBinary(16), primary_key=True),
+    _key("subject_key", nullable=False, index=True),
+    Column("issuer_kid", LargeBinary(8), nullable=False),
+    Column("colour", String(8), nullable=False),
+    Column("severity", SmallInteger, nullable=False),
+    Column("issued_at", UTCDateTime, nullable=False),
+    Column("valid_until", UTCDateTime, nullable=False, index=True),
+)
+
+# Passes revoked before their expiry because the holder's status became more
+# severe; the source of online refusals and of the signed revocation lists.
+revocations = Table(
+    "revocations",
+    metadata,
+    Column("pass_id", LargeBinary(16), primary_key=True),
+    Column("issuer_kid", LargeBinary(8), nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=False),
+    Column("valid_until", UTCDateTime, nullable=False, index=True),
+)
+
+# Guard and admin tokens: only a SHA-256 of the secret part is kept.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("token_id", String(32), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("label", String(64), nullable=False),
+    Column("secret_hash", LargeBinary(32), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+)
+
 DAY_SCOPED_TABLES = (status_entries, status_decisions)
 """Tables purged once their ``day`` has ended in Asia/Shanghai."""

@@ -1,0 +1,478 @@
+"""Enrollment commands: ``enroll challenge|submit|renew``, ``dependants add|list``,
+``assist check``.
+
+The lead's ``main.py`` mounts ``enroll_app`` as ``healthcode enroll``,
+``dependants_app`` as ``healthcode dependants`` and ``assist_app`` as
+``healthcode assist``. Everything here is a thin shell over
+``healthcode.core.enrollment``; images are read with the safe decoder, and
+the face stack loads only inside the commands that need it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from healthcode.cli.admin import (
+    DatabaseOption,
+    JsonOption,
+    NowOption,
+    SecretsOption,
+    _parse_now,
+    _print_json,
+    _run,
+)
+from healthcode.core.errors import InputError
+
+T = TypeVar("T")
+
+enroll_app = typer.Typer(
+    help="Enroll with a document and a live face; renew by face alone.", no_args_is_help=True
+)
+dependants_app = typer.Typer(
+    help="Dependants (他人代查): up to 4 people whose statuses a holder manages.",
+    no_args_is_help=True,
+)
+assist_app = typer.Typer(
+    help="Assisted quick check (老幼助查) for people aged 16 or under or 60 or over.",
+    no_args_is_help=True,
+)
+
+
+@assist_app.callback()
+def _assist_group() -> None:
+    """Assisted quick check (老幼助查): masked, kept nowhere, rate-limited per operator."""
+    # A callback keeps `assist` a group even with a single command, so that
+    # `healthcode assist check` stays stable when commands are added.
+
+
+KindOption = Annotated[str | None, typer.Option("--kind", "-k", help="Document kind.")]
+NumberOption = Annotated[str | None, typer.Option("--number", "-n", help="Document number.")]
+MrzOption = Annotated[
+    str | None,
+    typer.Option("--mrz", "-m", help="MRZ text; separate lines with a newline or '|'."),
+]
+ImageOption = Annotated[
+    Path | None,
+    typer.Option("--image", exists=True, dir_okay=False, help="Photo of the data page."),
+]
+StateOption = Annotated[
+    str | None, typer.Option("--issuing-state", help="ICAO code, for typed passport numbers.")
+]
+NameOption = Annotated[
+    str, typer.Option("--name", help="The name as written on the document (checked against it).")
+]
+ChallengeOption = Annotated[
+    str,
+    typer.Option(
+        "--challenge", help="The challenge's nonce, or the JSON file `enroll challenge` wrote."
+    ),
+]
+FramesArgument = Annotated[
+    list[Path],
+    typer.Argument(exists=True, dir_okay=False, help="Liveness frames, in the order taken."),
+]
+CaptureOption = Annotated[
+    Path,
+    typer.Option("--capture", exists=True, dir_okay=False, help="A still photo of the person."),
+]
+SubjectOption = Annotated[str, typer.Option("--subject", help="The holder's subject id.")]
+HolderOption = Annotated[str, typer.Option("--holder", help="The holder's subject id.")]
+
+
+def _service_call(
+    database: str | None,
+    secrets_file: Path | None,
+    body: Callable[[Any], Awaitable[T]],
+    *,
+    as_json: bool,
+) -> T:
+    from healthcode.core.enrollment import EnrollmentService
+    from healthcode.core.storage.database import open_database
+
+    async def go() -> T:
+        db, secrets = await open_database(database, secrets_file)
+        try:
+            return await body(EnrollmentService(db, secrets))
+        finally:
+            await db.dispose()
+
+    return _run(go(), as_json=as_json)
+
+
+def _submission(
+    kind: str | None,
+    number: str | None,
+    mrz: str | None,
+    image: Path | None,
+    issuing_state: str | None,
+    *,
+    what: str = "document",
+) -> tuple[Any, list[Any]]:
+    from healthcode.core.documents import make_submission
+
+    given = [x for x in (number, mrz, image) if x is not None]
+    if len(given) != 1:
+        raise typer.BadParameter(
+            f"give the {what} as exactly one of --number, --mrz or --image",
+            param_hint="--number/--mrz/--image",
+        )
+    data = image.read_bytes() if image is not None else None
+    return make_submission(
+        kind=kind,
+        number=number,
+        mrz=mrz.replace("|", "\n") if mrz is not None else None,
+        image=data,
+        issuing_state=issuing_state,
+    )
+
+
+def _nonce(value: str) -> str:
+    path = Path(value)
+    if len(value) < 256 and path.is_file():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8")[:10_000])
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise typer.BadParameter(
+                "not a challenge JSON file", param_hint="--challenge"
+            ) from None
+        if not isinstance(data, dict) or not isinstance(data.get("nonce"), str):
+            raise typer.BadParameter("the file holds no nonce", param_hint="--challenge")
+        return str(data["nonce"])
+    return value
+
+
+def _answer(challenge: str, frames: list[Path]) -> Any:
+    from healthcode.core.enrollment import LivenessAnswer
+    from healthcode.core.images import read_image_file
+
+    return LivenessAnswer(nonce=_nonce(challenge), frames=[read_image_file(p) for p in frames])
+
+
+def _request(
+    submission: Any,
+    warnings: list[Any],
+    name: str,
+    challenge: str,
+    frames: list[Path],
+    capture: Path,
+    device_key: Path | None = None,
+    previous: Any = None,
+) -> Any:
+    from healthcode.core.enrollment import EnrollmentRequest
+    from healthcode.core.images import read_image_file
+
+    return EnrollmentRequest(
+        submission=submission,
+        declared_name=name,
+        liveness=_answer(challenge, frames),
+        capture=read_image_file(capture),
+        device_public_key=device_key.read_bytes() if device_key is not None else None,
+        previous=previous,
+        warnings=tuple(warnings),
+    )
+
+
+def _status_line(payload: dict[str, Any]) -> str:
+    status = payload["status"]
+    return (
+        f"{payload['masked_name']} {payload['masked_number']}: [bold {status['colour']}]"
+        f"{status['label_zh']} / {status['label_en']}[/] (valid until {status['valid_until']})"
+    )
+
+
+# --- enroll -------------------------------------------------------------------------------
+
+
+@enroll_app.command("challenge")
+def challenge_command(
+    purpose: Annotated[
+        str, typer.Option("--purpose", help="enroll, renew or dependant.")
+    ] = "enroll",
+    length: Annotated[int, typer.Option("--length", min=1, max=5, help="Number of actions.")] = 2,
+    actions: Annotated[
+        str | None,
+        typer.Option("--actions", hidden=True, help="Fixed comma-separated actions (tests)."),
+    ] = None,
+    database: DatabaseOption = None,
+    secrets_file: SecretsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Issue a liveness challenge (answerable once, within 90 seconds)."""
+    if purpose not in ("enroll", "renew", "dependant"):
+        raise typer.BadParameter("enroll, renew or dependant", param_hint="--purpose")
+    fixed = [a.strip() for a in actions.split(",")] if actions else None
+
+    async def body(service: Any) -> Any:
+        try:
+            return await service.issue_challenge(purpose=purpose, length=length, actions=fixed)
+        except ValueError as exc:
+            raise InputError(str(exc), "挑战参数无效。", code="invalid_challenge") from None
+
+    challenge = _service_call(database, secrets_file, body, as_json=as_json)
+    payload = {
+        "nonce": challenge.nonce,
+        "purpose": purpose,
+        "actions": list(challenge.actions),
+        "issued_at": challenge.issued_at.isoformat(),
+        "expires_at": challenge.expires_at.isoformat(),
+    }
+    if as_json:
+        _print_json(payload)
+        return
+    console = Console()
+    console.print(f"nonce: {challenge.nonce}", highlight=False)
+    console.print(f"actions / 动作: {', '.join(challenge.actions)}")
+    console.print(f"expires / 过期: {payload['expires_at']}")
+
+
+@enroll_app.command("submit")
+def submit_command(
+    name: NameOption,
+    challenge: ChallengeOption,
+    frames: FramesArgument,
+    capture: CaptureOption,
+    kind: KindOption = None,
+    number: NumberOption = None,
+    mrz: MrzOption = None,
+    image: ImageOption = None,
+    issuing_state: StateOption = None,
+    device_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--device-key",
+            exists=True,
+            dir_okay=False,
+            help="The holder's device public key (P-256 or Ed25519, DER or PEM).",
+        ),
+    ] = None,
+    previous_kind: Annotated[
+        str | None, typer.Option("--previous-kind", help="Kind of the document enrolled before.")
+    ] = None,
+    previous_number: Annotated[
+        str | None,
+        typer.Option("--previous-number", help="A renewed document: the number enrolled before."),
+    ] = None,
+    previous_mrz: Annotated[
+        str | None, typer.Option("--previous-mrz", help="A renewed document: the MRZ before.")
+    ] = None,
+    previous_state: Annotated[
+        str | None, typer.Option("--previous-issuing-state", help="ICAO code of the previous.")
+    ] = None,
+    now: NowOption = None,
+    database: DatabaseOption = None,
+    secrets_file: SecretsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Enroll (or re-enroll) with a document, liveness FRAMES and a capture."""
+    from healthcode.core.enrollment import status_to_dict, subject_to_dict
+
+    at = _parse_now(now)
+
+    async def body(service: Any) -> Any:
+        submission, warnings = _submission(kind, number, mrz, image, issuing_state)
+        previous = None
+        if previous_number is not None or previous_mrz is not None:
+            previous, _ = _submission(
+                previous_kind, previous_number, previous_mrz, None, previous_state, what="previous"
+            )
+        request = _request(
+            submission, warnings, name, challenge, frames, capture, device_key, previous
+        )
+        return await service.enroll(request, now=at)
+
+    result = _service_call(database, secrets_file, body, as_json=as_json)
+    payload = {
+        "ok": True,
+        "outcome": result.outcome,
+        **subject_to_dict(result.subject),
+        "status": status_to_dict(result.status),
+        "match": {
+            "reference": result.reference,
+            "similarity": round(result.match.similarity, 3),
+            "threshold": result.match.threshold,
+        },
+        "device_key_registered": result.device_public_key is not None,
+        "warnings": [w.as_dict() for w in result.warnings],
+        "timings": dict(result.timings),
+    }
+    if as_json:
+        _print_json(payload)
+        return
+    console = Console()
+    console.print(
+        f"{result.outcome} / 已登记: subject {result.subject.subject_id}", highlight=False
+    )
+    console.print(_status_line(payload), highlight=False)
+    for warning in result.warnings:
+        console.print(f"warning [{warning.code}]: {warning.message_en} / {warning.message_zh}")
+
+
+@enroll_app.command("renew")
+def renew_command(
+    subject: SubjectOption,
+    challenge: ChallengeOption,
+    frames: FramesArgument,
+    capture: CaptureOption,
+    now: NowOption = None,
+    database: DatabaseOption = None,
+    secrets_file: SecretsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Today's status by face alone (a `--purpose renew` challenge answered)."""
+    from healthcode.core.enrollment import status_to_dict, subject_to_dict
+
+    at = _parse_now(now)
+
+    async def body(service: Any) -> Any:
+        from healthcode.core.images import read_image_file
+
+        return await service.renew(
+            subject, _answer(challenge, frames), read_image_file(capture), now=at
+        )
+
+    result = _service_call(database, secrets_file, body, as_json=as_json)
+    payload = {
+        "ok": True,
+        **subject_to_dict(result.subject),
+        "status": status_to_dict(result.status),
+        "similarity": round(result.match.similarity, 3),
+    }
+    if as_json:
+        _print_json(payload)
+        return
+    Console().print(_status_line(payload), highlight=False)
+
+
+# --- dependants ---------------------------------------------------------------------------
+
+
+@dependants_app.command("add")
+def dependants_add_command(
+    holder: HolderOption,
+    name: NameOption,
+    challenge: ChallengeOption,
+    frames: FramesArgument,
+    capture: CaptureOption,
+    kind: KindOption = None,
+    number: NumberOption = None,
+    mrz: MrzOption = None,
+    image: ImageOption = None,
+    issuing_state: StateOption = None,
+    now: NowOption = None,
+    database: DatabaseOption = None,
+    secrets_file: SecretsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add a dependant: their document, and a one-time face check of them
+    (FRAMES and --capture show the dependant, with a `--purpose dependant` challenge)."""
+    from healthcode.core.enrollment import status_to_dict
+
+    at = _parse_now(now)
+
+    async def body(service: Any) -> Any:
+        submission, warnings = _submission(kind, number, mrz, image, issuing_state)
+        request = _request(submission, warnings, name, challenge, frames, capture)
+        return await service.add_dependant(holder, request, now=at)
+
+    view = _service_call(database, secrets_file, body, as_json=as_json)
+    payload = _dependant_payload(view, status_to_dict)
+    if as_json:
+        _print_json({"ok": True, **payload})
+        return
+    Console().print(f"slot {view.slot}: " + _status_line(payload), highlight=False)
+
+
+def _dependant_payload(
+    view: Any, status_to_dict: Callable[[Any], dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "slot": view.slot,
+        "subject_id": view.subject_id,
+        "kind": view.masked.kind,
+        "masked_name": view.masked.masked_name,
+        "masked_number": view.masked.masked_number,
+        "status": status_to_dict(view.status),
+    }
+
+
+@dependants_app.command("list")
+def dependants_list_command(
+    holder: HolderOption,
+    now: NowOption = None,
+    database: DatabaseOption = None,
+    secrets_file: SecretsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The holder's dependants with today's status each."""
+    from rich.table import Table
+
+    from healthcode.core.enrollment import status_to_dict
+
+    at = _parse_now(now)
+
+    async def body(service: Any) -> Any:
+        return await service.list_dependants(holder, now=at)
+
+    views = _service_call(database, secrets_file, body, as_json=as_json)
+    payloads = [_dependant_payload(v, status_to_dict) for v in views]
+    if as_json:
+        _print_json({"ok": True, "dependants": payloads})
+        return
+    table = Table("slot / 序号", "name / 姓", "number / 号码", "status / 状态", "valid until")
+    for p in payloads:
+        s = p["status"]
+        table.add_row(
+            str(p["slot"]),
+            p["masked_name"],
+            p["masked_number"],
+            f"[{s['colour']}]{s['label_zh']} / {s['label_en']}[/]",
+            s["valid_until"],
+        )
+    Console().print(table)
+
+
+# --- assisted quick check -------------------------------------------------------------------
+
+
+@assist_app.command("check")
+def assist_check_command(
+    operator: Annotated[str, typer.Option("--operator", help="The helper's operator id.")],
+    number: Annotated[str, typer.Option("--number", "-n", help="Document number.")],
+    kind: KindOption = None,
+    issuing_state: StateOption = None,
+    now: NowOption = None,
+    database: DatabaseOption = None,
+    secrets_file: SecretsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Status of a person aged <= 16 or >= 60 by document number: masked, not kept.
+
+    Rate-limited per operator (in each worker process; a CLI run is one process,
+    so the limit matters for the API, not here)."""
+    from healthcode.core.enrollment import status_to_dict
+
+    at = _parse_now(now)
+
+    async def body(service: Any) -> Any:
+        submission, _warnings = _submission(kind, number, None, None, issuing_state)
+        return await service.assist_check(operator, submission, now=at)
+
+    result = _service_call(database, secrets_file, body, as_json=as_json)
+    payload = {
+        "ok": True,
+        "kind": result.masked.kind,
+        "masked_name": result.masked.masked_name,
+        "masked_number": result.masked.masked_number,
+        "status": status_to_dict(result.status),
+        "display_seconds": result.display_seconds,
+    }
+    if as_json:
+        _print_json(payload)
+        return
+    Console().print(_status_line(payload), highlight=False)

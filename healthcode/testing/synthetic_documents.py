@@ -1,0 +1,406 @@
+"""Synthetic photos of identity documents with a known machine-readable zone.
+
+For the OCR tests and benchmark. A page is drawn to scale (TD3 passport data
+page 125 x 88 mm, TD2 105 x 74 mm, TD1 and the CR/CT/CS permit cards 85.6 x
+54 mm) with a tinted, guilloche-like background, a few printed labels, a
+portrait-like area and the MRZ in OCR-B at ICAO's 10 characters per inch
+(Debian ``fonts-ocr-b``). The page then lies on a table and is "photographed":
+uneven light, rotation and perspective (one homography, so the portrait box is
+known exactly in the output), lower resolution, blur, sensor noise and JPEG.
+
+Degradation levels are graded (``clean`` < ``mild`` < ``moderate`` <
+``severe``); each image draws every degradation between half and all of its
+level's maximum, so a level is a band, not a point. The ground truth is the MRZ
+text: the fields come from ``healthcode.testing.mrz`` and
+``healthcode.testing.permits`` and every check digit is right. Nothing here is
+a real person's data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import math
+import random
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from attrs import field, frozen
+
+from healthcode.plugins.hkmo_permit.kinds import (
+    HK_MO_EXIT_ENTRY_PERMIT,
+    HOME_RETURN_PERMIT,
+    TW_COMPATRIOT_PERMIT,
+)
+from healthcode.testing.mrz import format_mrz, random_fields
+from healthcode.testing.permits import random_mrz_sample
+
+Level = Literal["clean", "mild", "moderate", "severe"]
+LEVELS: Final[tuple[Level, ...]] = ("clean", "mild", "moderate", "severe")
+
+DocumentLayout = Literal["TD1", "TD2", "TD3", "CR", "CT", "CS"]
+DOCUMENT_LAYOUTS: Final[tuple[DocumentLayout, ...]] = ("TD3", "TD2", "TD1", "CR", "CT", "CS")
+
+OCR_B_FONT_DIRS: Final = (
+    Path("/usr/share/fonts/opentype/ocr-b"),
+    Path("/usr/share/fonts/truetype/ocr-b"),
+    Path("/usr/local/share/fonts"),
+)
+
+# Page size in millimetres per layout (ICAO 9303 parts 4-6; the permits are ID-1 cards).
+_PAGE_MM: Final[dict[DocumentLayout, tuple[float, float]]] = {
+    "TD3": (125.0, 88.0),
+    "TD2": (105.0, 74.0),
+    "TD1": (85.6, 54.0),
+    "CR": (85.6, 54.0),
+    "CT": (85.6, 54.0),
+    "CS": (85.6, 54.0),
+}
+_PITCH_MM: Final = 2.54
+"""ICAO 9303 part 3: 10 characters per inch."""
+_LINE_PITCH_MM: Final = 4.3
+_PX_PER_MM: Final = 10.0
+"""Drawing resolution before the photo's own resolution is applied."""
+
+
+@frozen
+class Degradation:
+    """Maximum strength of each degradation at one level."""
+
+    blur_sigma: float
+    """Gaussian blur, in output pixels."""
+    noise_sigma: float
+    """Additive Gaussian noise, in 8-bit grey levels."""
+    jpeg_quality: int
+    """The lowest JPEG quality drawn (the highest is 95)."""
+    rotation_deg: float
+    perspective: float
+    """Largest corner displacement, as a share of the longer side."""
+    uneven_light: float
+    """Depth of the light gradient (0: even; 0.5: one corner at half brightness)."""
+    resolution: float
+    """Smallest output scale relative to 10 px/mm."""
+
+
+DEGRADATIONS: Final[dict[Level, Degradation]] = {
+    "clean": Degradation(0.0, 0.0, 95, 0.0, 0.0, 0.0, 1.0),
+    "mild": Degradation(0.6, 3.0, 85, 2.0, 0.01, 0.15, 0.85),
+    "moderate": Degradation(1.0, 6.0, 70, 5.0, 0.025, 0.3, 0.7),
+    "severe": Degradation(1.6, 12.0, 45, 10.0, 0.05, 0.5, 0.5),
+}
+
+
+@frozen
+class SyntheticDocument:
+    """One generated photo and what it shows."""
+
+    layout: DocumentLayout
+    level: Level
+    mrz: str = field(repr=False)
+    """Ground truth: the MRZ text, lines joined by ``\\n``."""
+    image: bytes = field(repr=False)
+    """The photo, JPEG-encoded (PNG for ``clean``)."""
+    width: int
+    height: int
+    portrait_box: tuple[int, int, int, int]
+    """x, y, width, height of the portrait area in the photo."""
+    params: dict[str, float] = field(factory=dict)
+    """The degradations drawn for this image."""
+
+
+def ocr_b_font_path() -> Path:
+    """The OCR-B font file, or ``FileNotFoundError`` naming the package to install."""
+    for folder in OCR_B_FONT_DIRS:
+        candidate = folder / "OCRB.otf"
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        "The OCR-B font was not found; install it with `apt-get install fonts-ocr-b`."
+    )
+
+
+def random_document_mrz(rng: random.Random, layout: DocumentLayout, *, today: dt.date) -> str:
+    """A valid random MRZ of ``layout`` (ICAO layouts or the CR/CT/CS permits)."""
+    if layout in ("TD1", "TD2", "TD3"):
+        return format_mrz(random_fields(rng, layout, today=today, plain=True))
+    kind = {"CR": HOME_RETURN_PERMIT, "CT": TW_COMPATRIOT_PERMIT, "CS": HK_MO_EXIT_ENTRY_PERMIT}[
+        layout
+    ]
+    return random_mrz_sample(rng, kind).mrz
+
+
+# --- drawing ------------------------------------------------------------------------
+
+
+def _fonts(size_px: float) -> tuple[Any, Any]:
+    from PIL import ImageFont
+
+    ocr_b = ImageFont.truetype(str(ocr_b_font_path()), max(round(size_px), 1))
+    return ocr_b, ImageFont.load_default
+
+
+def render_page(
+    mrz: str | None, layout: DocumentLayout, rng: random.Random
+) -> tuple[Any, tuple[int, int, int, int]]:
+    """Draw a clean data page at 10 px/mm; returns (PIL RGB image, portrait box).
+
+    ``mrz=None`` draws the page without a machine-readable zone (for the
+    "no MRZ found" case)."""
+    from PIL import Image as PILImage
+    from PIL import ImageDraw, ImageFont
+
+    width_mm, height_mm = _PAGE_MM[layout]
+    width, height = int(width_mm * _PX_PER_MM), int(height_mm * _PX_PER_MM)
+    tint = (rng.randint(225, 250), rng.randint(228, 250), rng.randint(220, 248))
+    page = PILImage.new("RGB", (width, height), tint)
+    draw = ImageDraw.Draw(page)
+    # Guilloche-like security background: thin, light sine curves.
+    phase = rng.uniform(0, math.tau)
+    for k in range(0, height, 9):
+        points = [
+            (x, k + 4 * math.sin(x / 23.0 + phase + k / 40.0)) for x in range(0, width + 10, 10)
+        ]
+        shade = tuple(max(c - rng.randint(12, 22), 0) for c in tint)
+        draw.line(points, fill=shade, width=1)
+
+    # Portrait area on the left, above the MRZ; a face-like drawing inside.
+    margin = int(5 * _PX_PER_MM)
+    lines = mrz.split("\n") if mrz else []
+    mrz_top = height - int((len(lines) * _LINE_PITCH_MM + 4) * _PX_PER_MM) if lines else height
+    portrait_w = int(width * 0.26)
+    portrait_h = min(int(portrait_w * 1.3), mrz_top - int(margin * 1.6))
+    px, py = margin, max(mrz_top - portrait_h - int(2 * _PX_PER_MM), int(margin * 0.8))
+    box = (px, py, portrait_w, portrait_h)
+    page.paste(_portrait(portrait_w, portrait_h, rng), (px, py))
+    # Printed labels and values to the right of the portrait (not MRZ-like text).
+    label_font = ImageFont.load_default(size=max(int(2.2 * _PX_PER_MM), 8))
+    value_font = ImageFont.load_default(size=max(int(3.0 * _PX_PER_MM), 8))
+    x = px + portrait_w + int(4 * _PX_PER_MM)
+    y = int(4 * _PX_PER_MM)
+    draw.text(
+        (x, y), rng.choice(("UTOPIA", "ATLANTIS", "ZENITH")), fill=(20, 20, 60), font=value_font
+    )
+    y += int(6 * _PX_PER_MM)
+    for label in ("Surname / Nom", "Given names / Prenoms", "Date of birth", "Date of expiry"):
+        if y > mrz_top - int(7 * _PX_PER_MM):
+            break
+        draw.text((x, y), label, fill=(70, 70, 90), font=label_font)
+        y += int(2.8 * _PX_PER_MM)
+        value = "".join(rng.choice("ABCDEFGHIJKLMNOPRSTUVWY ") for _ in range(rng.randint(5, 14)))
+        draw.text((x + 4, y), value.strip() or "A", fill=(10, 10, 10), font=value_font)
+        y += int(4.4 * _PX_PER_MM)
+
+    if lines:
+        pitch = _PITCH_MM * _PX_PER_MM
+        ocr_b, _ = _fonts(pitch / 0.723)  # OCR-B advances 0.723 em
+        line_width = pitch * len(lines[0])
+        x0 = (width - line_width) / 2
+        for row, line in enumerate(lines):
+            top = mrz_top + int(2 * _PX_PER_MM) + row * _LINE_PITCH_MM * _PX_PER_MM - pitch * 0.3
+            for col, char in enumerate(line):
+                draw.text((x0 + col * pitch, top), char, fill=(15, 15, 15), font=ocr_b)
+    return page, box
+
+
+def _portrait(width: int, height: int, rng: random.Random) -> Any:
+    """A face-like drawing (head, eyes, mouth, shoulders) clipped to its frame."""
+    from PIL import Image as PILImage
+    from PIL import ImageDraw
+
+    portrait = PILImage.new("RGB", (width, height), (214, 222, 232))
+    draw = ImageDraw.Draw(portrait)
+    skin = (rng.randint(170, 230), rng.randint(140, 190), rng.randint(110, 160))
+    cx = width / 2
+    draw.ellipse(
+        (cx - width * 0.42, height * 0.72, cx + width * 0.42, height * 1.3), fill=(60, 70, 90)
+    )
+    draw.ellipse((cx - width * 0.24, height * 0.18, cx + width * 0.24, height * 0.72), fill=skin)
+    for side in (-1, 1):
+        ex = cx + side * width * 0.09
+        draw.ellipse((ex - 4, height * 0.4 - 3, ex + 4, height * 0.4 + 3), fill=(40, 40, 40))
+    draw.line(
+        (cx - width * 0.07, height * 0.6, cx + width * 0.07, height * 0.6),
+        fill=(150, 70, 70),
+        width=3,
+    )
+    return portrait
+
+
+# --- the photo ------------------------------------------------------------------------
+
+
+def _homography(src: Sequence[tuple[float, float]], dst: Sequence[tuple[float, float]]) -> Any:
+    """3x3 matrix mapping the 4 ``src`` points onto the 4 ``dst`` points."""
+    import numpy as np
+
+    rows: list[list[float]] = []
+    rhs: list[float] = []
+    for (x, y), (u, v) in zip(src, dst, strict=True):
+        rows.append([x, y, 1, 0, 0, 0, -u * x, -u * y])
+        rows.append([0, 0, 0, x, y, 1, -v * x, -v * y])
+        rhs.extend((u, v))
+    solution = np.linalg.solve(np.array(rows, dtype=float), np.array(rhs, dtype=float))
+    return np.append(solution, 1.0).reshape(3, 3)
+
+
+def _apply(matrix: Any, x: float, y: float) -> tuple[float, float]:
+    u, v, w = matrix @ (x, y, 1.0)
+    return float(u / w), float(v / w)
+
+
+def photograph(
+    page: Any, portrait_box: tuple[int, int, int, int], level: Level, rng: random.Random
+) -> tuple[bytes, int, int, tuple[int, int, int, int], dict[str, float]]:
+    """Degrade a clean page like a phone photo at ``level``.
+
+    Returns (encoded image, width, height, portrait box in the photo, the
+    degradations drawn)."""
+    import numpy as np
+    from PIL import Image as PILImage
+    from PIL import ImageFilter
+
+    spec = DEGRADATIONS[level]
+
+    def draw_value(maximum: float) -> float:
+        return rng.uniform(0.5, 1.0) * maximum
+
+    params = {
+        "rotation_deg": draw_value(spec.rotation_deg) * rng.choice((-1, 1)),
+        "perspective": draw_value(spec.perspective),
+        "uneven_light": draw_value(spec.uneven_light),
+        "resolution": rng.uniform(spec.resolution, spec.resolution + (1 - spec.resolution) * 0.3),
+        "blur_sigma": draw_value(spec.blur_sigma),
+        "noise_sigma": draw_value(spec.noise_sigma),
+        "jpeg_quality": float(rng.randint(spec.jpeg_quality, max(spec.jpeg_quality, 95))),
+    }
+    # The page on a table, with a border around it.
+    pad = int(0.12 * max(page.size))
+    table = (rng.randint(60, 140), rng.randint(50, 120), rng.randint(40, 100))
+    canvas = PILImage.new("RGB", (page.width + 2 * pad, page.height + 2 * pad), table)
+    canvas.paste(page, (pad, pad))
+    cw, ch = canvas.size
+
+    # Uneven light: a linear gradient in a random direction, multiplied in.
+    if params["uneven_light"] > 0:
+        angle = rng.uniform(0, math.tau)
+        yy, xx = np.mgrid[0:ch, 0:cw].astype(np.float32)
+        ramp = (xx / cw - 0.5) * math.cos(angle) + (yy / ch - 0.5) * math.sin(angle)
+        ramp = (ramp - ramp.min()) / max(float(ramp.max() - ramp.min()), 1e-6)
+        gain = 1.0 - params["uneven_light"] * ramp
+        lit = np.asarray(canvas, dtype=np.float32) * gain[:, :, None]
+        canvas = PILImage.fromarray(np.clip(lit, 0, 255).astype(np.uint8))
+
+    # Rotation and perspective as one homography, at the output resolution.
+    scale = params["resolution"]
+    theta = math.radians(params["rotation_deg"])
+    cx, cy = cw / 2, ch / 2
+    corners = [(0.0, 0.0), (float(cw), 0.0), (float(cw), float(ch)), (0.0, float(ch))]
+    jitter = params["perspective"] * max(cw, ch)
+    moved = []
+    for x, y in corners:
+        rx = cx + (x - cx) * math.cos(theta) - (y - cy) * math.sin(theta)
+        ry = cy + (x - cx) * math.sin(theta) + (y - cy) * math.cos(theta)
+        moved.append(
+            (
+                (rx + rng.uniform(-jitter, jitter)) * scale,
+                (ry + rng.uniform(-jitter, jitter)) * scale,
+            )
+        )
+    min_x = min(p[0] for p in moved)
+    min_y = min(p[1] for p in moved)
+    moved = [(x - min_x, y - min_y) for x, y in moved]
+    out_w = math.ceil(max(p[0] for p in moved))
+    out_h = math.ceil(max(p[1] for p in moved))
+    forward = _homography(corners, moved)
+    inverse = np.linalg.inv(forward)
+    coefficients = tuple(float(c) for c in (inverse / inverse[2, 2]).flatten()[:8])
+    photo = canvas.transform(
+        (out_w, out_h),
+        PILImage.Transform.PERSPECTIVE,
+        coefficients,
+        resample=PILImage.Resampling.BICUBIC,
+        fillcolor=table,
+    )
+    bx, by, bw, bh = portrait_box
+    box_corners = [
+        _apply(forward, bx + pad + dx, by + pad + dy) for dx in (0, bw) for dy in (0, bh)
+    ]
+    left = max(int(min(p[0] for p in box_corners)), 0)
+    top = max(int(min(p[1] for p in box_corners)), 0)
+    right = min(math.ceil(max(p[0] for p in box_corners)), out_w)
+    bottom = min(math.ceil(max(p[1] for p in box_corners)), out_h)
+
+    if params["blur_sigma"] > 0:
+        photo = photo.filter(ImageFilter.GaussianBlur(params["blur_sigma"]))
+    if params["noise_sigma"] > 0:
+        noise_rng = np.random.default_rng(rng.getrandbits(32))
+        noisy = np.asarray(photo, dtype=np.float32) + noise_rng.normal(
+            0, params["noise_sigma"], (out_h, out_w, 1)
+        ).astype(np.float32)
+        photo = PILImage.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
+    buffer = io.BytesIO()
+    if level == "clean":
+        photo.save(buffer, format="PNG")
+    else:
+        photo.save(buffer, format="JPEG", quality=int(params["jpeg_quality"]))
+    return buffer.getvalue(), out_w, out_h, (left, top, right - left, bottom - top), params
+
+
+def synthetic_document(
+    rng: random.Random,
+    layout: DocumentLayout = "TD3",
+    level: Level = "clean",
+    *,
+    today: dt.date,
+    mrz: str | None = None,
+) -> SyntheticDocument:
+    """One photo of a generated document of ``layout`` at ``level``."""
+    text = mrz if mrz is not None else random_document_mrz(rng, layout, today=today)
+    page, box = render_page(text, layout, rng)
+    image, width, height, photo_box, params = photograph(page, box, level, rng)
+    return SyntheticDocument(layout, level, text, image, width, height, photo_box, params)
+
+
+def synthetic_batch(
+    seed: int,
+    count: int,
+    *,
+    today: dt.date,
+    levels: Sequence[Level] = LEVELS,
+    layouts: Sequence[DocumentLayout] = DOCUMENT_LAYOUTS,
+) -> Iterator[SyntheticDocument]:
+    """``count`` documents, cycling through ``levels`` and ``layouts`` (reproducible)."""
+    rng = random.Random(seed)
+    for index in range(count):
+        level = levels[index % len(levels)]
+        layout = layouts[(index // len(levels)) % len(layouts)]
+        yield synthetic_document(rng, layout, level, today=today)
+
+
+def page_without_mrz(rng: random.Random, layout: DocumentLayout = "TD3") -> bytes:
+    """A clean page with a portrait and labels but no machine-readable zone (PNG)."""
+    page, box = render_page(None, layout, rng)
+    image, *_ = photograph(page, box, "clean", rng)
+    return image
+
+
+def two_documents_photo(rng: random.Random, *, today: dt.date) -> tuple[bytes, tuple[str, str]]:
+    """Two different passports side by side in one photo (PNG) and their MRZs."""
+    from PIL import Image as PILImage
+
+    first = random_document_mrz(rng, "TD3", today=today)
+    second = random_document_mrz(rng, "TD3", today=today)
+    page_a, _ = render_page(first, "TD3", rng)
+    page_b, _ = render_page(second, "TD3", rng)
+    gap = 80
+    canvas = PILImage.new(
+        "RGB",
+        (page_a.width + page_b.width + 3 * gap, max(page_a.height, page_b.height) + 2 * gap),
+        (90, 80, 70),
+    )
+    canvas.paste(page_a, (gap, gap))
+    canvas.paste(page_b, (page_a.width + 2 * gap, gap))
+    buffer = io.BytesIO()
+    canvas.save(buffer, format="PNG")
+    return buffer.getvalue(), (first, second)
