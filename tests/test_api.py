@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -15,6 +16,7 @@ from litestar.testing import AsyncTestClient
 from healthcode.api.app import create_app
 from healthcode.api.overload import InFlight, LoadShedder
 from healthcode.api.settings import Settings
+from healthcode.core.passes import KeyStore
 from healthcode.core.storage.database import init_instance
 
 TD3 = "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<\nL898902C36UTO7408122F1204159ZE184226B<<<<<10"
@@ -30,7 +32,14 @@ def settings(tmp_path: Path) -> Settings:
     url = f"sqlite:///{tmp_path / 'hc.db'}"
     secrets = tmp_path / "secrets.json"
     asyncio.run(init_instance(url, secrets))
-    return Settings(database_url=url, secrets_file=secrets)
+    keys_dir = tmp_path / "keys"
+    KeyStore(keys_dir).init("110000", "北京市")
+    return Settings(
+        database_url=url,
+        secrets_file=secrets,
+        keys_dir=keys_dir,
+        trust_file=tmp_path / "trust.hct",
+    )
 
 
 async def _client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
@@ -125,9 +134,7 @@ async def test_malformed_requests_are_400_problems(client: AsyncTestClient[Lites
 
 @pytest.mark.anyio
 async def test_body_size_is_capped(settings: Settings, tmp_path: Path) -> None:
-    small = Settings(
-        database_url=settings.database_url, secrets_file=settings.secrets_file, max_body_bytes=256
-    )
+    small = attrs.evolve(settings, max_body_bytes=256)
     async for client in _client(small):
         response = await client.post("/documents/check", json={"mrz": "<" * 2000})
         assert_problem(response, 413, "request_too_large")
@@ -135,11 +142,7 @@ async def test_body_size_is_capped(settings: Settings, tmp_path: Path) -> None:
 
 @pytest.mark.anyio
 async def test_rate_limit_answers_429_with_retry_after(settings: Settings) -> None:
-    limited = Settings(
-        database_url=settings.database_url,
-        secrets_file=settings.secrets_file,
-        rate_limit_per_minute=3,
-    )
+    limited = attrs.evolve(settings, rate_limit_per_minute=3)
     async for client in _client(limited):
         statuses = []
         for _ in range(5):

@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 from collections.abc import AsyncIterator
 
+import pluggy
 from litestar import Litestar
 from litestar.config.app import AppConfig
 from litestar.middleware import DefineMiddleware
@@ -21,12 +22,21 @@ from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 
 import healthcode
+from healthcode.api.controllers.admin import AdminController, PublicController
 from healthcode.api.controllers.documents import DocumentController
+from healthcode.api.controllers.enrollments import EnrollmentController
+from healthcode.api.controllers.guards import GuardController
 from healthcode.api.controllers.health import HealthController
+from healthcode.api.controllers.holders import HolderController
 from healthcode.api.overload import InFlight, LoadShedder
 from healthcode.api.problems import EXCEPTION_HANDLERS
+from healthcode.api.services import Services
 from healthcode.api.settings import Settings
 from healthcode.core.clock import next_cutoff, now_utc
+from healthcode.core.enrollment import EnrollmentService
+from healthcode.core.pass_service import PassService
+from healthcode.core.passes import KeyStore, TrustStore, Verifier
+from healthcode.core.passes.trust import default_trust_file
 from healthcode.core.status import purge_expired
 from healthcode.core.storage.database import Database, open_database
 
@@ -35,7 +45,7 @@ log = logging.getLogger("healthcode.api")
 HEALTH_PREFIX = "/health"
 
 
-async def _purge_daily(db: Database) -> None:
+async def _purge_daily(db: Database, passes: PassService) -> None:
     """Sleep until each next 24:00 Asia/Shanghai, then purge; forever."""
     while True:
         now = now_utc()
@@ -44,12 +54,17 @@ async def _purge_daily(db: Database) -> None:
         await asyncio.sleep(wait)
         try:
             summary = await purge_expired(db)
-            log.info("daily purge done: %s", summary)
+            expired = await passes.purge()
+            log.info("daily purge done: %s, %s", summary, expired)
         except Exception:
             log.exception("daily purge failed; will try after the next cut-off")
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
+def create_app(
+    settings: Settings | None = None, *, plugin_manager: pluggy.PluginManager | None = None
+) -> Litestar:
+    """The application. ``plugin_manager``: defaults to the process-wide one
+    (tests pass a manager with their integration stand-ins registered)."""
     settings = settings or Settings.from_env()
 
     @contextlib.asynccontextmanager
@@ -59,11 +74,25 @@ def create_app(settings: Settings | None = None) -> Litestar:
         )
         app.state.db = db
         app.state.secrets = secrets
+        keys = KeyStore(settings.keys_dir)
+        trust = TrustStore(settings.trust_file or default_trust_file(), keys)
+        app.state.services = Services(
+            db=db,
+            secrets=secrets,
+            enrollment=EnrollmentService(db, secrets, plugin_manager),
+            keys=keys,
+            passes=PassService(db, keys, pm=plugin_manager),
+            trust=trust,
+            verifier=Verifier(trust.load()),
+            region_code=keys.region_code,
+        )
         purge_task = None
         if settings.run_purge:
             # Catch up on a day that ended while the service was down.
             await purge_expired(db)
-            purge_task = asyncio.create_task(_purge_daily(db), name="healthcode-purge")
+            purge_task = asyncio.create_task(
+                _purge_daily(db, app.state.services.passes), name="healthcode-purge"
+            )
         try:
             yield
         finally:
@@ -78,7 +107,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exclude=[HEALTH_PREFIX, "/schema"],
     )
     return Litestar(
-        route_handlers=[HealthController, DocumentController],
+        route_handlers=[
+            HealthController,
+            DocumentController,
+            EnrollmentController,
+            HolderController,
+            GuardController,
+            AdminController,
+            PublicController,
+        ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=[

@@ -85,23 +85,47 @@ def problem_response(
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+# Codes whose meaning is an HTTP status of its own; the rest of the input and
+# document errors are 422.
+_STATUS_BY_CODE = {
+    "subject_not_found": 404,
+    "face_mismatch": 403,
+    "challenge_already_used": 409,
+    "challenge_expired": 409,
+    "challenge_unknown": 409,
+    "enrollment_conflict": 409,
+    "document_linked_to_another_subject": 409,
+    "dependant_limit_reached": 409,
+    "dependant_already_added": 409,
+    "device_key_missing": 409,
+    "rate_limited": 429,
+    "face_check_unavailable": 503,
+    "reference_face_unavailable": 422,
+}
+
+
 def status_for(error: HealthcodeError) -> int:
+    if error.code in _STATUS_BY_CODE:
+        return _STATUS_BY_CODE[error.code]
+    explicit = getattr(error, "http_status", None)
+    if isinstance(explicit, int):
+        return explicit
     if isinstance(error, DatabaseUnavailableError):
         return HTTP_503_SERVICE_UNAVAILABLE
     if isinstance(error, InputError | DocumentError | StatusImportError):
         return HTTP_422_UNPROCESSABLE_ENTITY
     if isinstance(error, PluginError | SecretsError | StorageError):
         return HTTP_500_INTERNAL_SERVER_ERROR
-    status = getattr(error, "http_status", None)
-    return status if isinstance(status, int) else HTTP_422_UNPROCESSABLE_ENTITY
+    return HTTP_422_UNPROCESSABLE_ENTITY
 
 
 def healthcode_error_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     assert isinstance(exc, HealthcodeError)
     status = status_for(exc)
     headers = None
-    if status == HTTP_503_SERVICE_UNAVAILABLE:
-        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    if status in (HTTP_429_TOO_MANY_REQUESTS, HTTP_503_SERVICE_UNAVAILABLE):
+        retry = exc.details.get("retry_after_s", RETRY_AFTER_SECONDS)
+        headers = {"Retry-After": str(max(1, int(retry)))}
     if status >= 500:
         # The code only: messages and details may describe input.
         log.error("request failed: %s", exc.code)

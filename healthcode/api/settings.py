@@ -30,6 +30,10 @@ class Settings:
     """``HEALTHCODE_DATABASE_URL``; None: the embedded SQLite file."""
     secrets_file: Path | None = None
     """``HEALTHCODE_SECRETS_FILE``; None: the default location."""
+    keys_dir: Path | None = None
+    """``HEALTHCODE_KEYS_DIR``: the issuer key store; None: the default location."""
+    trust_file: Path | None = None
+    """``HEALTHCODE_TRUST_FILE``: the signed trust list; None: the default location."""
     max_body_bytes: int = 12 * MiB
     """Largest request body (an enrollment carries several images)."""
     max_in_flight: int = 256
@@ -44,9 +48,13 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         secrets = os.environ.get("HEALTHCODE_SECRETS_FILE")
+        keys = os.environ.get("HEALTHCODE_KEYS_DIR")
+        trust = os.environ.get("HEALTHCODE_TRUST_FILE")
         return cls(
             database_url=os.environ.get("HEALTHCODE_DATABASE_URL") or None,
             secrets_file=Path(secrets) if secrets else None,
+            keys_dir=Path(keys) if keys else None,
+            trust_file=Path(trust) if trust else None,
             max_body_bytes=_int_env("HEALTHCODE_MAX_BODY_BYTES", 12 * MiB),
             max_in_flight=_int_env("HEALTHCODE_MAX_IN_FLIGHT", 256),
             rate_limit_per_minute=_int_env("HEALTHCODE_RATE_LIMIT_PER_MINUTE", 1200),

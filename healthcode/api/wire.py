@@ -101,3 +101,118 @@ def kind_to_wire(kind: DocumentType) -> DocumentKind:
         inputs=sorted(kind.inputs),
         example=kind.example,
     )
+
+
+# --- enrollment, status, passes ---------------------------------------------------------
+
+
+class ChallengeRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    purpose: str = "enroll"
+    """``enroll``, ``renew`` or ``dependant``."""
+
+
+class ChallengeResponse(msgspec.Struct, kw_only=True):
+    nonce: str
+    actions: list[str]
+    """In order: ``blink``, ``turn_left``, ``turn_right``, ``open_mouth``, ``nod``."""
+    issued_at: str
+    expires_at: str
+
+
+class StatusView(msgspec.Struct, kw_only=True):
+    colour: str
+    label_zh: str
+    label_en: str
+    valid_until: str
+
+
+class SubjectView(msgspec.Struct, kw_only=True):
+    subject_id: str
+    kind: str
+    masked_name: str
+    masked_number: str
+
+
+class EnrollmentResponse(msgspec.Struct, kw_only=True):
+    outcome: str
+    subject: SubjectView
+    status: StatusView
+    similarity: float
+    reference: str
+    warnings: list[DocumentProblem]
+
+
+class RenewalResponse(msgspec.Struct, kw_only=True):
+    subject: SubjectView
+    status: StatusView
+    similarity: float
+
+
+class PassResponse(msgspec.Struct, kw_only=True):
+    text: str
+    """``HC1:...``: what the QR code carries; the holder's device adds a fresh
+    presentation signature before showing it."""
+    status: StatusView
+    issuer: str
+    kid: str
+    valid_until: str
+
+
+class DependantResponse(msgspec.Struct, kw_only=True):
+    slot: int
+    subject: SubjectView
+    status: StatusView
+
+
+class AssistRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    number: str
+    kind: str | None = None
+    issuing_state: str | None = None
+
+
+class AssistResponse(msgspec.Struct, kw_only=True):
+    masked_name: str
+    masked_number: str
+    status: StatusView
+    display_seconds: int
+
+
+class VerificationRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    presentation: str
+    """What the guard scanned: ``HCP1:...``."""
+
+
+class VerificationResponse(msgspec.Struct, kw_only=True):
+    ok: bool
+    code: str
+    """``valid`` or the refusal code (``stale_presentation``, ``revoked``, ...)."""
+    message_en: str
+    message_zh: str
+    colour: str | None = None
+    label_zh: str | None = None
+    label_en: str | None = None
+    masked_name: str | None = None
+    masked_number: str | None = None
+    issuer: str | None = None
+    valid_until: str | None = None
+    notices: list[str] = msgspec.field(default_factory=list)
+
+
+class StatusImportResponse(msgspec.Struct, kw_only=True):
+    day: str
+    source: str
+    imported: int
+    invalid: int
+    invalid_rows: list[dict[str, Any]]
+    passes_checked: int
+    passes_revoked: int
+
+
+class PurgeResponse(msgspec.Struct, kw_only=True):
+    deleted: dict[str, int]
+
+
+class TextDocument(msgspec.Struct, kw_only=True):
+    """A signed document as text (trust list export, revocation list)."""
+
+    text: str

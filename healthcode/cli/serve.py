@@ -29,6 +29,10 @@ def serve_command(
         Path | None,
         typer.Option("--secrets-file", envvar="HEALTHCODE_SECRETS_FILE", help="Operator secrets."),
     ] = None,
+    region: Annotated[
+        str, typer.Option(help="Region code (GB/T 2260) for a new issuer key store.")
+    ] = "110000",
+    region_name: Annotated[str, typer.Option(help="Region name for a new key store.")] = "北京市",
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Set up the database and secrets if needed, then serve the API.
@@ -44,8 +48,16 @@ def serve_command(
         os.environ["HEALTHCODE_DATABASE_URL"] = database_url
     if secrets_file:
         os.environ["HEALTHCODE_SECRETS_FILE"] = str(secrets_file)
+    from healthcode.core.passes import KeyStore
+
     try:
         result = asyncio.run(init_instance(database_url, secrets_file))
+        keys = KeyStore()
+        if not keys.exists():
+            # First start: an issuer key for this region, so passes can be signed.
+            # `healthcode keys init` does the same with more choices.
+            keys.init(region, region_name)
+            typer.echo(f"healthcode: issuer key created for region {region}", err=True)
     except HealthcodeError as exc:
         fail(exc, as_json=False)
     typer.echo(

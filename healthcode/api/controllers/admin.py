@@ -1,0 +1,121 @@
+"""Operator actions, each audited: authority status imports, purge; and the
+public, signed documents peers and offline verifiers fetch."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, post
+from litestar.datastructures import UploadFile
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
+
+from healthcode.api.problems import AUTH_RESPONSES, COMMON_RESPONSES, INVALID_INPUT
+from healthcode.api.services import require_token, services
+from healthcode.api.wire import PurgeResponse, StatusImportResponse, TextDocument
+from healthcode.core.errors import InputError
+from healthcode.core.passes import export_issuer
+from healthcode.core.status import detect_format, import_status_rows, purge_expired
+from healthcode.core.storage.database import write_audit
+
+ADMIN_RESPONSES = {**COMMON_RESPONSES, **AUTH_RESPONSES}
+
+
+@dataclass
+class StatusImportForm:
+    file: UploadFile
+    day: str
+    """YYYY-MM-DD: the day the list applies to."""
+    source: str = "authority"
+
+
+class AdminController(Controller):
+    path = "/admin"
+    tags = ["admin"]
+
+    @post(
+        "/status-imports",
+        operation_id="importStatusList",
+        status_code=201,
+        responses={**ADMIN_RESPONSES, **INVALID_INPUT},
+    )
+    async def import_status(
+        self,
+        request: Request[Any, Any, Any],
+        data: Annotated[StatusImportForm, Body(media_type=RequestEncodingType.MULTI_PART)],
+    ) -> StatusImportResponse:
+        """Import an authority list (CSV or JSON Lines) for a day, then revoke
+        unexpired passes whose holders' status became more severe."""
+        caller = await require_token(request, "admin")
+        try:
+            day = dt.date.fromisoformat(data.day)
+        except ValueError:
+            raise InputError(
+                "day must be YYYY-MM-DD.", "day 须为 YYYY-MM-DD 格式。", code="invalid_day"
+            ) from None
+        svc = services(request.app.state)
+        raw = await data.file.read()
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise InputError(
+                "The list must be UTF-8 text.", "名单须为 UTF-8 文本。", code="import_not_utf8"
+            ) from None
+        lines = io.StringIO(text)
+        first = text.split("\n", 1)[0]
+        fmt = detect_format(_filename(data.file), first)
+        summary = await import_status_rows(
+            svc.db, svc.secrets, lines, day=day, fmt=fmt, source=data.source
+        )
+        revoked = await svc.passes.revoke_worsened()
+        async with svc.db.begin() as conn:
+            await write_audit(
+                conn,
+                "api_status_import",
+                {"token_id": caller.token_id, "day": day.isoformat(), "source": data.source},
+            )
+        return StatusImportResponse(
+            day=day.isoformat(),
+            source=summary.source,
+            imported=summary.rows_imported,
+            invalid=summary.rows_invalid,
+            invalid_rows=[row.as_dict() for row in summary.invalid_rows],
+            passes_checked=revoked.checked,
+            passes_revoked=revoked.revoked,
+        )
+
+    @post("/purge", operation_id="purge", status_code=200, responses=ADMIN_RESPONSES)
+    async def purge(self, request: Request[Any, Any, Any]) -> PurgeResponse:
+        """Delete day-scoped data whose day has ended (the server also does this at 24:00)."""
+        caller = await require_token(request, "admin")
+        svc = services(request.app.state)
+        summary = await purge_expired(svc.db)
+        deleted = dict(summary.deleted) | await svc.passes.purge()
+        async with svc.db.begin() as conn:
+            await write_audit(conn, "api_purge", {"token_id": caller.token_id})
+        return PurgeResponse(deleted=deleted)
+
+
+class PublicController(Controller):
+    """Signed documents anyone may fetch: they carry no personal data."""
+
+    path = "/public"
+    tags = ["public"]
+
+    @get("/issuer", operation_id="issuerExport", responses=COMMON_RESPONSES)
+    async def issuer(self, request: Request[Any, Any, Any]) -> TextDocument:
+        """This region's signed issuer export (``HCK1:``), for peers' trust lists."""
+        return TextDocument(text=export_issuer(services(request.app.state).keys))
+
+    @get("/revocations", operation_id="revocationList", responses=COMMON_RESPONSES)
+    async def revocations(self, request: Request[Any, Any, Any]) -> TextDocument:
+        """The signed revocation list (``HCR1:``) of this region's unexpired passes."""
+        return TextDocument(text=await services(request.app.state).passes.revocation_list())
+
+
+def _filename(upload: UploadFile) -> Path:
+    return Path(upload.filename or "upload.csv")

@@ -1,0 +1,168 @@
+"""Enrollment: a liveness challenge, then the document, the frames that answer
+it, a still capture and the holder's device public key."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from litestar import Controller, Request, post
+from litestar.datastructures import UploadFile
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, JSONBody
+
+from healthcode.api.problems import COMMON_RESPONSES, INVALID_INPUT, problem_spec
+from healthcode.api.services import services, status_view
+from healthcode.api.wire import (
+    ChallengeRequest,
+    ChallengeResponse,
+    EnrollmentResponse,
+    StatusView,
+    SubjectView,
+    problem_to_wire,
+)
+from healthcode.core.documents import make_submission
+from healthcode.core.enrollment import EnrollmentRequest, LivenessAnswer
+from healthcode.core.errors import EmptyInputError, InputError
+from healthcode.core.images import decode_image
+from healthcode.core.models import Image, MaskedDocument, Subject
+
+MAX_FRAMES = 60
+ENROLLMENT_RESPONSES = {
+    **COMMON_RESPONSES,
+    **INVALID_INPUT,
+    403: problem_spec("The live face does not match (recorded for review)."),
+    409: problem_spec("The challenge was already used, or the enrollment conflicts."),
+}
+
+
+@dataclass
+class EnrollmentForm:
+    """multipart/form-data fields of an enrollment."""
+
+    challenge_nonce: str
+    declared_name: str
+    device_public_key: str
+    """The holder's device public key: PEM, or base64 of DER (P-256 or Ed25519)."""
+    capture: UploadFile
+    frames: list[UploadFile] = field(default_factory=list)
+    number: str | None = None
+    mrz: str | None = None
+    kind: str | None = None
+    issuing_state: str | None = None
+    document_image: UploadFile | None = None
+
+
+async def read_images(files: list[UploadFile], what: str) -> list[Image]:
+    if len(files) > MAX_FRAMES:
+        raise InputError(
+            f"At most {MAX_FRAMES} {what} may be sent.",
+            f"{what} 最多 {MAX_FRAMES} 张。",
+            code="too_many_images",
+            details={"max": MAX_FRAMES},
+        )
+    return [decode_image(await f.read()) for f in files]
+
+
+def device_key_bytes(text: str) -> bytes:
+    text = text.strip()
+    if text.startswith("-----BEGIN"):
+        return text.encode()
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError:
+        raise InputError(
+            "The device public key must be PEM or base64 DER.",
+            "设备公钥须为 PEM 或 base64 编码的 DER。",
+            code="device_key_invalid",
+        ) from None
+
+
+def masked_subject_view(subject_id: str, masked: MaskedDocument) -> SubjectView:
+    return SubjectView(
+        subject_id=subject_id,
+        kind=masked.kind,
+        masked_name=masked.masked_name,
+        masked_number=masked.masked_number,
+    )
+
+
+def subject_view(subject: Subject) -> SubjectView:
+    return masked_subject_view(subject.subject_id, subject.masked)
+
+
+class EnrollmentController(Controller):
+    path = "/enrollments"
+    tags = ["enrollments"]
+
+    @post(
+        "/challenges",
+        operation_id="issueChallenge",
+        status_code=201,
+        responses={**COMMON_RESPONSES, **INVALID_INPUT},
+    )
+    async def challenge(
+        self, request: Request[Any, Any, Any], data: JSONBody[ChallengeRequest]
+    ) -> ChallengeResponse:
+        """A fresh active-liveness challenge (actions in order, nonce, expiry)."""
+        if data.purpose not in ("enroll", "renew", "dependant"):
+            raise InputError(
+                "purpose must be enroll, renew or dependant.",
+                "purpose 须为 enroll、renew 或 dependant。",
+                code="invalid_purpose",
+            )
+        challenge = await services(request.app.state).enrollment.issue_challenge(
+            purpose=data.purpose  # type: ignore[arg-type]
+        )
+        return ChallengeResponse(
+            nonce=challenge.nonce,
+            actions=list(challenge.actions),
+            issued_at=challenge.issued_at.isoformat(),
+            expires_at=challenge.expires_at.isoformat(),
+        )
+
+    @post("/", operation_id="enroll", status_code=201, responses=ENROLLMENT_RESPONSES)
+    async def enroll(
+        self,
+        request: Request[Any, Any, Any],
+        data: Annotated[EnrollmentForm, Body(media_type=RequestEncodingType.MULTI_PART)],
+    ) -> EnrollmentResponse:
+        """Enroll (or re-enroll) a person: document + liveness + face + device key.
+
+        The document is a typed ``number``, an ``mrz`` text, or a
+        ``document_image``. Nothing is written unless every check passes.
+        """
+        if data.number is None and data.mrz is None and data.document_image is None:
+            raise EmptyInputError(
+                "Give the document as a number, an MRZ or an image.",
+                "请以号码、机读区或照片形式提供证件。",
+            )
+        image_bytes = await data.document_image.read() if data.document_image else None
+        submission, warnings = make_submission(
+            kind=data.kind,
+            number=data.number,
+            mrz=data.mrz,
+            image=image_bytes,
+            issuing_state=data.issuing_state,
+        )
+        frames = await read_images(data.frames, "frames")
+        capture = decode_image(await data.capture.read())
+        result = await services(request.app.state).enrollment.enroll(
+            EnrollmentRequest(
+                submission=submission,
+                declared_name=data.declared_name,
+                liveness=LivenessAnswer(nonce=data.challenge_nonce, frames=frames),
+                capture=capture,
+                device_public_key=device_key_bytes(data.device_public_key),
+                warnings=tuple(warnings),
+            )
+        )
+        return EnrollmentResponse(
+            outcome=result.outcome,
+            subject=subject_view(result.subject),
+            status=StatusView(**status_view(result.status)),
+            similarity=round(result.match.similarity, 4),
+            reference=result.reference,
+            warnings=[problem_to_wire(p) for p in result.warnings],
+        )

@@ -1,0 +1,157 @@
+"""What a holder does from their phone, each request signed with the device
+key bound at enrollment: today's status, a pass, renewal by face, dependants."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, post
+from litestar.datastructures import UploadFile
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
+
+from healthcode.api.controllers.enrollments import (
+    masked_subject_view,
+    read_images,
+    subject_view,
+)
+from healthcode.api.problems import AUTH_RESPONSES, COMMON_RESPONSES, INVALID_INPUT, problem_spec
+from healthcode.api.services import require_holder, services, status_view
+from healthcode.api.wire import (
+    DependantResponse,
+    PassResponse,
+    RenewalResponse,
+    StatusView,
+)
+from healthcode.core.documents import make_submission
+from healthcode.core.enrollment import EnrollmentRequest, LivenessAnswer
+from healthcode.core.images import decode_image
+from healthcode.core.pass_service import load_subject
+from healthcode.core.privacy_crypto import subject_key_bytes
+from healthcode.core.status import resolve_status
+
+HOLDER_RESPONSES = {**COMMON_RESPONSES, **AUTH_RESPONSES}
+FACE_RESPONSES = {
+    **HOLDER_RESPONSES,
+    **INVALID_INPUT,
+    409: problem_spec("The challenge was already used, or a limit is reached."),
+}
+
+
+@dataclass
+class RenewalForm:
+    challenge_nonce: str
+    capture: UploadFile
+    frames: list[UploadFile] = field(default_factory=list)
+
+
+@dataclass
+class DependantForm:
+    challenge_nonce: str
+    declared_name: str
+    capture: UploadFile
+    frames: list[UploadFile] = field(default_factory=list)
+    number: str | None = None
+    mrz: str | None = None
+    kind: str | None = None
+    issuing_state: str | None = None
+    document_image: UploadFile | None = None
+
+
+class HolderController(Controller):
+    path = "/me"
+    tags = ["holders"]
+
+    @get("/status", operation_id="myStatus", responses=HOLDER_RESPONSES)
+    async def status(self, request: Request[Any, Any, Any]) -> StatusView:
+        """Today's status, valid until 24:00 Asia/Shanghai (reasons are never shown)."""
+        caller = await require_holder(request)
+        svc = services(request.app.state)
+        async with svc.db.begin() as conn:
+            subject, _ = await load_subject(conn, subject_key_bytes(caller.subject_id or ""))
+        return StatusView(**status_view(await resolve_status(svc.db, subject)))
+
+    @post("/passes", operation_id="issuePass", status_code=201, responses=HOLDER_RESPONSES)
+    async def issue_pass(self, request: Request[Any, Any, Any]) -> PassResponse:
+        """Sign today's pass, bound to this device's key."""
+        caller = await require_holder(request)
+        svc = services(request.app.state)
+        issued = await svc.passes.issue(caller.subject_id or "")
+        return PassResponse(
+            text=issued.issued.text,
+            status=StatusView(**status_view(issued.status)),
+            issuer=issued.issued.claims.issuer,
+            kid=issued.issued.kid.hex(),
+            valid_until=issued.status.valid_until.isoformat(),
+        )
+
+    @post("/renewals", operation_id="renewByFace", status_code=201, responses=FACE_RESPONSES)
+    async def renew(
+        self,
+        request: Request[Any, Any, Any],
+        data: Annotated[RenewalForm, Body(media_type=RequestEncodingType.MULTI_PART)],
+    ) -> RenewalResponse:
+        """Face-only renewal: answer a new challenge; no document is re-entered."""
+        caller = await require_holder(request)
+        frames = await read_images(data.frames, "frames")
+        capture = decode_image(await data.capture.read())
+        result = await services(request.app.state).enrollment.renew(
+            caller.subject_id or "",
+            LivenessAnswer(nonce=data.challenge_nonce, frames=frames),
+            capture,
+        )
+        return RenewalResponse(
+            subject=subject_view(result.subject),
+            status=StatusView(**status_view(result.status)),
+            similarity=round(result.match.similarity, 4),
+        )
+
+    @get("/dependants", operation_id="listDependants", responses=HOLDER_RESPONSES)
+    async def dependants(self, request: Request[Any, Any, Any]) -> list[DependantResponse]:
+        """The holder's dependants (up to 4) with today's statuses."""
+        caller = await require_holder(request)
+        views = await services(request.app.state).enrollment.list_dependants(
+            caller.subject_id or ""
+        )
+        return [
+            DependantResponse(
+                slot=v.slot,
+                subject=masked_subject_view(v.subject_id, v.masked),
+                status=StatusView(**status_view(v.status)),
+            )
+            for v in views
+        ]
+
+    @post("/dependants", operation_id="addDependant", status_code=201, responses=FACE_RESPONSES)
+    async def add_dependant(
+        self,
+        request: Request[Any, Any, Any],
+        data: Annotated[DependantForm, Body(media_type=RequestEncodingType.MULTI_PART)],
+    ) -> DependantResponse:
+        """Add a dependant (他人代查): their document and a one-time face check."""
+        caller = await require_holder(request)
+        image_bytes = await data.document_image.read() if data.document_image else None
+        submission, warnings = make_submission(
+            kind=data.kind,
+            number=data.number,
+            mrz=data.mrz,
+            image=image_bytes,
+            issuing_state=data.issuing_state,
+        )
+        frames = await read_images(data.frames, "frames")
+        view = await services(request.app.state).enrollment.add_dependant(
+            caller.subject_id or "",
+            EnrollmentRequest(
+                submission=submission,
+                declared_name=data.declared_name,
+                liveness=LivenessAnswer(nonce=data.challenge_nonce, frames=frames),
+                capture=decode_image(await data.capture.read()),
+                warnings=tuple(warnings),
+            ),
+        )
+        return DependantResponse(
+            slot=view.slot,
+            subject=masked_subject_view(view.subject_id, view.masked),
+            status=StatusView(**status_view(view.status)),
+        )

@@ -1,0 +1,202 @@
+"""The pass service: issues signed passes to enrolled holders from their
+current status, records them, revokes them when the status becomes more
+severe before they expire, and answers online revocation checks.
+
+The signing itself is :mod:`healthcode.core.passes`; this module binds it to
+storage. A pass carries only masked identity (see ``issue_pass``); the table
+of issued passes holds the subject's keyed hash, the colour and the validity.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import pluggy
+import sqlalchemy as sa
+from attrs import frozen
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from healthcode.core.clock import now_utc
+from healthcode.core.enrollment_errors import SubjectNotFoundError
+from healthcode.core.errors import HealthcodeError
+from healthcode.core.models import Colour, MaskedDocument, Status, Subject
+from healthcode.core.passes import IssuedPass, KeyStore, build_revocation_list, issue_pass
+from healthcode.core.privacy_crypto import subject_id_hex, subject_key_bytes
+from healthcode.core.status import resolve_status
+from healthcode.core.storage import tables
+from healthcode.core.storage.database import Database, write_audit
+
+log = logging.getLogger(__name__)
+
+REVOKED_STATUS_WORSENED = "status_worsened"
+
+
+class DeviceKeyMissingError(HealthcodeError):
+    code = "device_key_missing"
+    default_en = "This person enrolled without a device key: re-enroll from the holder's phone."
+    default_zh = "该登记未绑定设备密钥，请在持有人手机上重新登记。"
+    http_status = 409
+
+
+@frozen
+class PassIssue:
+    """A pass just issued, with the status it reflects."""
+
+    issued: IssuedPass
+    status: Status
+
+
+@frozen
+class RevocationSummary:
+    checked: int
+    revoked: int
+
+
+async def load_subject(conn: AsyncConnection, subject_key: bytes) -> tuple[Subject, bytes | None]:
+    """The subject (masked fields only) and its device public key (DER)."""
+    row = (
+        await conn.execute(
+            sa.select(tables.subjects).where(tables.subjects.c.subject_key == subject_key)
+        )
+    ).first()
+    if row is None:
+        raise SubjectNotFoundError()
+    subject = Subject(
+        subject_id=subject_id_hex(subject_key),
+        masked=MaskedDocument(row.kind, row.masked_name, row.masked_number),
+    )
+    device = bytes(row.device_public_key) if row.device_public_key is not None else None
+    return subject, device
+
+
+class PassService:
+    def __init__(
+        self, db: Database, keys: KeyStore, *, pm: pluggy.PluginManager | None = None
+    ) -> None:
+        self.db = db
+        self.keys = keys
+        self.pm = pm
+
+    async def issue(self, subject_id: str, *, now: dt.datetime | None = None) -> PassIssue:
+        """Resolve today's status and sign a pass bound to the holder's device key."""
+        now = now or now_utc()
+        key = subject_key_bytes(subject_id)
+        async with self.db.begin() as conn:
+            subject, device = await load_subject(conn, key)
+        if device is None:
+            raise DeviceKeyMissingError()
+        status = await resolve_status(self.db, subject, now=now, pm=self.pm)
+        signing = self.keys.active()
+        issued = issue_pass(
+            signing.private_key,
+            signing.kid,
+            region_code=signing.region_code,
+            colour=status.colour,
+            masked=subject.masked,
+            holder_key=device,
+            now=now,
+        )
+        async with self.db.begin() as conn:
+            await conn.execute(
+                tables.passes.insert().values(
+                    pass_id=issued.claims.pass_id,
+                    subject_key=key,
+                    issuer_kid=signing.kid,
+                    colour=status.colour.value,
+                    severity=status.colour.severity,
+                    issued_at=now,
+                    valid_until=status.valid_until,
+                )
+            )
+        return PassIssue(issued=issued, status=status)
+
+    async def revoke_worsened(self, *, now: dt.datetime | None = None) -> RevocationSummary:
+        """Revoke every unexpired pass whose holder's status is now more severe.
+
+        Run after each status import: a pass shown as green must not stay
+        valid until 24:00 once the holder is listed.
+        """
+        now = now or now_utc()
+        passes = tables.passes
+        async with self.db.begin() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(
+                        passes.c.pass_id,
+                        passes.c.subject_key,
+                        passes.c.issuer_kid,
+                        passes.c.severity,
+                        passes.c.valid_until,
+                    )
+                    .where(passes.c.valid_until > now)
+                    .where(passes.c.pass_id.not_in(sa.select(tables.revocations.c.pass_id)))
+                )
+            ).all()
+        revoked = 0
+        current: dict[bytes, Colour] = {}
+        for row in rows:
+            subject_key = bytes(row.subject_key)
+            if subject_key not in current:
+                async with self.db.begin() as conn:
+                    subject, _ = await load_subject(conn, subject_key)
+                status = await resolve_status(self.db, subject, now=now, pm=self.pm, record=False)
+                current[subject_key] = status.colour
+            if current[subject_key].severity > row.severity:
+                async with self.db.begin() as conn:
+                    await conn.execute(
+                        tables.revocations.insert().values(
+                            pass_id=bytes(row.pass_id),
+                            issuer_kid=bytes(row.issuer_kid),
+                            reason=REVOKED_STATUS_WORSENED,
+                            revoked_at=now,
+                            valid_until=row.valid_until,
+                        )
+                    )
+                revoked += 1
+        if revoked:
+            async with self.db.begin() as conn:
+                await write_audit(conn, "revoke_passes", {"checked": len(rows), "revoked": revoked})
+        return RevocationSummary(checked=len(rows), revoked=revoked)
+
+    async def is_revoked(self, pass_id: bytes) -> bool:
+        """The online check: one primary-key read."""
+        async with self.db.begin() as conn:
+            found = (
+                await conn.execute(
+                    sa.select(tables.revocations.c.pass_id).where(
+                        tables.revocations.c.pass_id == pass_id
+                    )
+                )
+            ).first()
+        return found is not None
+
+    async def revocation_list(self, *, now: dt.datetime | None = None) -> str:
+        """The signed, compact revocation list of this instance's unexpired passes."""
+        now = now or now_utc()
+        revocations = tables.revocations
+        async with self.db.begin() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(revocations.c.issuer_kid, revocations.c.pass_id).where(
+                        revocations.c.valid_until > now
+                    )
+                )
+            ).all()
+        kids = [info.kid for info in self.keys.verification_keys(now)]
+        return build_revocation_list(
+            self.keys.active(),
+            [(bytes(kid), bytes(pass_id)) for kid, pass_id in rows],
+            now,
+            kids=kids,
+        )
+
+    async def purge(self, *, now: dt.datetime | None = None) -> dict[str, int]:
+        """Delete passes and revocations whose passes have expired."""
+        now = now or now_utc()
+        deleted: dict[str, int] = {}
+        async with self.db.begin() as conn:
+            for table in (tables.passes, tables.revocations):
+                result = await conn.execute(table.delete().where(table.c.valid_until <= now))
+                deleted[table.name] = int(result.rowcount or 0)
+        return deleted

@@ -1,0 +1,317 @@
+"""The whole service through its HTTP API (AsyncTestClient), with the real
+face plugin and real photos: a passport holder enrolls, gets today's status
+and a pass; a guard verifies the live presentation; an authority list turns
+the holder red and the pass is revoked at once; dependants and the assisted
+check; roles and device signatures are enforced.
+
+Liveness from photos, as in tests/test_enrollment.py: obama_1 -> obama_2 ->
+obama_1 answers (turn_right, open_mouth); the challenge's actions are fixed
+through the service so that photos can answer it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import json
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pluggy
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+import healthcode.plugins.authority_status as authority_status
+from healthcode.api.app import create_app
+from healthcode.api.settings import Settings
+from healthcode.core.auth import create_token, sign_request
+from healthcode.core.hookspecs import hookimpl
+from healthcode.core.images import read_image_file
+from healthcode.core.models import Document, Image
+from healthcode.core.passes import HolderDevice, KeyStore
+from healthcode.core.plugins import new_plugin_manager
+from healthcode.core.storage.database import init_instance
+from healthcode.plugins.face.modelstore import FETCH_COMMAND, list_models
+from healthcode.testing.mrz import MRZFields, format_mrz
+
+FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces"
+NUMBER = "Q1234567"
+DECLARED_NAME = "QUARTERMAINE ALLAN JAMES"
+MRZ = format_mrz(
+    MRZFields(
+        layout="TD3",
+        document_code="P",
+        issuing_state="GBR",
+        nationality="GBR",
+        surname="QUARTERMAINE",
+        given_names="ALLAN JAMES",
+        number=NUMBER,
+        birth_date=dt.date(1971, 3, 14),
+        sex="M",
+        expiry_date=dt.date(2034, 6, 30),
+    )
+)
+FRAMES = ("obama_1.jpg", "obama_2.jpg", "obama_1.jpg")
+ACTIONS = ("turn_right", "open_mouth")
+
+
+def _require_models() -> None:
+    missing = [s.spec.name for s in list_models(verify=False) if not s.verified]
+    if missing:
+        message = f"face models missing ({', '.join(missing)}): run `{FETCH_COMMAND}`"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+class AuthorityPhotos:
+    """Stand-in for an authority integration: a reference photo per number."""
+
+    def __init__(self, photos: dict[str, str]) -> None:
+        self.photos = photos
+
+    @hookimpl
+    def healthcode_reference_face(self, document: Document) -> Image | None:
+        name = self.photos.get(document.number)
+        return read_image_file(FACES / name) if name else None
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    _require_models()
+    url = f"sqlite:///{tmp_path / 'hc.db'}"
+    secrets = tmp_path / "secrets.json"
+    asyncio.run(init_instance(url, secrets))
+    KeyStore(tmp_path / "keys").init("110000", "北京市")
+    return Settings(
+        database_url=url,
+        secrets_file=secrets,
+        keys_dir=tmp_path / "keys",
+        trust_file=tmp_path / "trust.hct",
+    )
+
+
+@pytest.fixture
+def pm() -> pluggy.PluginManager:
+    manager = new_plugin_manager(autoload=False)
+    assert manager.is_registered(authority_status)
+    manager.register(AuthorityPhotos({NUMBER: "obama_2.jpg"}), name="test_authority")
+    return manager
+
+
+@pytest.fixture
+async def client(
+    settings: Settings, pm: pluggy.PluginManager
+) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(create_app(settings, plugin_manager=pm)) as c:
+        yield c
+
+
+def _services(client: AsyncTestClient[Litestar]) -> Any:
+    return client.app.state.services
+
+
+async def _enroll(client: AsyncTestClient[Litestar], device: HolderDevice) -> dict[str, Any]:
+    challenge = await _services(client).enrollment.issue_challenge(actions=ACTIONS)
+    files = [("frames", (name, (FACES / name).read_bytes(), "image/jpeg")) for name in FRAMES]
+    files.append(("capture", ("obama_3.jpg", (FACES / "obama_3.jpg").read_bytes(), "image/jpeg")))
+    response = await client.post(
+        "/enrollments",
+        data={
+            "challenge_nonce": challenge.nonce,
+            "declared_name": DECLARED_NAME,
+            "device_public_key": base64.b64encode(device.public_key_der).decode(),
+            "mrz": MRZ,
+        },
+        files=files,
+    )
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def _signed(
+    client: AsyncTestClient[Litestar],
+    device: HolderDevice,
+    subject_id: str,
+    method: str,
+    path: str,
+    body: bytes = b"",
+) -> Any:
+    header = sign_request(device.private_key, subject_id, method, path, body)
+    return await client.request(
+        method, path, content=body or None, headers={"authorization": header}
+    )
+
+
+@pytest.mark.anyio
+async def test_enroll_get_a_pass_verify_and_revoke(client: AsyncTestClient[Litestar]) -> None:
+    svc = _services(client)
+    device = HolderDevice.generate("ES256")
+    enrolled = await _enroll(client, device)
+    assert enrolled["outcome"] == "created"
+    assert enrolled["reference"] == "reference_photo"
+    assert enrolled["subject"]["masked_name"] == "QUARTERMAINE"
+    assert enrolled["subject"]["masked_number"] == "Q1****67"
+    assert enrolled["status"]["colour"] == "green"
+    subject_id = enrolled["subject"]["subject_id"]
+
+    status = await _signed(client, device, subject_id, "GET", "/me/status")
+    assert status.status_code == 200, status.text
+    assert status.json()["label_zh"] == "未见异常"
+
+    issued = await _signed(client, device, subject_id, "POST", "/me/passes")
+    assert issued.status_code == 201, issued.text
+    pass_text = issued.json()["text"]
+    assert pass_text.startswith("HC1:")
+
+    guard = await create_token(svc.db, "guard", "gate 3")
+    admin = await create_token(svc.db, "admin", "operator")
+    presentation = device.present(pass_text)
+    verdict = await client.post(
+        "/guard/verifications",
+        json={"presentation": presentation},
+        headers={"authorization": f"Bearer {guard}"},
+    )
+    assert verdict.status_code == 200
+    body = verdict.json()
+    assert (body["ok"], body["colour"], body["masked_name"]) == (True, "green", "QUARTERMAINE")
+    assert body["issuer"] == "110000"
+    assert NUMBER not in verdict.text
+
+    # The authority lists the holder: the pass issued this morning is revoked.
+    listing = f"kind,number,issuing_state,status\npassport,{NUMBER},GBR,red\n".encode()
+    imported = await client.post(
+        "/admin/status-imports",
+        data={
+            "day": dt.datetime.now(dt.UTC)
+            .astimezone(dt.timezone(dt.timedelta(hours=8)))
+            .date()
+            .isoformat()
+        },
+        files=[("file", ("list.csv", listing, "text/csv"))],
+        headers={"authorization": f"Bearer {admin}"},
+    )
+    assert imported.status_code == 201, imported.text
+    assert (imported.json()["imported"], imported.json()["passes_revoked"]) == (1, 1)
+
+    refused = await client.post(
+        "/guard/verifications",
+        json={"presentation": device.present(pass_text)},
+        headers={"authorization": f"Bearer {guard}"},
+    )
+    assert (refused.json()["ok"], refused.json()["code"]) == (False, "revoked")
+    assert "HCR1:" in (await client.get("/public/revocations")).json()["text"]
+    red = await _signed(client, device, subject_id, "GET", "/me/status")
+    assert red.json()["colour"] == "red"
+
+
+@pytest.mark.anyio
+async def test_roles_and_device_signatures_are_enforced(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    svc = _services(client)
+    device = HolderDevice.generate("EdDSA")
+    subject_id = (await _enroll(client, device))["subject"]["subject_id"]
+    guard = await create_token(svc.db, "guard", "gate")
+
+    # No credentials, a guard token on an admin route, a forged token.
+    assert (await client.get("/me/status")).status_code == 401
+    response = await client.post("/admin/purge", headers={"authorization": f"Bearer {guard}"})
+    assert response.status_code == 403
+    assert response.json()["code"] == "forbidden"
+    forged = guard[:-4] + "AAAA"
+    response = await client.post(
+        "/guard/verifications",
+        json={"presentation": "HCP1:x"},
+        headers={"authorization": f"Bearer {forged}"},
+    )
+    assert (response.status_code, response.json()["code"]) == (401, "invalid_token")
+
+    # Another device cannot act for this holder; a signature for another path fails.
+    other = HolderDevice.generate("ES256")
+    response = await _signed(client, other, subject_id, "GET", "/me/status")
+    assert (response.status_code, response.json()["code"]) == (401, "device_signature_invalid")
+    header = sign_request(device.private_key, subject_id, "GET", "/me/dependants")
+    response = await client.get("/me/status", headers={"authorization": header})
+    assert response.status_code == 401
+    stale = sign_request(
+        device.private_key,
+        subject_id,
+        "GET",
+        "/me/status",
+        now=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5),
+    )
+    response = await client.get("/me/status", headers={"authorization": stale})
+    assert (response.status_code, response.json()["code"]) == (401, "stale_request")
+
+    # A guard verifying garbage gets a coded refusal, never a 5xx.
+    response = await client.post(
+        "/guard/verifications",
+        json={"presentation": "HCP1:NOT-BASE45!"},
+        headers={"authorization": f"Bearer {guard}"},
+    )
+    assert response.status_code == 200
+    assert response.json()["ok"] is False
+    assert response.json()["code"] == "malformed_pass"
+
+
+@pytest.mark.anyio
+async def test_enrollment_bad_input_is_coded_and_writes_nothing(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    device = HolderDevice.generate("ES256")
+    challenge = await _services(client).enrollment.issue_challenge(actions=ACTIONS)
+    base = {
+        "challenge_nonce": challenge.nonce,
+        "declared_name": DECLARED_NAME,
+        "device_public_key": base64.b64encode(device.public_key_der).decode(),
+        "mrz": MRZ,
+    }
+    not_image = [("capture", ("x.jpg", b"not an image", "image/jpeg"))]
+    response = await client.post("/enrollments", data=base, files=not_image)
+    assert response.status_code == 422
+    assert response.json()["code"] == "not_an_image"
+    files = [("frames", (n, (FACES / n).read_bytes(), "image/jpeg")) for n in FRAMES]
+    files.append(("capture", ("c.jpg", (FACES / "biden_1.jpg").read_bytes(), "image/jpeg")))
+    response = await client.post(
+        "/enrollments", data=base | {"declared_name": "SOMEONE ELSE"}, files=files
+    )
+    assert response.status_code == 422
+    assert response.json()["code"] == "name_mismatch"
+    async with _services(client).db.begin() as conn:
+        import sqlalchemy as sa
+
+        from healthcode.core.storage import tables
+
+        assert (
+            await conn.execute(sa.select(sa.func.count()).select_from(tables.subjects))
+        ).scalar_one() == 0
+
+
+@pytest.mark.anyio
+async def test_assisted_check_needs_a_guard_and_an_eligible_age(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    guard = await create_token(_services(client).db, "guard", "helper desk")
+    headers = {"authorization": f"Bearer {guard}"}
+    elder = "11010519491231002X"  # born 1949: over 60
+    response = await client.post("/guard/assisted-checks", json={"number": elder}, headers=headers)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["masked_number"] == "11**************2X"
+    assert body["status"]["colour"] == "green"
+    adult = "110105199001011232"  # born 1990
+    response = await client.post("/guard/assisted-checks", json={"number": adult}, headers=headers)
+    assert response.status_code == 422
+    assert response.json()["code"] == "assist_not_eligible"
+    assert (await client.post("/guard/assisted-checks", json={"number": elder})).status_code == 401
+    json.dumps(body)
