@@ -315,3 +315,29 @@ async def test_assisted_check_needs_a_guard_and_an_eligible_age(
     assert response.json()["code"] == "assist_not_eligible"
     assert (await client.post("/guard/assisted-checks", json={"number": elder})).status_code == 401
     json.dumps(body)
+
+
+def test_tokens_cli_create_list_revoke(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from healthcode.cli.main import app
+
+    url = f"sqlite:///{tmp_path / 'hc.db'}"
+    secrets = tmp_path / "secrets.json"
+    asyncio.run(init_instance(url, secrets))
+    common = ["--database", url, "--secrets-file", str(secrets), "--json"]
+    runner = CliRunner()
+    created = runner.invoke(
+        app, ["tokens", "create", "--role", "guard", "--label", "gate 3", *common]
+    )
+    assert created.exit_code == 0, created.output
+    token = json.loads(created.stdout)["token"]
+    assert token.startswith("hc_guard_")
+    listed = json.loads(runner.invoke(app, ["tokens", "list", *common]).stdout)
+    assert [(t["role"], t["label"], t["revoked_at"]) for t in listed] == [("guard", "gate 3", None)]
+    assert token.split(".")[1] not in json.dumps(listed)
+    token_id = listed[0]["token_id"]
+    assert runner.invoke(app, ["tokens", "revoke", token_id, *common]).exit_code == 0
+    assert runner.invoke(app, ["tokens", "revoke", token_id, *common]).exit_code == 1
+    bad_role = runner.invoke(app, ["tokens", "create", "--role", "root", "--label", "x", *common])
+    assert bad_role.exit_code == 2

@@ -150,6 +150,8 @@ def import_command(
     Invalid rows are reported with their line numbers; valid rows are imported.
     The import is one transaction: if it fails, the previous data is unchanged.
     """
+    from healthcode.core.pass_service import PassService
+    from healthcode.core.passes import KeyStore
     from healthcode.core.status import import_status_file
     from healthcode.core.storage.database import open_database
 
@@ -176,7 +178,7 @@ def import_command(
                 def progress(done: int, total: int) -> None:
                     bar.update(task, completed=done, total=total)
 
-                return await import_status_file(
+                summary = await import_status_file(
                     db,
                     secrets,
                     file,
@@ -186,12 +188,22 @@ def import_command(
                     replace=not merge,
                     progress=progress,
                 )
+            # Passes issued earlier today to people now listed are revoked at once.
+            revoked = await PassService(db, KeyStore()).revoke_worsened()
+            return summary, revoked
         finally:
             await db.dispose()
 
-    summary = _run(go(), as_json=as_json)
+    summary, revoked = _run(go(), as_json=as_json)
     if as_json:
-        _print_json({"ok": True, **summary.as_dict()})
+        _print_json(
+            {
+                "ok": True,
+                **summary.as_dict(),
+                "passes_checked": revoked.checked,
+                "passes_revoked": revoked.revoked,
+            }
+        )
     else:
         console = Console()
         table = Table(show_header=False, box=None)
@@ -206,6 +218,7 @@ def import_command(
             ("red / 集中观察", summary.red),
             ("yellow / 居家观察", summary.yellow),
             ("seconds / 耗时", summary.seconds),
+            ("passes revoked / 已吊销通行码", revoked.revoked),
         ):
             table.add_row(label, str(value))
         console.print(table)

@@ -10,7 +10,17 @@ import sys
 
 import typer
 
-from healthcode.cli import admin, documents, enroll, faces, models, passes, plugins, serve
+from healthcode.cli import (
+    admin,
+    documents,
+    enroll,
+    faces,
+    models,
+    passes,
+    plugins,
+    serve,
+    tokens,
+)
 
 app = typer.Typer(
     name="healthcode",
@@ -29,6 +39,7 @@ app.add_typer(admin.status_app, name="status")
 app.add_typer(enroll.enroll_app, name="enroll")
 app.add_typer(enroll.dependants_app, name="dependants")
 app.add_typer(enroll.assist_app, name="assist")
+app.add_typer(tokens.app, name="tokens")
 app.add_typer(passes.keys_app, name="keys")
 app.add_typer(passes.trust_app, name="trust")
 app.add_typer(passes.passes_app, name="passes")

@@ -1,0 +1,111 @@
+"""``healthcode tokens``: API tokens for guards and admins (shown once)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from healthcode.cli.errors import EXIT_INVALID, fail
+from healthcode.core.errors import HealthcodeError
+
+T = TypeVar("T")
+
+app = typer.Typer(help="API tokens for guards and admins.", no_args_is_help=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+DatabaseOption = Annotated[
+    str | None, typer.Option("--database", help="Database URL; default as for `serve`.")
+]
+SecretsOption = Annotated[Path | None, typer.Option("--secrets-file", help="Operator secrets.")]
+
+
+def _with_db(
+    database: str | None, secrets_file: Path | None, body: Callable[[Any], Awaitable[T]]
+) -> T:
+    from healthcode.core.storage.database import open_database
+
+    async def go() -> T:
+        db, _ = await open_database(database, secrets_file)
+        try:
+            return await body(db)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(go())
+
+
+@app.command("create")
+def create_command(
+    role: Annotated[str, typer.Option("--role", help="guard or admin.")],
+    label: Annotated[str, typer.Option("--label", help="Who or where, e.g. 'gate 3'.")],
+    database: DatabaseOption = None,
+    secrets_file: SecretsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a token; it is printed once and stored only as a hash."""
+    from healthcode.core.auth import ROLES, create_token
+
+    if role not in ROLES:
+        raise typer.BadParameter(f"one of {', '.join(ROLES)}", param_hint="--role")
+    try:
+        token = _with_db(database, secrets_file, lambda db: create_token(db, role, label))
+    except HealthcodeError as exc:
+        fail(exc, as_json=as_json)
+    if as_json:
+        print(json.dumps({"ok": True, "role": role, "token": token}))
+    else:
+        print(token)
+        Console(stderr=True).print(
+            "Keep this token secret; it is not shown again. / 请妥善保管此令牌，它不会再次显示。"
+        )
+
+
+@app.command("list")
+def list_command(
+    database: DatabaseOption = None, secrets_file: SecretsOption = None, as_json: JsonOption = False
+) -> None:
+    """List tokens (ids, roles, labels; never the secrets)."""
+    from healthcode.core.auth import list_tokens
+
+    try:
+        tokens = _with_db(database, secrets_file, list_tokens)
+    except HealthcodeError as exc:
+        fail(exc, as_json=as_json)
+    if as_json:
+        print(json.dumps(tokens, ensure_ascii=False, indent=2))
+        return
+    table = Table("token id", "role", "label", "created", "revoked")
+    for t in tokens:
+        table.add_row(
+            *(str(t[k] or "") for k in ("token_id", "role", "label", "created_at", "revoked_at"))
+        )
+    Console().print(table)
+
+
+@app.command("revoke")
+def revoke_command(
+    token_id: Annotated[str, typer.Argument(help="The token id (from `tokens list`).")],
+    database: DatabaseOption = None,
+    secrets_file: SecretsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Revoke a token at once."""
+    from healthcode.core.auth import revoke_token
+
+    try:
+        changed = _with_db(database, secrets_file, lambda db: revoke_token(db, token_id))
+    except HealthcodeError as exc:
+        fail(exc, as_json=as_json)
+    if as_json:
+        print(json.dumps({"ok": changed, "token_id": token_id}))
+    elif not changed:
+        print(f"no active token {token_id} / 未找到有效令牌", flush=True)
+    if not changed:
+        raise typer.Exit(EXIT_INVALID)
