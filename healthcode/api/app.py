@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import inspect
 import logging
 from collections.abc import AsyncIterator
 
@@ -20,8 +21,10 @@ from litestar.middleware import DefineMiddleware
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.spec import Schema
 
 import healthcode
+from healthcode.api import wire
 from healthcode.api.controllers.admin import AdminController, PublicController
 from healthcode.api.controllers.documents import DocumentController
 from healthcode.api.controllers.enrollments import EnrollmentController
@@ -106,7 +109,7 @@ def create_app(
         rate_limit=("minute", settings.rate_limit_per_minute),
         exclude=[HEALTH_PREFIX, "/schema"],
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             HealthController,
             DocumentController,
@@ -144,6 +147,20 @@ def create_app(
         on_app_init=[_note_settings(settings)],
         debug=False,
     )
+    _close_request_schemas(app)
+    return app
+
+
+def _close_request_schemas(app: Litestar) -> None:
+    """Say in the OpenAPI document what the wire types enforce: request bodies
+    that forbid unknown fields get ``additionalProperties: false``."""
+    schemas = app.openapi_schema.components.schemas or {}
+    for name, struct in inspect.getmembers(wire, inspect.isclass):
+        config = getattr(struct, "__struct_config__", None)
+        if config is not None and config.forbid_unknown_fields and name in schemas:
+            schema = schemas[name]
+            if isinstance(schema, Schema):
+                schema.additional_properties = False
 
 
 def _note_settings(settings: Settings):  # type: ignore[no-untyped-def]

@@ -196,6 +196,16 @@ def http_error_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[Pr
     return problem_response(status, code, en, zh, headers=headers)
 
 
+def undecodable_request_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    # A text form field or a JSON body that is not UTF-8: the client's fault.
+    return problem_response(
+        HTTP_400_BAD_REQUEST,
+        "invalid_request_encoding",
+        "A text field of the request is not valid UTF-8.",
+        "请求中的文本字段不是有效的 UTF-8 编码。",
+    )
+
+
 def internal_error_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     log.error("unexpected %s", type(exc).__name__, exc_info=exc)
     return problem_response(
@@ -212,6 +222,7 @@ EXCEPTION_HANDLERS = {
     NotFoundException: http_error_handler,
     TooManyRequestsException: http_error_handler,
     HTTPException: http_error_handler,
+    UnicodeDecodeError: undecodable_request_handler,
     Exception: internal_error_handler,
 }
 

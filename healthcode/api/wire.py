@@ -5,7 +5,7 @@ Requests forbid unknown fields; responses carry masked identity only.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -107,7 +107,7 @@ def kind_to_wire(kind: DocumentType) -> DocumentKind:
 
 
 class ChallengeRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    purpose: str = "enroll"
+    purpose: Literal["enroll", "renew", "dependant"] = "enroll"
     """``enroll``, ``renew`` or ``dependant``."""
 
 

@@ -106,14 +106,8 @@ class EnrollmentController(Controller):
         self, request: Request[Any, Any, Any], data: JSONBody[ChallengeRequest]
     ) -> ChallengeResponse:
         """A fresh active-liveness challenge (actions in order, nonce, expiry)."""
-        if data.purpose not in ("enroll", "renew", "dependant"):
-            raise InputError(
-                "purpose must be enroll, renew or dependant.",
-                "purpose 须为 enroll、renew 或 dependant。",
-                code="invalid_purpose",
-            )
         challenge = await services(request.app.state).enrollment.issue_challenge(
-            purpose=data.purpose  # type: ignore[arg-type]
+            purpose=data.purpose
         )
         return ChallengeResponse(
             nonce=challenge.nonce,

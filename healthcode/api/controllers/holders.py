@@ -24,6 +24,7 @@ from healthcode.api.wire import (
     RenewalResponse,
     StatusView,
 )
+from healthcode.core.auth import Caller
 from healthcode.core.documents import make_submission
 from healthcode.core.enrollment import EnrollmentRequest, LivenessAnswer
 from healthcode.core.images import decode_image
@@ -59,23 +60,42 @@ class DependantForm:
     document_image: UploadFile | None = None
 
 
+async def _authenticate(request: Request[Any, Any, Any]) -> None:
+    """Runs before the body is parsed: the device signature covers the raw
+    body, so it is read (and kept for the form parser) first."""
+    request.state.caller = await require_holder(request)
+
+
+def _caller(request: Request[Any, Any, Any]) -> Caller:
+    caller: Caller = request.state.caller
+    return caller
+
+
 class HolderController(Controller):
     path = "/me"
     tags = ["holders"]
 
-    @get("/status", operation_id="myStatus", responses=HOLDER_RESPONSES)
+    @get(
+        "/status", operation_id="myStatus", before_request=_authenticate, responses=HOLDER_RESPONSES
+    )
     async def status(self, request: Request[Any, Any, Any]) -> StatusView:
         """Today's status, valid until 24:00 Asia/Shanghai (reasons are never shown)."""
-        caller = await require_holder(request)
+        caller = _caller(request)
         svc = services(request.app.state)
         async with svc.db.begin() as conn:
             subject, _ = await load_subject(conn, subject_key_bytes(caller.subject_id or ""))
         return StatusView(**status_view(await resolve_status(svc.db, subject)))
 
-    @post("/passes", operation_id="issuePass", status_code=201, responses=HOLDER_RESPONSES)
+    @post(
+        "/passes",
+        operation_id="issuePass",
+        before_request=_authenticate,
+        status_code=201,
+        responses=HOLDER_RESPONSES,
+    )
     async def issue_pass(self, request: Request[Any, Any, Any]) -> PassResponse:
         """Sign today's pass, bound to this device's key."""
-        caller = await require_holder(request)
+        caller = _caller(request)
         svc = services(request.app.state)
         issued = await svc.passes.issue(caller.subject_id or "")
         return PassResponse(
@@ -86,14 +106,20 @@ class HolderController(Controller):
             valid_until=issued.status.valid_until.isoformat(),
         )
 
-    @post("/renewals", operation_id="renewByFace", status_code=201, responses=FACE_RESPONSES)
+    @post(
+        "/renewals",
+        operation_id="renewByFace",
+        before_request=_authenticate,
+        status_code=201,
+        responses=FACE_RESPONSES,
+    )
     async def renew(
         self,
         request: Request[Any, Any, Any],
         data: Annotated[RenewalForm, Body(media_type=RequestEncodingType.MULTI_PART)],
     ) -> RenewalResponse:
         """Face-only renewal: answer a new challenge; no document is re-entered."""
-        caller = await require_holder(request)
+        caller = _caller(request)
         frames = await read_images(data.frames, "frames")
         capture = decode_image(await data.capture.read())
         result = await services(request.app.state).enrollment.renew(
@@ -107,10 +133,15 @@ class HolderController(Controller):
             similarity=round(result.match.similarity, 4),
         )
 
-    @get("/dependants", operation_id="listDependants", responses=HOLDER_RESPONSES)
+    @get(
+        "/dependants",
+        operation_id="listDependants",
+        before_request=_authenticate,
+        responses=HOLDER_RESPONSES,
+    )
     async def dependants(self, request: Request[Any, Any, Any]) -> list[DependantResponse]:
         """The holder's dependants (up to 4) with today's statuses."""
-        caller = await require_holder(request)
+        caller = _caller(request)
         views = await services(request.app.state).enrollment.list_dependants(
             caller.subject_id or ""
         )
@@ -123,14 +154,22 @@ class HolderController(Controller):
             for v in views
         ]
 
-    @post("/dependants", operation_id="addDependant", status_code=201, responses=FACE_RESPONSES)
+    # A path of its own: Litestar's automatic OPTIONS answer lists only one
+    # handler's methods when two handlers share a path.
+    @post(
+        "/dependant-enrollments",
+        operation_id="addDependant",
+        before_request=_authenticate,
+        status_code=201,
+        responses=FACE_RESPONSES,
+    )
     async def add_dependant(
         self,
         request: Request[Any, Any, Any],
         data: Annotated[DependantForm, Body(media_type=RequestEncodingType.MULTI_PART)],
     ) -> DependantResponse:
         """Add a dependant (他人代查): their document and a one-time face check."""
-        caller = await require_holder(request)
+        caller = _caller(request)
         image_bytes = await data.document_image.read() if data.document_image else None
         submission, warnings = make_submission(
             kind=data.kind,
