@@ -15,6 +15,7 @@ from healthcode.cli import (
     documents,
     enroll,
     faces,
+    holder,
     models,
     passes,
     plugins,
@@ -40,6 +41,7 @@ app.add_typer(enroll.enroll_app, name="enroll")
 app.add_typer(enroll.dependants_app, name="dependants")
 app.add_typer(enroll.assist_app, name="assist")
 app.add_typer(tokens.app, name="tokens")
+app.add_typer(holder.app, name="holder")
 app.add_typer(passes.keys_app, name="keys")
 app.add_typer(passes.trust_app, name="trust")
 app.add_typer(passes.passes_app, name="passes")
