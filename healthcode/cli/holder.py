@@ -1,7 +1,7 @@
 """``healthcode holder``: a holder's phone, as a command-line client of the
 HTTP API. Every request after enrollment is signed with the device key.
 
-    healthcode passes device-key --out phone.key          # once: the device key
+    healthcode passes device-key phone.key                # once: the device key
     healthcode holder challenge --server URL               # actions to perform
     healthcode holder enroll --server URL --key phone.key --challenge NONCE \\
         --mrz "$MRZ" --name "SURNAME GIVEN" --frames f1.jpg f2.jpg f3.jpg --capture me.jpg
