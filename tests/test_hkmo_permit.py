@@ -73,7 +73,7 @@ def test_registers_five_kinds(pm: pluggy.PluginManager) -> None:
     assert set(types) >= KINDS
     assert types[RESIDENCE_PERMIT].inputs == frozenset({"number"})
     for kind in MRZ_KINDS:
-        assert types[kind].inputs == frozenset({"number", "mrz"})
+        assert types[kind].inputs == frozenset({"number", "mrz", "image"})
         assert types[kind].name_zh and types[kind].name_en
 
 

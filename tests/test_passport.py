@@ -523,7 +523,7 @@ def test_document_types_registered(pm: pluggy.PluginManager) -> None:
     assert (types["passport"].name_zh, types["passport"].name_en) == ("护照", "Passport")
     assert types["travel_id"].name_zh == "旅行身份证件"
     assert types["visa"].name_zh == "签证"
-    assert types["passport"].inputs == frozenset({"number", "mrz"})
+    assert types["passport"].inputs == frozenset({"number", "mrz", "image"})
     for kind in ("passport", "travel_id", "visa"):
         example = types[kind].example
         assert example is not None

@@ -37,9 +37,11 @@ from healthcode.api.services import Services
 from healthcode.api.settings import Settings
 from healthcode.core.clock import next_cutoff, now_utc
 from healthcode.core.enrollment import EnrollmentService
+from healthcode.core.models import Issuer
 from healthcode.core.pass_service import PassService
 from healthcode.core.passes import KeyStore, TrustStore, Verifier
-from healthcode.core.passes.trust import default_trust_file
+from healthcode.core.passes.trust import default_trust_file, with_plugin_issuers
+from healthcode.core.plugins import get_plugin_manager
 from healthcode.core.status import purge_expired
 from healthcode.core.storage.database import Database, open_database
 
@@ -72,6 +74,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        pm = plugin_manager or get_plugin_manager()
         db, secrets = await open_database(
             settings.database_url, settings.secrets_file, migrate=settings.migrate_on_start
         )
@@ -82,11 +85,11 @@ def create_app(
         app.state.services = Services(
             db=db,
             secrets=secrets,
-            enrollment=EnrollmentService(db, secrets, plugin_manager),
+            enrollment=EnrollmentService(db, secrets, pm),
             keys=keys,
-            passes=PassService(db, keys, pm=plugin_manager),
+            passes=PassService(db, keys, pm=pm),
             trust=trust,
-            verifier=Verifier(trust.load()),
+            verifier=Verifier(with_plugin_issuers(trust.load(), _plugin_issuers(pm))),
             region_code=keys.region_code,
         )
         purge_task = None
@@ -149,6 +152,11 @@ def create_app(
     )
     _close_request_schemas(app)
     return app
+
+
+def _plugin_issuers(pm: pluggy.PluginManager) -> list[Issuer]:
+    """Peer issuers named by plugins (``healthcode_trusted_issuers``)."""
+    return [issuer for batch in pm.hook.healthcode_trusted_issuers() for issuer in batch or ()]
 
 
 def _close_request_schemas(app: Litestar) -> None:

@@ -259,7 +259,7 @@ class Issuer:
     """GB/T 2260 code, e.g. ``110000`` for Beijing."""
     name: str
     public_keys: Mapping[str, bytes] = attrs.field(factory=dict, repr=False)
-    """kid -> public key (DER SubjectPublicKeyInfo)."""
+    """kid (hex) -> public key (DER SubjectPublicKeyInfo)."""
     valid_from: dt.datetime | None = None
     valid_until: dt.datetime | None = None
 

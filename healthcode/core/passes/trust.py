@@ -23,6 +23,7 @@ import cbor2
 from attrs import frozen
 
 from healthcode.core.clock import now_utc
+from healthcode.core.models import Issuer
 from healthcode.core.passes.codec import (
     ALGORITHM_BY_ID,
     ALGORITHMS,
@@ -30,6 +31,7 @@ from healthcode.core.passes.codec import (
     Algorithm,
     PublicKey,
     Sign1,
+    algorithm_of,
     cbor_loads,
     kid_for,
     load_public_der,
@@ -378,3 +380,36 @@ def default_trust_file() -> Path:
     import platformdirs
 
     return platformdirs.user_data_path("healthcode") / "trust.hct"
+
+
+def with_plugin_issuers(trust: TrustList, issuers: Iterable[Issuer]) -> TrustList:
+    """``trust`` plus the peer issuers that plugins name through
+    ``healthcode_trusted_issuers`` (an operator trusts what it installs).
+
+    A plugin's key whose kid is not the one derived from it is ignored: the
+    kid is how a pass names its key, and a mismatch would let one key stand in
+    for another.
+    """
+    merged = dict(trust.issuers)
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    for issuer in issuers:
+        keys = list(merged[issuer.region_code].keys) if issuer.region_code in merged else []
+        for kid_hex, der in issuer.public_keys.items():
+            try:
+                kid, public = bytes.fromhex(kid_hex), load_public_der(der)
+            except (ValueError, PassError):
+                continue
+            if kid_for(public) != kid or any(k.kid == kid for k in keys):
+                continue
+            keys.append(
+                TrustedKey(
+                    kid=kid,
+                    alg=algorithm_of(public),
+                    public_key=public,
+                    public_key_der=der,
+                    valid_from=issuer.valid_from or epoch,
+                    valid_until=issuer.valid_until,
+                )
+            )
+        merged[issuer.region_code] = TrustedIssuer(issuer.region_code, issuer.name, tuple(keys))
+    return TrustList(owner=trust.owner, issued_at=trust.issued_at, issuers=merged, text=trust.text)

@@ -78,7 +78,9 @@ def document_types() -> list[DocumentType]:
             name_en=NAMES[kind][0],
             name_zh=NAMES[kind][1],
             # The residence permit card carries no MRZ.
-            inputs=frozenset({"number"} if kind == RESIDENCE_PERMIT else {"number", "mrz"}),
+            inputs=frozenset(
+                {"number"} if kind == RESIDENCE_PERMIT else {"number", "mrz", "image"}
+            ),
             example=examples[kind],
         )
         for kind in sorted(KINDS)
