@@ -287,6 +287,18 @@ async def test_enrollment_bad_input_is_coded_and_writes_nothing(
     )
     assert response.status_code == 422
     assert response.json()["code"] == "name_mismatch"
+    # The face plugin's quality gates apply to the live capture.
+    files[-1] = (
+        "capture",
+        ("c.jpg", (FACES / "obama_partial_face.jpg").read_bytes(), "image/jpeg"),
+    )
+    fresh = await _services(client).enrollment.issue_challenge(actions=ACTIONS)
+    response = await client.post(
+        "/enrollments", data=base | {"challenge_nonce": fresh.nonce}, files=files
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "capture_unusable"
+    assert response.json()["details"]["problem"] == "face_out_of_frame"
     async with _services(client).db.begin() as conn:
         import sqlalchemy as sa
 

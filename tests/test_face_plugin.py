@@ -129,6 +129,22 @@ def test_partial_face_is_out_of_frame() -> None:
     assert info.value.code == "face_out_of_frame"
 
 
+def test_quality_hook_through_the_plugin_manager(face_pm: pluggy.PluginManager) -> None:
+    def codes(name: str) -> list[str]:
+        image = _image(name)
+        faces = face_pm.hook.healthcode_detect_faces(image=image)
+        problems = face_pm.hook.healthcode_assess_face_quality(image=image, faces=faces)
+        return [p.code for p in problems]
+
+    assert codes("obama_1.jpg") == []
+    assert codes("two_people.jpg") == ["more_than_one_face"]
+    assert "face_out_of_frame" in codes("obama_partial_face.jpg")
+    # Faces without our measurements (another detector's) are not ours to judge.
+    foreign = Face(box=(0, 0, 10, 10), score=1.0)
+    image = _image("obama_1.jpg")
+    assert face_pm.hook.healthcode_assess_face_quality(image=image, faces=[foreign]) is None
+
+
 @pytest.mark.parametrize(
     "name", ["obama_1.jpg", "obama_2.jpg", "obama_3.jpg", "biden_1.jpg", "biden_2.jpg"]
 )

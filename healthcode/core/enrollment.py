@@ -477,11 +477,26 @@ class EnrollmentService:
         return list(faces)
 
     def _one_face(self, image: Image, what: str) -> Face:
+        """The one usable face of a live image; the quality gates of the face
+        plugin (frame, size, light, blur) apply when it offers them."""
         faces = self._faces(image)
-        if len(faces) != 1:
+        problems = self.pm.hook.healthcode_assess_face_quality(image=image, faces=faces)
+        if problems is None and len(faces) != 1:
             problem = "no_face" if not faces else "more_than_one_face"
             raise CaptureUnusableError(
                 details={"problem": problem, "image": what, "faces": len(faces)}
+            )
+        if problems:
+            first = problems[0]
+            raise CaptureUnusableError(
+                f"The {what} cannot be used: {first.message_en}",
+                f"{'照片' if what == 'capture' else '视频帧'}无法使用：{first.message_zh}",
+                details={
+                    "problem": first.code,
+                    "problems": [p.code for p in problems],
+                    "image": what,
+                    "faces": len(faces),
+                },
             )
         return faces[0]
 

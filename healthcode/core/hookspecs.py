@@ -165,6 +165,25 @@ def healthcode_detect_faces(image: Image) -> Sequence[Face] | None:
 
 
 @hookspec(firstresult=True)
+def healthcode_assess_face_quality(image: Image, faces: Sequence[Face]) -> Sequence[Problem] | None:
+    """Say what stops ``image`` (with the ``faces`` detected in it) from serving
+    a 1:1 face check: no face, more than one, out of frame, too small, too
+    dark, too blurred. An empty sequence means it is usable.
+
+    ``firstresult``: the face plugin that detected the faces answers. ``None``:
+    no plugin judges quality (core then checks only that there is one face).
+
+    Example::
+
+        @hookimpl
+        def healthcode_assess_face_quality(image, faces):
+            if len(faces) != 1:
+                return [Problem("more_than_one_face", "...", "...")]
+            return []
+    """
+
+
+@hookspec(firstresult=True)
 def healthcode_face_template(image: Image, face: Face) -> bytes | None:
     """Compute a face template (an embedding, serialised) for one face.
 

@@ -11,7 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from healthcode.core.hookspecs import hookimpl
-from healthcode.core.models import Face, FaceMatch, Image, LivenessChallenge, LivenessResult
+from healthcode.core.models import (
+    Face,
+    FaceMatch,
+    Image,
+    LivenessChallenge,
+    LivenessResult,
+    Problem,
+)
 
 __version__ = "0.1.0"
 
@@ -21,6 +28,16 @@ def healthcode_detect_faces(image: Image) -> Sequence[Face] | None:
     from healthcode.plugins.face.detect import detect_faces
 
     return detect_faces(image)
+
+
+@hookimpl
+def healthcode_assess_face_quality(image: Image, faces: Sequence[Face]) -> Sequence[Problem] | None:
+    from healthcode.plugins.face.detect import QUALITY_MEASUREMENTS, assess_quality
+
+    # Faces another plugin detected carry other measurements: not ours to judge.
+    if any(not set(face.measurements) >= QUALITY_MEASUREMENTS for face in faces):
+        return None
+    return assess_quality(faces)
 
 
 @hookimpl

@@ -204,6 +204,10 @@ def _problem(code: str, en: str, zh: str, **details: Any) -> Problem:
     return Problem(code=code, message_en=en, message_zh=zh, field="image", details=details)
 
 
+QUALITY_MEASUREMENTS = frozenset({"out_of_frame", "face_width", "brightness", "sharpness"})
+"""The per-face measurements the quality gates read."""
+
+
 def assess_quality(faces: Sequence[Face]) -> tuple[Problem, ...]:
     """What stops this image from serving a 1:1 face check; empty when it can."""
     if not faces:
