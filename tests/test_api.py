@@ -14,7 +14,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from healthcode.api.app import create_app
-from healthcode.api.overload import InFlight, LoadShedder
+from healthcode.api.overload import InFlight, LoadShedder, RateLimiter
 from healthcode.api.settings import Settings
 from healthcode.core.passes import KeyStore
 from healthcode.core.storage.database import init_instance
@@ -222,3 +222,32 @@ async def test_openapi_document_lists_problem_responses(client: AsyncTestClient[
     assert check["operationId"] == "checkDocument"
     assert {"200", "400", "422", "429", "503"} <= set(check["responses"])
     assert (await client.get("/schema")).status_code == 200
+
+
+@pytest.mark.anyio
+async def test_rate_limit_window_resets_and_is_per_client() -> None:
+    now = [1000.0]
+
+    async def ok_app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    limiter = RateLimiter(ok_app, per_minute=2, exempt=("/health",), clock=lambda: now[0])
+    statuses: list[int] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    async def call(address: str, path: str = "/documents/kinds") -> None:
+        scope = {"type": "http", "path": path, "client": (address, 1234)}
+        await limiter(scope, None, send)  # type: ignore[arg-type]
+
+    for _ in range(3):
+        await call("client-a")
+    await call("client-b")
+    await call("client-a", "/health/live")
+    assert statuses == [200, 200, 429, 200, 200]
+    now[0] += 61
+    await call("client-a")
+    assert statuses[-1] == 200

@@ -18,7 +18,6 @@ import pluggy
 from litestar import Litestar
 from litestar.config.app import AppConfig
 from litestar.middleware import DefineMiddleware
-from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Schema
@@ -31,7 +30,7 @@ from healthcode.api.controllers.enrollments import EnrollmentController
 from healthcode.api.controllers.guards import GuardController
 from healthcode.api.controllers.health import HealthController
 from healthcode.api.controllers.holders import HolderController
-from healthcode.api.overload import InFlight, LoadShedder
+from healthcode.api.overload import ClientWindows, InFlight, LoadShedder, RateLimiter
 from healthcode.api.problems import EXCEPTION_HANDLERS
 from healthcode.api.services import Services
 from healthcode.api.settings import Settings
@@ -108,10 +107,6 @@ def create_app(
                     await purge_task
             await db.dispose()
 
-    rate_limit = RateLimitConfig(
-        rate_limit=("minute", settings.rate_limit_per_minute),
-        exclude=[HEALTH_PREFIX, "/schema"],
-    )
     app = Litestar(
         route_handlers=[
             HealthController,
@@ -132,7 +127,12 @@ def create_app(
                 exempt=(HEALTH_PREFIX,),
                 counter=InFlight(),
             ),
-            rate_limit.middleware,
+            DefineMiddleware(
+                RateLimiter,
+                per_minute=settings.rate_limit_per_minute,
+                exempt=(HEALTH_PREFIX, "/schema"),
+                windows=ClientWindows(),
+            ),
         ],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(

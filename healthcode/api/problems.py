@@ -100,6 +100,7 @@ _STATUS_BY_CODE = {
     "device_key_missing": 409,
     "rate_limited": 429,
     "face_check_unavailable": 503,
+    "face_service_busy": 503,
     "reference_face_unavailable": 422,
 }
 

@@ -4,6 +4,7 @@ dependencies that hand them to handlers."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 from attrs import define
@@ -38,9 +39,25 @@ def services(state: State) -> Services:
     return found
 
 
+# Checked tokens, kept briefly so that a guard's scans do not each cost a
+# database read: a revoked token stops working within TOKEN_CACHE_SECONDS.
+TOKEN_CACHE_SECONDS = 30.0
+_TOKEN_CACHE_MAX = 10_000
+_token_cache: dict[str, tuple[float, Caller]] = {}
+
+
 async def require_token(request: Request[Any, Any, Any], *roles: str) -> Caller:
     svc = services(request.app.state)
-    caller = await authenticate_token(svc.db, request.headers.get("authorization"))
+    header = request.headers.get("authorization") or ""
+    cached = _token_cache.get(header)
+    now = time.monotonic()
+    if cached is not None and cached[0] > now:
+        caller = cached[1]
+    else:
+        caller = await authenticate_token(svc.db, header or None)
+        if len(_token_cache) >= _TOKEN_CACHE_MAX:
+            _token_cache.clear()
+        _token_cache[header] = (now + TOKEN_CACHE_SECONDS, caller)
     if caller.role not in roles:
         raise ForbiddenRoleError(details={"allowed": list(roles)})
     return caller

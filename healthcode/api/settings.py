@@ -36,7 +36,7 @@ class Settings:
     """``HEALTHCODE_TRUST_FILE``: the signed trust list; None: the default location."""
     max_body_bytes: int = 12 * MiB
     """Largest request body (an enrollment carries several images)."""
-    max_in_flight: int = 256
+    max_in_flight: int = 64
     """Requests handled at once per worker; beyond it: 503 with Retry-After."""
     rate_limit_per_minute: int = 1200
     """Requests per client IP per minute; beyond it: 429 with Retry-After."""
@@ -56,7 +56,7 @@ class Settings:
             keys_dir=Path(keys) if keys else None,
             trust_file=Path(trust) if trust else None,
             max_body_bytes=_int_env("HEALTHCODE_MAX_BODY_BYTES", 12 * MiB),
-            max_in_flight=_int_env("HEALTHCODE_MAX_IN_FLIGHT", 256),
+            max_in_flight=_int_env("HEALTHCODE_MAX_IN_FLIGHT", 64),
             rate_limit_per_minute=_int_env("HEALTHCODE_RATE_LIMIT_PER_MINUTE", 1200),
             run_purge=os.environ.get("HEALTHCODE_RUN_PURGE", "1") not in ("0", "false", "no"),
             migrate_on_start=os.environ.get("HEALTHCODE_MIGRATE_ON_START", "1")

@@ -84,7 +84,9 @@ class HolderController(Controller):
         svc = services(request.app.state)
         async with svc.db.begin() as conn:
             subject, _ = await load_subject(conn, subject_key_bytes(caller.subject_id or ""))
-        return StatusView(**status_view(await resolve_status(svc.db, subject)))
+        # A look-up records nothing: decisions are recorded when a pass is issued.
+        status = await resolve_status(svc.db, subject, pm=svc.enrollment.pm, record=False)
+        return StatusView(**status_view(status))
 
     @post(
         "/passes",
