@@ -28,10 +28,16 @@ the per-IP limit (all load comes from 127.0.0.1) does not cap the measurement;
 one overload run keeps the default limit to show the 429 path.
 
 Load generator: ``wrk`` (4.1, with a Lua script that rotates requests and
-counts status codes) when it is on PATH; on Debian ``apt-get install -y wrk``.
+counts status codes) when it is on PATH; on Debian ``apt-get install -y wrk``
+(installed that way on the development box for bench/API.md).
 Without it, a slower asyncio/httpx generator in this file does the same job
 (closed loop, same counts); its own CPU use lowers the figures much more.
 The generator and the server share the machine's cores: say so with results.
+"server CPU ms/req" (the server's CPU time during a run over its requests) is the
+figure least disturbed by other jobs.
+
+``--source DIR`` serves from another copy of the package (one worker), to measure
+a candidate change without touching the tree.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -230,6 +237,27 @@ main()
 SOURCE: Path | None = None
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and its child processes (uvicorn's
+    workers), all threads included: Linux /proc only, else 0."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # After the command: state, ppid, ..., utime (14th field) and stime (15th).
+        if int(entry.name) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+SERVER_PIDS: dict[str, int] = {}
+
+
 @contextlib.contextmanager
 def server(instance: Instance, workers: int, extra_env: dict[str, str]) -> Iterator[str]:
     """``healthcode serve`` in its own process group; killed on exit."""
@@ -252,6 +280,7 @@ def server(instance: Instance, workers: int, extra_env: dict[str, str]) -> Itera
         start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
+    SERVER_PIDS[base] = proc.pid
     try:
         deadline = time.monotonic() + 60
         ready = 0
@@ -299,6 +328,8 @@ class RunResult:
     socket_errors: dict[str, int]
     missing_retry_after: int
     generator: str
+    server_cpu_s: float = 0.0
+    """CPU time the server used during the run (every worker and thread)."""
 
     @property
     def rate(self) -> float:
@@ -435,9 +466,9 @@ async def _httpx_load(
         nonlocal missing, sent
         i = offset
         while time.perf_counter() < deadline and sent < max_requests:
+            sent += 1
             if pace_ms:
                 await asyncio.sleep(pace_ms / 1000)
-            sent += 1
             r = requests[i % len(requests)]
             i += 1
             t = time.perf_counter()
@@ -495,13 +526,19 @@ def run_load(
     first, which offers about ``rate`` requests/s whatever the service does
     (its refusals are fast)."""
     pace_ms = round(connections * 1000 / rate) if rate else 0
+    pid = SERVER_PIDS.get(base)
+    cpu_before = cpu_seconds(pid) if pid else 0.0
     if shutil.which("wrk"):
-        return run_wrk(
+        result = run_wrk(
             base, requests, connections, duration, max_requests, timeout_s, root, pace_ms
         )
-    return asyncio.run(
-        _httpx_load(base, requests, connections, duration, max_requests, timeout_s, pace_ms)
-    )
+    else:
+        result = asyncio.run(
+            _httpx_load(base, requests, connections, duration, max_requests, timeout_s, pace_ms)
+        )
+    if pid:
+        result.server_cpu_s = cpu_seconds(pid) - cpu_before
+    return result
 
 
 def verification_requests(instance: Instance) -> list[Request]:
@@ -585,6 +622,8 @@ async def enrollment_rush(
                     r = await client.post("/enrollments", data=minimal, files=files)
                 except httpx.HTTPError as exc:
                     return type(exc).__name__
+                if r.status_code in (429, 503) and "retry-after" not in r.headers:
+                    return f"{r.status_code} without Retry-After"
                 return r.status_code
 
             t = time.perf_counter()
@@ -595,6 +634,9 @@ async def enrollment_rush(
                 "codes": dict(Counter(str(c) for c in results)),
             }
 
+        # A fresh client: connections idle since the first phase may have been
+        # closed by the server's 5 s keep-alive timeout meanwhile.
+        async with httpx.AsyncClient(base_url=base, limits=limits, timeout=timeout_s) as client:
             if real:
                 service = EnrollmentService(db, secrets)
                 images = {n: (FACES / n).read_bytes() for n in {*FRAMES, CAPTURE}}
@@ -689,11 +731,79 @@ def row(label: str, r: RunResult) -> dict[str, Any]:
         "p50_ms": round(r.p50_ms, 1),
         "p99_ms": round(r.p99_ms, 1),
         "max_ms": round(r.max_ms, 1),
+        "server_cpu_s": round(r.server_cpu_s, 2),
+        "server_cpu_ms_per_request": round(1000 * r.server_cpu_s / r.requests, 2)
+        if r.requests
+        else None,
         "codes": {str(k): v for k, v in sorted(r.codes.items())},
         "socket_errors": r.socket_errors,
         "missing_retry_after": r.missing_retry_after,
         "generator": r.generator,
     }
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The results as the tables in bench/API.md."""
+    out = [
+        "| run | requests | req/s | p50 ms | p99 ms | max ms | server CPU ms/req | codes |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in results["runs"]:
+        if "skipped" in r:
+            out.append(f"| {r['run']} | skipped: {r['skipped']} | | | | | | |")
+            continue
+        out.append(
+            f"| {r['run']} | {r['requests']:,} | {r['per_second']:,} | {r['p50_ms']} | "
+            f"{r['p99_ms']} | {r['max_ms']} | {r['server_cpu_ms_per_request']} | "
+            f"{json.dumps(r['codes'])} |"
+        )
+    if results["overload"]:
+        out += [
+            "",
+            "| overload run | offered req/s | answered req/s | 200/s | p99 ms | max ms "
+            "| codes | socket errors | 429/503 without Retry-After | pass |",
+            "|---|---:|---:|---:|---:|---:|---|---|---:|---|",
+        ]
+        for r in results["overload"]:
+            errors = sum(r["socket_errors"].values())
+            out.append(
+                f"| {r['run']} | {r['offered_per_second'] or 'flood'} | {r['per_second']:,} | "
+                f"{r['ok_per_second']:,} | {r['p99_ms']} | {r['max_ms']} | "
+                f"{json.dumps(r['codes'])} | {errors} | {r['missing_retry_after']} | "
+                f"{'yes' if r['pass'] else 'NO'} |"
+            )
+    for backend, rush in results["rush"].items():
+        out.append("")
+        out.append(f"Enrollment rush, {backend}: bad bodies {json.dumps(rush['bad'])}")
+        if "real" in rush:
+            out.append(f"; real faces {json.dumps(rush['real'])}")
+        out.append(f"; subjects {json.dumps(rush['subjects'])}")
+        if "verification_meanwhile" in rush:
+            v = rush["verification_meanwhile"]
+            out.append(
+                f"; verifications meanwhile (about 100/s offered): {v['per_second']}/s, "
+                f"p50 {v['p50_ms']} ms, p99 {v['p99_ms']} ms, max {v['max_ms']} ms, "
+                f"codes {json.dumps(v['codes'])}, socket errors {json.dumps(v['socket_errors'])}"
+            )
+    return "\n".join(out) + "\n"
+
+
+def guards_meanwhile(
+    base: str, instance: Instance, root: Path, timeout_s: float, out: list[RunResult]
+) -> None:
+    """About 100 verifications/s for 15 s (run beside the enrollment rush)."""
+    out.append(
+        run_load(
+            base,
+            verification_requests(instance),
+            connections=20,
+            duration=15,
+            max_requests=5_000,
+            timeout_s=timeout_s,
+            root=root,
+            rate=100,
+        )
+    )
 
 
 def overload_verdict(r: RunResult) -> bool:
@@ -706,7 +816,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per run")
     parser.add_argument("--connections", type=int, default=32, help="for throughput runs")
-    parser.add_argument("--overload-connections", type=int, default=600)
+    parser.add_argument("--overload-connections", type=int, default=1500)
     parser.add_argument(
         "--overload-rate", type=float, help="offered req/s; default 3x the 1-worker rate"
     )
@@ -722,6 +832,7 @@ def main() -> None:
     parser.add_argument("--no-faces", action="store_true", help="skip the real-face rush")
     parser.add_argument("--no-overload", action="store_true")
     parser.add_argument("--json", type=Path, help="write raw results here")
+    parser.add_argument("--markdown", type=Path, help="write the results tables here")
     parser.add_argument(
         "--source",
         type=Path,
@@ -814,6 +925,14 @@ def main() -> None:
                         print(json.dumps(entry), flush=True)
                 if not args.no_rush:
                     with server(instance, 2, fast) as base:
+                        # Guards keep verifying (about 100/s) during the rush:
+                        # how long do they wait while workers do face work?
+                        side: list[RunResult] = []
+                        guards = threading.Thread(
+                            target=guards_meanwhile,
+                            args=(base, instance, root, args.timeout, side),
+                        )
+                        guards.start()
                         rush = asyncio.run(
                             enrollment_rush(
                                 base,
@@ -823,6 +942,10 @@ def main() -> None:
                                 timeout_s=120.0,
                             )
                         )
+                        guards.join()
+                        rush["verification_meanwhile"] = row(
+                            f"verification during the rush {backend} 2w", side[0]
+                        )
                     results["rush"][backend] = rush
                     print(json.dumps({"rush": backend, **rush}), flush=True)
             finally:
@@ -830,6 +953,8 @@ def main() -> None:
     results["load_average_after"] = os.getloadavg()
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    if args.markdown:
+        args.markdown.write_text(markdown(results))
     print(json.dumps(results, indent=2, ensure_ascii=False))
     sys.exit(0)
 

@@ -16,6 +16,7 @@ import random
 import shutil
 import string
 from pathlib import Path
+from typing import Any
 
 import pluggy
 import pytest
@@ -29,6 +30,7 @@ from healthcode.core.errors import HealthcodeError
 from healthcode.core.hookspecs import hookimpl
 from healthcode.core.images import decode_image
 from healthcode.core.models import Document, Image, MachineZoneCandidate, MachineZoneReading
+from healthcode.plugins.passport import glyphs as ocr_glyphs
 from healthcode.plugins.passport import ocr
 from healthcode.testing.mrz import format_mrz, random_fields
 
@@ -422,3 +424,86 @@ def test_check_document_reports_image_source(pm: pluggy.PluginManager, white_pag
     result = check_document(submission, today=dt.date(2011, 1, 1), warnings=warnings, pm=pm)
     assert result.document.source == "image"
     assert result.masked is not None and result.masked.masked_name == "ERIKSSON"
+
+
+# --- the OCR-B template reader -------------------------------------------------------------
+
+needs_font = pytest.mark.skipif(
+    ocr_glyphs.font_path() is None, reason="fonts-ocr-b is not installed"
+)
+
+
+def _scores(lines: list[str], tweaks: dict[tuple[int, int], dict[str, float]]) -> list[Any]:
+    """Glyph scores as the template reader gives them: 0.9 for the printed
+    character, 0.3 for the rest, with ``tweaks`` per (line, column)."""
+    import numpy as np
+
+    out = []
+    for row, line in enumerate(lines):
+        grid = np.full((len(line), len(ocr_glyphs.ALPHABET)), 0.3, dtype=np.float32)
+        for col, char in enumerate(line):
+            grid[col, ocr_glyphs.ALPHABET.index(char)] = 0.9
+            for other, value in tweaks.get((row, col), {}).items():
+                grid[col, ocr_glyphs.ALPHABET.index(other)] = value
+        out.append(grid)
+    return out
+
+
+def test_template_scores_decode_to_the_printed_zone() -> None:
+    reading = ocr.decode_scores(_scores(TD3_SPECIMEN.split("\n"), {}))
+    assert reading is not None and reading.checks_passed
+    assert "\n".join(reading.lines) == TD3_SPECIMEN
+
+
+def test_field_alphabets_rule_out_look_alikes() -> None:
+    lines = TD3_SPECIMEN.split("\n")
+    # A date cell that matches 'O' best still reads as a digit; a state cell
+    # that matches '0' best still reads as a letter.
+    tweaks = {(1, 14): {"O": 0.95}, (1, 11): {"0": 0.97}}
+    reading = ocr.decode_scores(_scores(lines, tweaks))
+    assert reading is not None
+    assert "\n".join(reading.lines) == TD3_SPECIMEN
+    assert not any(n.startswith("check_confirmed") for n in reading.notes)
+
+
+def test_a_close_runner_up_is_taken_only_when_the_check_digit_confirms() -> None:
+    lines = TD3_SPECIMEN.split("\n")
+    # Number "L898902C3": the '0' cell matches 'O' a little better (a close call).
+    close = ocr.decode_scores(_scores(lines, {(1, 5): {"O": 0.92}}))
+    assert close is not None and close.lines[1][:9] == "L898902C3"
+    assert "check_confirmed:number:line2:col6" in close.notes
+    # A clear 'O' is what was printed as far as the reader can tell: left for the parser.
+    clear = ocr.decode_scores(_scores(lines, {(1, 5): {"O": 0.99, "0": 0.5}}))
+    assert clear is not None and clear.lines[1][5] == "O"
+    assert not clear.checks_passed and "check_failed:number" in clear.notes
+    # A close call in a name (no check digit) is never changed.
+    name = ocr.decode_scores(_scores(lines, {(0, 6): {"B": 0.93}}))
+    assert name is not None and name.lines[0][6] == "B"
+
+
+@needs_font
+@pytest.mark.parametrize("layout", ["TD3", "TD2", "TD1", "CR", "CT", "CS"])
+def test_moderately_degraded_photos_are_read_by_templates(layout: str) -> None:
+    from healthcode.testing.synthetic_documents import synthetic_document
+
+    rng = random.Random(f"templates-{layout}")
+    doc = synthetic_document(rng, layout, "moderate", today=TODAY)  # type: ignore[arg-type]
+    reading = ocr.read_machine_zone(decode_image(doc.image), use_passporteye=False)
+    best = reading.candidates[0]
+    assert best.text == doc.mrz
+    assert best.checks_passed
+    assert any(note.startswith("attempt:templates") for note in best.notes)
+
+
+@needs_font
+@pytest.mark.parametrize("quarter_turns", [1, 2, 3])
+def test_turned_photos_are_read_by_templates(quarter_turns: int) -> None:
+    from PIL import Image as PILImage
+
+    from healthcode.testing.synthetic_documents import synthetic_document
+
+    doc = synthetic_document(random.Random(11), "TD1", "mild", today=TODAY)
+    turned = io.BytesIO()
+    PILImage.open(io.BytesIO(doc.image)).rotate(90 * quarter_turns, expand=True).save(turned, "PNG")
+    reading = ocr.read_machine_zone(decode_image(turned.getvalue()), use_passporteye=False)
+    assert reading.candidates[0].text == doc.mrz

@@ -536,7 +536,14 @@ def test_cutoff_boundaries_in_shanghai(
     # At midnight the 26th's rows and its decision go; the decision made at
     # 00:00:00 belongs to the 27th and stays.
     deleted = asyncio.run(purge(midnight))
-    assert deleted == {"status_entries": 1, "status_decisions": 1, "liveness_challenges": 0}
+    assert deleted == {
+        "status_entries": 1,
+        "status_decisions": 1,
+        # Day-scoped too (status sharing between regions, see test_sharing.py).
+        "peer_status_exports": 0,
+        "peer_status_entries": 0,
+        "liveness_challenges": 0,
+    }
     assert snapshot(backend, "status_entries")["status_entries"] == []
 
 

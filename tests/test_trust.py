@@ -21,7 +21,9 @@ from healthcode.core.passes import (
     read_issuer_export,
 )
 from healthcode.core.passes.errors import StatusExportError, TrustListError
+from healthcode.core.passes.sharing import pair_hash, peer_token
 from healthcode.core.passes.trust import trusted_key_from_info
+from healthcode.core.privacy_crypto import canonical_document_key
 
 
 @pytest.fixture
@@ -151,28 +153,36 @@ def test_status_export_round_trip(tmp_path: Path, beijing: Instance, tianjin: In
     pair_key = tianjin.keys.pair_key("110000", create=True)
     beijing.keys.set_pair_key("120000", pair_key)  # agreed out of band
     day = dt.date(2026, 11, 26)
+    listed = canonical_document_key("cn_resident_id", "CHN", "11010519491231002X")
+    passport = canonical_document_key("passport", "CHN", "E12345678")
+    unlisted = canonical_document_key("cn_resident_id", "CHN", "120101199001011234")
+
+    def daily(canonical: bytes) -> bytes:
+        # What Tianjin computes at its authority import, from the number.
+        return pair_hash(peer_token(pair_key, canonical), day)
+
     text = export_status_list(
         tianjin.keys.active(),
         to_region="110000",
-        pair_key=pair_key,
         day=day,
         entries=[
-            ("cn_resident_id:11010519491231002X", Colour.RED),
-            ("passport:CHN:E12345678", Colour.YELLOW),
-            ("passport:CHN:E12345678", Colour.RED),  # most severe wins
-            ("cn_resident_id:120101199001011234", Colour.GREEN),  # never sent
+            (daily(listed), Colour.RED),
+            (daily(passport), Colour.YELLOW),
+            (daily(passport), Colour.RED),  # most severe wins
+            (daily(unlisted), Colour.GREEN),  # never sent
         ],
         now=NOW,
     )
     assert "11010519491231002X" not in text
     shared = parse_status_export(text, beijing.trust(NOW), our_region="110000", now=at(60))
     assert len(shared.entries) == 2
+    # Beijing matches with the tokens it stored at enrollment (no number kept).
     bj_key = beijing.keys.pair_key("120000")
-    assert shared.colour_of(bj_key, "cn_resident_id:11010519491231002X") is Colour.RED
-    assert shared.colour_of(bj_key, "passport:CHN:E12345678") is Colour.RED
-    assert shared.colour_of(bj_key, "cn_resident_id:120101199001011234") is None
+    assert shared.colour_of(peer_token(bj_key, listed)) is Colour.RED
+    assert shared.colour_of(peer_token(bj_key, passport)) is Colour.RED
+    assert shared.colour_of(peer_token(bj_key, unlisted)) is None
     # Without the pair key, the hashes are useless.
-    assert shared.colour_of(b"k" * 32, "cn_resident_id:11010519491231002X") is None
+    assert shared.colour_of(peer_token(b"k" * 32, listed)) is None
     # Not for us, from an untrusted signer, or expired: refused.
     with pytest.raises(StatusExportError):
         parse_status_export(text, beijing.trust(NOW), our_region="130000", now=at(60))

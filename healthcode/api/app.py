@@ -39,6 +39,7 @@ from healthcode.core.enrollment import EnrollmentService
 from healthcode.core.models import Issuer
 from healthcode.core.pass_service import PassService
 from healthcode.core.passes import KeyStore, TrustStore, Verifier
+from healthcode.core.passes.sharing import configured_pair_keys
 from healthcode.core.passes.trust import default_trust_file, with_plugin_issuers
 from healthcode.core.plugins import get_plugin_manager
 from healthcode.core.status import purge_expired
@@ -84,7 +85,9 @@ def create_app(
         app.state.services = Services(
             db=db,
             secrets=secrets,
-            enrollment=EnrollmentService(db, secrets, pm),
+            enrollment=EnrollmentService(
+                db, secrets, pm, peer_keys=lambda: configured_pair_keys(keys)
+            ),
             keys=keys,
             passes=PassService(db, keys, pm=pm),
             trust=trust,

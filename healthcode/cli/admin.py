@@ -152,6 +152,7 @@ def import_command(
     """
     from healthcode.core.pass_service import PassService
     from healthcode.core.passes import KeyStore
+    from healthcode.core.passes.sharing import configured_pair_keys
     from healthcode.core.status import import_status_file
     from healthcode.core.storage.database import open_database
 
@@ -187,6 +188,8 @@ def import_command(
                     fmt=fmt,  # type: ignore[arg-type]
                     replace=not merge,
                     progress=progress,
+                    # Hashed per peer that shares status lists with us.
+                    peer_keys=lambda: configured_pair_keys(KeyStore()),
                 )
             # Passes issued earlier today to people now listed are revoked at once.
             revoked = await PassService(db, KeyStore()).revoke_worsened()

@@ -93,12 +93,17 @@ def _service_call(
     as_json: bool,
 ) -> T:
     from healthcode.core.enrollment import EnrollmentService
+    from healthcode.core.passes import KeyStore
+    from healthcode.core.passes.sharing import configured_pair_keys
     from healthcode.core.storage.database import open_database
 
     async def go() -> T:
         db, secrets = await open_database(database, secrets_file)
+        keys = KeyStore()
         try:
-            return await body(EnrollmentService(db, secrets))
+            return await body(
+                EnrollmentService(db, secrets, peer_keys=lambda: configured_pair_keys(keys))
+            )
         finally:
             await db.dispose()
 

@@ -10,9 +10,11 @@ Sub-apps for the lead to wire into ``healthcode.cli.main``::
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,6 +22,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from healthcode.cli.admin import DatabaseOption, SecretsOption
 from healthcode.cli.errors import EXIT_INVALID, EXIT_OK, fail
 from healthcode.core.errors import HealthcodeError
 from healthcode.core.models import Colour, MaskedDocument
@@ -287,6 +290,121 @@ def trust_export(keys_dir: KeysDirOption = None, trust_file: TrustFileOption = N
         print(trust.load().text)
     except HealthcodeError as exc:
         fail(exc, as_json=False)
+
+
+# --- status sharing between regions ------------------------------------------------
+
+
+def _run_db(coro: Coroutine[Any, Any, Any], *, as_json: bool) -> Any:
+    try:
+        return asyncio.run(coro)
+    except HealthcodeError as exc:
+        fail(exc, as_json=as_json)
+
+
+@trust_app.command("export-status")
+def trust_export_status(
+    peer: Annotated[str, typer.Option("--peer", help="Peer region the list is for, e.g. 110000.")],
+    day: Annotated[
+        str | None, typer.Option("--day", help="YYYY-MM-DD; default: today in Asia/Shanghai.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File (default stdout).")
+    ] = None,
+    keys_dir: KeysDirOption = None,
+    database: DatabaseOption = None,
+    secrets_file: SecretsOption = None,
+    now: NowOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Sign today's red/yellow list for one peer region, hashed with the pair key
+    (HCS1:...). Hashes are made at `status import` time, for every peer with a
+    pair key then: import the authority list after agreeing the key."""
+    from healthcode.core.clock import today_shanghai
+    from healthcode.core.passes.sharing import export_for_peer
+    from healthcode.core.storage.database import open_database
+
+    if not (len(peer) == 6 and peer.isascii() and peer.isdigit()):
+        # It names a key file too: nothing but a GB/T 2260 code gets that far.
+        raise typer.BadParameter("a 6-digit region code", param_hint="--peer")
+    moment = _now(now)
+    try:
+        the_day = dt.date.fromisoformat(day) if day else today_shanghai(moment)
+    except ValueError:
+        raise typer.BadParameter("use YYYY-MM-DD", param_hint="--day") from None
+
+    async def go() -> Any:
+        keys = KeyStore(keys_dir)
+        keys.pair_key(peer)  # no pair key, no hashes: refuse rather than send an empty list
+        signing = keys.active()
+        db, _secrets = await open_database(database, secrets_file)
+        try:
+            return await export_for_peer(db, signing, peer_region=peer, day=the_day, now=moment)
+        finally:
+            await db.dispose()
+
+    result = _run_db(go(), as_json=as_json)
+    if output is not None:
+        output.write_text(result.text + "\n", encoding="ascii")
+    summary = result.as_dict()
+    if as_json:
+        print(json.dumps({"ok": True, **summary, **({} if output else {"list": result.text})}))
+        return
+    if output is None:
+        print(result.text)
+    Console(stderr=True).print(
+        f"list for {peer} on {summary['day']}: {result.red} red, {result.yellow} yellow"
+    )
+
+
+@trust_app.command("import-status")
+def trust_import_status(
+    list_file: Annotated[Path, typer.Argument(help="A peer's `trust export-status` output.")],
+    keys_dir: KeysDirOption = None,
+    trust_file: TrustFileOption = None,
+    database: DatabaseOption = None,
+    secrets_file: SecretsOption = None,
+    now: NowOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Import a peer region's shared red/yellow list (verified against the trust
+    list) as a status source for its day; passes of holders it worsens are revoked."""
+    from healthcode.core.pass_service import PassService
+    from healthcode.core.passes.sharing import import_from_peer
+    from healthcode.core.storage.database import open_database
+
+    moment = _now(now)
+    try:
+        text = list_file.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError):
+        raise typer.BadParameter("cannot read the file", param_hint="LIST_FILE") from None
+
+    async def go() -> Any:
+        keys, store = _stores(keys_dir, trust_file)
+        trust = store.load(moment)
+        db, _secrets = await open_database(database, secrets_file)
+        try:
+            summary = await import_from_peer(
+                db, text, trust, our_region=keys.region_code, now=moment
+            )
+            revoked = await PassService(db, keys).revoke_worsened(now=moment)
+            return summary, revoked
+        finally:
+            await db.dispose()
+
+    summary, revoked = _run_db(go(), as_json=as_json)
+    payload = {
+        **summary.as_dict(),
+        "passes_checked": revoked.checked,
+        "passes_revoked": revoked.revoked,
+    }
+    _emit(
+        payload,
+        as_json,
+        f"imported {summary.peer_region}'s list for {payload['day']}: {summary.red} red, "
+        f"{summary.yellow} yellow; {summary.matchable_documents} enrolled documents can be "
+        f"matched; {revoked.revoked} passes revoked",
+    )
 
 
 # --- passes ----------------------------------------------------------------------

@@ -30,19 +30,28 @@ plugin can stand in for the built-in one.
 Nothing stored holds a raw document number or a full name: subjects are keyed
 by the HMAC of the document key, names are kept as the surname only, and log
 lines carry kinds and outcomes only.
+
+With pair keys for peer regions (``peer_keys``), enrollment also stores the
+document's token for each peer (``healthcode.core.passes.sharing``), the only
+moment it can: a peer's shared red/yellow lists are matched against these
+tokens later, without the number. A subject enrolled before a pair key was
+configured gets a token for that peer when they next enroll with the document.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import functools
 import logging
+import os
 import re
 import secrets as _random
 import threading
 import time
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import attrs
 import pluggy
@@ -70,6 +79,7 @@ from healthcode.core.enrollment_errors import (
     EnrollmentConflictError,
     FaceCheckUnavailableError,
     FaceMismatchError,
+    FaceWorkBusyError,
     LivenessFailedError,
     NameMismatchError,
     NameRequiredError,
@@ -92,8 +102,10 @@ from healthcode.core.models import (
     Status,
     Subject,
 )
+from healthcode.core.passes.sharing import PeerKeys, resolve_peer_keys, store_peer_tokens
 from healthcode.core.plugins import get_plugin_manager
 from healthcode.core.privacy_crypto import (
+    canonical_document_key,
     decrypt_template,
     document_key_for,
     encrypt_template,
@@ -106,6 +118,7 @@ from healthcode.core.storage import tables
 from healthcode.core.storage.database import Database
 from healthcode.core.storage.tables import MAX_DEPENDANTS
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 Purpose = Literal["enroll", "renew", "dependant"]
@@ -382,11 +395,37 @@ class EnrollmentService:
         pm: pluggy.PluginManager | None = None,
         *,
         assist_limiter: OperatorRateLimiter | None = None,
+        peer_keys: PeerKeys | None = None,
+        max_face_jobs: int | None = None,
     ) -> None:
+        """``peer_keys``: pair keys by peer region, or a function returning them
+        (e.g. ``lambda: configured_pair_keys(keys)``), for status sharing."""
         self.db = db
         self.secrets = secrets
         self.pm = pm or get_plugin_manager()
         self.assist_limiter = assist_limiter or OperatorRateLimiter()
+        self.peer_keys = peer_keys
+        self.max_face_jobs = max_face_jobs or 2 * (os.cpu_count() or 1)
+        self._face_jobs = 0
+
+    async def _store_peer_tokens(
+        self,
+        conn: AsyncConnection,
+        subject_key: bytes,
+        document_key: bytes,
+        document: Document,
+        now: dt.datetime,
+    ) -> None:
+        await store_peer_tokens(
+            conn,
+            subject_key=subject_key,
+            document_key=document_key,
+            canonical_key=canonical_document_key(
+                document.kind, document.issuing_state, document.number
+            ),
+            peer_keys=resolve_peer_keys(self.peer_keys),
+            now=now,
+        )
 
     # --- challenges ------------------------------------------------------------------------
 
@@ -469,6 +508,18 @@ class EnrollmentService:
         return int(result.rowcount or 0)
 
     # --- faces (all through the hooks) ---------------------------------------------------------
+
+    async def _off_loop(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run CPU-bound face or OCR work in a thread, so that the event loop
+        keeps answering guards; beyond ``max_face_jobs`` at once, refuse with a
+        clear "try later" instead of queueing without bound."""
+        if self._face_jobs >= self.max_face_jobs:
+            raise FaceWorkBusyError(details={"retry_after_s": 2})
+        self._face_jobs += 1
+        try:
+            return await asyncio.to_thread(functools.partial(work, *args, **kwargs))
+        finally:
+            self._face_jobs -= 1
 
     def _faces(self, image: Image) -> list[Face]:
         faces = self.pm.hook.healthcode_detect_faces(image=image)
@@ -698,8 +749,8 @@ class EnrollmentService:
             return moment
 
         today = today_shanghai(now)
-        document, masked, warnings = self._read_document(
-            request.submission, request.declared_name, today, request.warnings
+        document, masked, warnings = await self._off_loop(
+            self._read_document, request.submission, request.declared_name, today, request.warnings
         )
         device_key = (
             normalise_device_key(request.device_public_key)
@@ -737,8 +788,8 @@ class EnrollmentService:
         challenge = await self._consume_challenge(request.liveness.nonce, "enroll", now)
         mark = lap("database", mark)
 
-        capture_template, liveness = self._live_template(
-            challenge, request.liveness, request.capture
+        capture_template, liveness = await self._off_loop(
+            self._live_template, challenge, request.liveness, request.capture
         )
         stored = self._stored_template(target_row)
         reference = "stored_template"
@@ -759,7 +810,9 @@ class EnrollmentService:
             # A new document (first enrollment or a renewed passport) must also
             # match its own reference: the stored template says who the person
             # is, the reference says the document is theirs.
-            reference_template, source = self._reference_template(document, request.submission)
+            reference_template, source = await self._off_loop(
+                self._reference_template, document, request.submission
+            )
             reference_match = self._compare(capture_template, reference_template)
             if not reference_match.is_match:
                 raise FaceMismatchError(
@@ -811,6 +864,7 @@ class EnrollmentService:
                             created_at=now,
                         )
                     )
+                await self._store_peer_tokens(conn, subject_key, document_key, document, now)
         except sa.exc.IntegrityError:
             # Another worker enrolled the same document between our read and write.
             raise EnrollmentConflictError() from None
@@ -854,7 +908,9 @@ class EnrollmentService:
                 details={"reason": "unknown" if row is None else "no_face_enrolled"}
             )
         challenge = await self._consume_challenge(answer.nonce, "renew", now)
-        capture_template, liveness = self._live_template(challenge, answer, capture)
+        capture_template, liveness = await self._off_loop(
+            self._live_template, challenge, answer, capture
+        )
         stored = self._stored_template(row)
         assert stored is not None
         match = self._compare(capture_template, stored)
@@ -888,8 +944,12 @@ class EnrollmentService:
         template is not kept: they renew through their holder, not by face."""
         now = now or now_utc()
         holder_key = _subject_key(holder_id)
-        document, masked, _warnings = self._read_document(
-            request.submission, request.declared_name, today_shanghai(now), request.warnings
+        document, masked, _warnings = await self._off_loop(
+            self._read_document,
+            request.submission,
+            request.declared_name,
+            today_shanghai(now),
+            request.warnings,
         )
         document_key = document_key_for(self.secrets, document)
         async with self.db.begin() as conn:
@@ -901,8 +961,8 @@ class EnrollmentService:
             await self._check_dependant_room(conn, holder_key, dependant_key)
             dependant_row = await self._subject_row(conn, dependant_key)
         challenge = await self._consume_challenge(request.liveness.nonce, "dependant", now)
-        capture_template, _liveness = self._live_template(
-            challenge, request.liveness, request.capture
+        capture_template, _liveness = await self._off_loop(
+            self._live_template, challenge, request.liveness, request.capture
         )
         stored = self._stored_template(dependant_row)
         if stored is not None:
@@ -910,7 +970,9 @@ class EnrollmentService:
             match = self._compare(capture_template, stored)
             against = "stored_template"
         else:
-            reference_template, against = self._reference_template(document, request.submission)
+            reference_template, against = await self._off_loop(
+                self._reference_template, document, request.submission
+            )
             match = self._compare(capture_template, reference_template)
         if not match.is_match:
             raise FaceMismatchError(
@@ -991,6 +1053,14 @@ class EnrollmentService:
                             created_at=now,
                         )
                     )
+                    # The dependant's document is in hand now, as at enrollment.
+                    await self._store_peer_tokens(
+                        conn,
+                        dependant_key,
+                        document_key_for(self.secrets, document),
+                        document,
+                        now,
+                    )
                 return slot
             except sa.exc.IntegrityError:
                 continue
@@ -1053,7 +1123,9 @@ class EnrollmentService:
         now = now or now_utc()
         self.assist_limiter.take(operator)
         today = today_shanghai(now)
-        document, masked, _warnings = self._read_document(submission, "", today, require_name=False)
+        document, masked, _warnings = await self._off_loop(
+            self._read_document, submission, "", today, require_name=False
+        )
         if document.birth_date is None:
             raise AgeUnknownError(details={"kind": document.kind})
         age = age_on(document.birth_date, today)

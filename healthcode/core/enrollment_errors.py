@@ -129,6 +129,12 @@ class ReferenceFaceUnavailableError(EnrollmentError):
     default_zh = "无法获取该证件的参考照片，请改为拍摄证件资料页进行登记。"
 
 
+class FaceWorkBusyError(EnrollmentError):
+    code = "face_service_busy"
+    default_en = "Face checks are busy right now; please try again in a moment."
+    default_zh = "人脸核验繁忙，请稍后再试。"
+
+
 class FaceCheckUnavailableError(EnrollmentError, PluginError):
     code = "face_check_unavailable"
     default_en = "No installed plugin can check faces; face checks are unavailable."
@@ -228,6 +234,7 @@ __all__ = [
     "EnrollmentError",
     "FaceCheckUnavailableError",
     "FaceMismatchError",
+    "FaceWorkBusyError",
     "LivenessFailedError",
     "NameMismatchError",
     "NameRequiredError",

@@ -34,6 +34,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "healthcode.plugins.passport",
     "healthcode.plugins.face",
     "healthcode.plugins.authority_status",
+    "healthcode.plugins.peer_status",
 )
 
 

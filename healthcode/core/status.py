@@ -7,7 +7,10 @@
   in batches, so memory stays flat whatever the file size. The whole import is
   one transaction: an interrupted import leaves the previous data as it was.
   By default a file replaces what that source said for that day; importing the
-  same file again changes nothing.
+  same file again changes nothing. With pair keys for peer regions, each listed
+  person's daily hash for each peer is stored too (``peer_status_exports``),
+  computed while the number is in hand, for ``healthcode trust export-status``
+  (see ``healthcode.core.passes.sharing``).
 * Resolution: every status source answers ``healthcode_resolve_status``; the
   most severe colour wins; every contribution is kept for audit (never shown
   to guards); nobody reporting means green 未见异常. A status is valid until
@@ -47,8 +50,18 @@ from healthcode.core.models import (
     StatusContribution,
     Subject,
 )
+from healthcode.core.passes.sharing import (
+    PeerKeys,
+    fetch_peer_entries,
+    peer_hashes,
+    resolve_peer_keys,
+)
 from healthcode.core.plugins import get_plugin_manager
-from healthcode.core.privacy_crypto import document_key, subject_key_bytes
+from healthcode.core.privacy_crypto import (
+    canonical_document_key,
+    document_key,
+    subject_key_bytes,
+)
 from healthcode.core.secrets import OperatorSecrets
 from healthcode.core.status_entries import AuthorityEntry, Prefetched, prefetched
 from healthcode.core.storage import tables
@@ -203,14 +216,19 @@ def _iter_jsonl(lines: Iterable[str]) -> Iterator[_RawRow | InvalidRow]:
 
 
 class _RowKeyer:
-    """Turns one row's fields into (document key, colour), or an InvalidRow."""
+    """Turns one row's fields into (document key, colour, canonical key or None),
+    or an InvalidRow. The canonical key (which holds the number) is returned
+    only when peer hashes are wanted, and is dropped by the caller at once."""
 
-    def __init__(self, secrets: OperatorSecrets, pm: pluggy.PluginManager) -> None:
+    def __init__(
+        self, secrets: OperatorSecrets, pm: pluggy.PluginManager, *, canonical: bool = False
+    ) -> None:
         self._secrets = secrets
+        self._canonical = canonical
         self._kinds = frozenset(document_types(pm))
         self._parse = pm.hook.healthcode_parse_document
 
-    def __call__(self, row: _RawRow) -> tuple[bytes, Colour] | InvalidRow:
+    def __call__(self, row: _RawRow) -> tuple[bytes, Colour, bytes | None] | InvalidRow:
         fields = row.fields
         kind = fields.get("kind")
         kind = kind.strip() if isinstance(kind, str) else None
@@ -262,15 +280,19 @@ class _RowKeyer:
             first = errors[0]
             return InvalidRow(row.line, first.code, first.message_en, first.message_zh, "number")
         key = document_key(self._secrets, document.kind, document.issuing_state, document.number)
-        return key, colour
+        canonical = (
+            canonical_document_key(document.kind, document.issuing_state, document.number)
+            if self._canonical
+            else None
+        )
+        return key, colour, canonical
 
 
-def _upsert_statement(backend: str) -> Any:
-    table = tables.status_entries
+def _upsert_statement(backend: str, table: sa.Table = tables.status_entries) -> Any:
     ins = sqlite_insert(table) if backend == "sqlite" else pg_insert(table)
     # A person listed twice (in one file, or by a merge) keeps the most severe.
     return ins.on_conflict_do_update(
-        index_elements=[table.c.day, table.c.subject_key, table.c.source],
+        index_elements=list(table.primary_key.columns),
         set_={"colour": ins.excluded.colour, "severity": ins.excluded.severity},
         where=ins.excluded.severity > table.c.severity,
     )
@@ -298,23 +320,30 @@ async def import_status_rows(
     pm: pluggy.PluginManager | None = None,
     batch_size: int = BATCH_SIZE,
     progress: Callable[[int], None] | None = None,
+    peer_keys: PeerKeys | None = None,
 ) -> ImportSummary:
     """Import status rows from ``lines`` (an open text file or any iterable of lines).
 
     ``replace=True``: the rows are the source's whole list for ``day``; what it
     said before for that day goes. ``replace=False`` merges (most severe kept).
-    ``progress(rows_read)`` is called after each batch. Raises
+    ``progress(rows_read)`` is called after each batch. ``peer_keys`` (pair
+    keys by peer region, e.g. ``configured_pair_keys(KeyStore())``): each
+    listed person's daily hash for each peer is stored for export. Raises
     ``StatusImportError`` (or ``DatabaseUnavailableError``) with nothing changed.
     """
     check_source_name(source)
     started = time.perf_counter()
-    keyer = _RowKeyer(secrets, pm or get_plugin_manager())
+    peers = dict(resolve_peer_keys(peer_keys))
+    keyer = _RowKeyer(secrets, pm or get_plugin_manager(), canonical=bool(peers))
     rows = _iter_csv(lines) if fmt == "csv" else _iter_jsonl(lines)
     table = tables.status_entries
     upsert = _upsert_statement(db.backend)
+    exports = tables.peer_status_exports
+    export_upsert = _upsert_statement(db.backend, exports)
     rows_read = rows_imported = rows_invalid = 0
     invalid: list[InvalidRow] = []
     batch: list[dict[str, Any]] = []
+    export_batch: list[dict[str, Any]] = []
     where = (table.c.day == day) & (table.c.source == source)
 
     def reject(row: InvalidRow) -> None:
@@ -326,6 +355,10 @@ async def import_status_rows(
     async with db.begin() as conn:
         if replace:
             await conn.execute(table.delete().where(where))
+            # The hashes exported for this source follow its list, peers or not.
+            await conn.execute(
+                exports.delete().where((exports.c.day == day) & (exports.c.source == source))
+            )
         try:
             for raw in rows:
                 rows_read += 1
@@ -333,8 +366,20 @@ async def import_status_rows(
                 if isinstance(result, InvalidRow):
                     reject(result)
                     continue
-                key, colour = result
+                key, colour, canonical = result
                 rows_imported += 1
+                if canonical is not None:
+                    for region, h in peer_hashes(peers, canonical, day).items():
+                        export_batch.append(
+                            {
+                                "day": day,
+                                "peer_region": region,
+                                "pair_hash": h,
+                                "source": source,
+                                "colour": colour.value,
+                                "severity": colour.severity,
+                            }
+                        )
                 batch.append(
                     {
                         "day": day,
@@ -344,6 +389,9 @@ async def import_status_rows(
                         "severity": colour.severity,
                     }
                 )
+                if len(export_batch) >= batch_size:
+                    await conn.execute(export_upsert, export_batch)
+                    export_batch = []
                 if len(batch) >= batch_size:
                     await conn.execute(upsert, batch)
                     batch = []
@@ -352,6 +400,9 @@ async def import_status_rows(
             if batch:
                 await conn.execute(upsert, batch)
                 batch = []
+            if export_batch:
+                await conn.execute(export_upsert, export_batch)
+                export_batch = []
         except UnicodeDecodeError:
             raise ImportFormatError(
                 "The file is not UTF-8 text; nothing was imported.",
@@ -390,6 +441,7 @@ async def import_status_rows(
         )
         audit = summary.as_dict()
         audit.pop("invalid_rows")  # line numbers and codes only, but bulky
+        audit["peers"] = sorted(peers)
         await write_audit(conn, "status_import", audit)
     log.info(
         "status import day=%s source=%s rows=%d imported=%d invalid=%d entries=%d",
@@ -431,6 +483,7 @@ async def import_status_file(
     pm: pluggy.PluginManager | None = None,
     batch_size: int = BATCH_SIZE,
     progress: Callable[[int, int], None] | None = None,
+    peer_keys: PeerKeys | None = None,
 ) -> ImportSummary:
     """``import_status_rows`` over a file; ``progress(bytes_read, bytes_total)``."""
     path = Path(path)
@@ -478,6 +531,7 @@ async def import_status_file(
             pm=pm,
             batch_size=batch_size,
             progress=on_batch,
+            peer_keys=peer_keys,
         )
 
 
@@ -569,7 +623,8 @@ async def resolve_status(
     pm = pm or get_plugin_manager()
     async with db.begin() as conn:
         entries = await fetch_authority_entries(conn, key, day)
-    token = prefetched.set(Prefetched(subject.subject_id, day, entries))
+        peer_entries = await fetch_peer_entries(conn, key, day)
+    token = prefetched.set(Prefetched(subject.subject_id, day, entries, peer_entries))
     try:
         results = pm.hook.healthcode_resolve_status(subject=subject, day=day)
     finally:

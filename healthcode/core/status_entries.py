@@ -1,4 +1,6 @@
-"""Imported authority entries handed from core to the authority_status plugin.
+"""Imported entries handed from core to the built-in status-source plugins:
+authority lists (``authority_status``) and peer regions' shared lists
+(``peer_status``).
 
 Kept apart from ``healthcode.core.status`` so that loading the plugin (which
 every command does) does not import the database stack.
@@ -23,10 +25,20 @@ class AuthorityEntry:
 
 
 @frozen
+class PeerEntry:
+    """What one peer region's shared list says of a subject on a day."""
+
+    peer_region: str
+    colour: Colour
+
+
+@frozen
 class Prefetched:
     subject_id: str
     day: dt.date
     entries: tuple[AuthorityEntry, ...]
+    peer_entries: tuple[PeerEntry, ...] = ()
+    """Matches of the subject's peer tokens in the peers' lists for ``day``."""
 
 
 # Hooks are synchronous and storage is async: core reads the subject's imported
@@ -44,3 +56,12 @@ def authority_entries(subject_id: str, day: dt.date) -> tuple[AuthorityEntry, ..
     if current is None or current.subject_id != subject_id or current.day != day:
         return None
     return current.entries
+
+
+def peer_entries(subject_id: str, day: dt.date) -> tuple[PeerEntry, ...] | None:
+    """The peer lists' matches for ``subject_id`` on ``day`` during a
+    ``resolve_status`` call; ``None`` outside one (or for another subject/day)."""
+    current = prefetched.get()
+    if current is None or current.subject_id != subject_id or current.day != day:
+        return None
+    return current.peer_entries

@@ -19,6 +19,7 @@ from healthcode.api.services import require_token, services
 from healthcode.api.wire import PurgeResponse, StatusImportResponse, TextDocument
 from healthcode.core.errors import InputError
 from healthcode.core.passes import export_issuer
+from healthcode.core.passes.sharing import configured_pair_keys
 from healthcode.core.status import detect_format, import_status_rows, purge_expired
 from healthcode.core.storage.database import write_audit
 
@@ -69,7 +70,14 @@ class AdminController(Controller):
         first = text.split("\n", 1)[0]
         fmt = detect_format(_filename(data.file), first)
         summary = await import_status_rows(
-            svc.db, svc.secrets, lines, day=day, fmt=fmt, source=data.source
+            svc.db,
+            svc.secrets,
+            lines,
+            day=day,
+            fmt=fmt,
+            source=data.source,
+            pm=svc.enrollment.pm,
+            peer_keys=lambda: configured_pair_keys(svc.keys),
         )
         revoked = await svc.passes.revoke_worsened()
         async with svc.db.begin() as conn:

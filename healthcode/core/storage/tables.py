@@ -247,5 +247,55 @@ api_tokens = Table(
     Column("revoked_at", UTCDateTime, nullable=True),
 )
 
-DAY_SCOPED_TABLES = (status_entries, status_decisions)
+# --- status sharing between regions (migration 0004) -------------------------------
+
+# Importing side: a stable token per (document, peer region), HMAC(pair key,
+# canonical document key), computed at enrollment while the document is in
+# hand. It lets a peer's daily hashes be matched without keeping the number.
+subject_peer_tokens = Table(
+    "subject_peer_tokens",
+    metadata,
+    _key("document_key", nullable=False),
+    Column("peer_region", String(12), nullable=False),
+    _key(
+        "subject_key",
+        ForeignKey("subjects.subject_key", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    _key("token", nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("document_key", "peer_region"),
+)
+
+# Exporting side: the daily hash HMAC(token, day) of each person an authority
+# import listed, per peer region and source, kept until the day ends.
+peer_status_exports = Table(
+    "peer_status_exports",
+    metadata,
+    Column("day", Date, nullable=False),
+    Column("peer_region", String(12), nullable=False),
+    Column("pair_hash", LargeBinary(16), nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("colour", String(8), nullable=False),
+    Column("severity", SmallInteger, nullable=False),
+    PrimaryKeyConstraint("day", "peer_region", "pair_hash", "source"),
+    CheckConstraint("colour IN ('red', 'yellow')", name="colour"),
+)
+
+# Importing side: a peer's verified list for one day (hashes only).
+peer_status_entries = Table(
+    "peer_status_entries",
+    metadata,
+    Column("day", Date, nullable=False),
+    Column("peer_region", String(12), nullable=False),
+    Column("pair_hash", LargeBinary(16), nullable=False),
+    Column("colour", String(8), nullable=False),
+    Column("severity", SmallInteger, nullable=False),
+    Column("imported_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("day", "pair_hash", "peer_region"),
+    CheckConstraint("colour IN ('red', 'yellow')", name="colour"),
+)
+
+DAY_SCOPED_TABLES = (status_entries, status_decisions, peer_status_exports, peer_status_entries)
 """Tables purged once their ``day`` has ended in Asia/Shanghai."""
