@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 
 import pluggy
 import sqlalchemy as sa
@@ -30,6 +31,8 @@ from healthcode.core.storage.database import Database, write_audit
 log = logging.getLogger(__name__)
 
 REVOKED_STATUS_WORSENED = "status_worsened"
+REVOCATION_REFRESH_S = 1.0
+"""How stale a worker's view of revocations may be."""
 
 
 class DeviceKeyMissingError(HealthcodeError):
@@ -77,6 +80,9 @@ class PassService:
         self.db = db
         self.keys = keys
         self.pm = pm
+        self._revoked: set[bytes] = set()
+        self._revoked_since: dt.datetime | None = None
+        self._revoked_checked_at = float("-inf")
 
     async def issue(self, subject_id: str, *, now: dt.datetime | None = None) -> PassIssue:
         """Resolve today's status and sign a pass bound to the holder's device key."""
@@ -153,6 +159,7 @@ class PassService:
                             valid_until=row.valid_until,
                         )
                     )
+                self._revoked.add(bytes(row.pass_id))
                 revoked += 1
         if revoked:
             async with self.db.begin() as conn:
@@ -160,16 +167,27 @@ class PassService:
         return RevocationSummary(checked=len(rows), revoked=revoked)
 
     async def is_revoked(self, pass_id: bytes) -> bool:
-        """The online check: one primary-key read."""
+        """The online check, from an in-memory set of revoked pass ids that is
+        brought up to date at most ``REVOCATION_REFRESH_S`` seconds apart (one
+        incremental read), so that a guard's scan costs no database round trip.
+        A revocation reaches every worker within that interval."""
+        now = time.monotonic()
+        if now - self._revoked_checked_at >= REVOCATION_REFRESH_S:
+            await self._refresh_revoked()
+            self._revoked_checked_at = now
+        return pass_id in self._revoked
+
+    async def _refresh_revoked(self) -> None:
+        revocations = tables.revocations
+        query = sa.select(revocations.c.pass_id, revocations.c.revoked_at)
+        if self._revoked_since is not None:
+            query = query.where(revocations.c.revoked_at >= self._revoked_since)
         async with self.db.begin() as conn:
-            found = (
-                await conn.execute(
-                    sa.select(tables.revocations.c.pass_id).where(
-                        tables.revocations.c.pass_id == pass_id
-                    )
-                )
-            ).first()
-        return found is not None
+            rows = (await conn.execute(query)).all()
+        for pass_id, revoked_at in rows:
+            self._revoked.add(bytes(pass_id))
+            if self._revoked_since is None or revoked_at > self._revoked_since:
+                self._revoked_since = revoked_at
 
     async def revocation_list(self, *, now: dt.datetime | None = None) -> str:
         """The signed, compact revocation list of this instance's unexpired passes."""
@@ -199,4 +217,8 @@ class PassService:
             for table in (tables.passes, tables.revocations):
                 result = await conn.execute(table.delete().where(table.c.valid_until <= now))
                 deleted[table.name] = int(result.rowcount or 0)
+        # Expired passes fail on their own; start the in-memory set afresh.
+        self._revoked.clear()
+        self._revoked_since = None
+        self._revoked_checked_at = float("-inf")
         return deleted
