@@ -828,6 +828,12 @@ def main() -> None:
     parser.add_argument("--rush-bad", type=int, default=300)
     parser.add_argument("--rush-real", type=int, default=16)
     parser.add_argument("--only", default="verification,status", help="which throughput runs")
+    parser.add_argument(
+        "--paced",
+        type=float,
+        help="also offer verifications at this fixed rate (req/s) to each worker count: "
+        "the latency at the target rate rather than at saturation",
+    )
     parser.add_argument("--no-rush", action="store_true")
     parser.add_argument("--no-faces", action="store_true", help="skip the real-face rush")
     parser.add_argument("--no-overload", action="store_true")
@@ -885,6 +891,18 @@ def main() -> None:
                             )
                             results["runs"].append(row(label, r))
                             print(json.dumps(results["runs"][-1]), flush=True)
+                        if args.paced:
+                            r = run_load(
+                                base,
+                                verification_requests(instance),
+                                connections=args.connections,
+                                root=root,
+                                rate=args.paced,
+                                **load,
+                            )
+                            paced = row(f"verification {backend} {n}w, paced {args.paced:.0f}/s", r)
+                            results["runs"].append(paced)
+                            print(json.dumps(paced), flush=True)
                 if not args.no_overload:
                     sustained = next(
                         (
