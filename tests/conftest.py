@@ -22,7 +22,13 @@ os.environ["HEALTHCODE_DISABLE_PLUGIN_AUTOLOAD"] = "1"
 
 from healthcode.core.passes import KeyStore
 from healthcode.core.plugins import get_plugin_manager, new_plugin_manager
-from healthcode.core.storage.database import init_instance
+from healthcode.core.storage.database import Database, init_instance
+from healthcode.core.storage.testing import (
+    PostgresUnavailable,
+    close_session_postgres,
+    open_session_postgres,
+    truncate_all,
+)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TODAY = dt.date(2026, 11, 26)
@@ -108,3 +114,63 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+# --- database backends: every storage test runs on SQLite and on PostgreSQL ----------------
+
+
+@frozen
+class Backend:
+    """One database for one test: SQLite in a temporary file, or a fresh
+    (truncated) PostgreSQL database at 127.0.0.1:5432, initialised."""
+
+    name: str
+    url: str
+    secrets_file: Path
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str | None]:
+    try:
+        url, server = open_session_postgres()
+    except PostgresUnavailable as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"PostgreSQL is required under CI and is unreachable: {exc}")
+        yield None
+        return
+    try:
+        yield url
+    finally:
+        close_session_postgres(url, server)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def bare_backend(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str | None
+) -> Iterator[Backend]:
+    """An empty database (PostgreSQL: migrated, then truncated), not initialised."""
+    secrets_file = tmp_path / "secrets.json"
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'hc.db'}"
+    else:
+        if postgres_url is None:
+            pytest.skip("PostgreSQL not reachable (set CI=true to make this a failure)")
+        url = postgres_url
+
+        async def clean() -> None:
+            db = Database(url)
+            try:
+                await db.migrate()
+                await truncate_all(db)
+            finally:
+                await db.dispose()
+
+        asyncio.run(clean())
+    yield Backend(request.param, url, secrets_file)
+
+
+@pytest.fixture
+def backend(bare_backend: Backend) -> Backend:
+    """A database set up by ``healthcode init`` with its own secrets file."""
+    asyncio.run(init_instance(bare_backend.url, bare_backend.secrets_file))
+    return bare_backend

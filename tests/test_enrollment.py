@@ -25,7 +25,6 @@ import datetime as dt
 import functools
 import os
 import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ import pluggy
 import pytest
 import sqlalchemy as sa
 from attrs import frozen
+from conftest import Backend
 
 import healthcode.plugins.authority_status as authority_status
 from healthcode.core.checkdigits import gb11643_check_char
@@ -76,13 +76,9 @@ from healthcode.core.plugins import new_plugin_manager
 from healthcode.core.privacy_crypto import decrypt_template, subject_key_bytes
 from healthcode.core.status import import_status_rows
 from healthcode.core.storage import tables
-from healthcode.core.storage.database import Database, init_instance, open_database
+from healthcode.core.storage.database import Database, open_database
 from healthcode.core.storage.testing import (
-    PostgresUnavailable,
-    close_session_postgres,
     dump_tables,
-    open_session_postgres,
-    truncate_all,
 )
 from healthcode.plugins.face.modelstore import FETCH_COMMAND, list_models
 from healthcode.testing.mrz import MRZFields, format_mrz
@@ -90,56 +86,6 @@ from healthcode.testing.mrz import MRZFields, format_mrz
 FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces"
 FAR_EXPIRY = dt.date(2034, 6, 30)
 """Far enough ahead that the real clock (liveness judges by it) never reaches it."""
-
-
-# --- backends (as in test_status.py) -----------------------------------------------------
-
-
-@frozen
-class Backend:
-    name: str
-    url: str
-    secrets_file: Path
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str | None]:
-    try:
-        url, server = open_session_postgres()
-    except PostgresUnavailable as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"PostgreSQL is required under CI and is unreachable: {exc}")
-        yield None
-        return
-    try:
-        yield url
-    finally:
-        close_session_postgres(url, server)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def backend(
-    request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str | None
-) -> Iterator[Backend]:
-    secrets_file = tmp_path / "secrets.json"
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'hc.db'}"
-    else:
-        if postgres_url is None:
-            pytest.skip("PostgreSQL not reachable (set CI=true to make this a failure)")
-        url = postgres_url
-
-        async def clean() -> None:
-            db = Database(url)
-            try:
-                await db.migrate()
-                await truncate_all(db)
-            finally:
-                await db.dispose()
-
-        asyncio.run(clean())
-    asyncio.run(init_instance(url, secrets_file))
-    yield Backend(request.param, url, secrets_file)
 
 
 # --- real photos and the authority stand-in ------------------------------------------------

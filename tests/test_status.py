@@ -7,7 +7,6 @@ import datetime as dt
 import io
 import json
 import logging
-import os
 import random
 import time
 from collections.abc import Iterator, Sequence
@@ -17,7 +16,7 @@ from typing import Any
 import pluggy
 import pytest
 import typer
-from attrs import frozen
+from conftest import Backend
 from typer.testing import CliRunner
 
 import healthcode.plugins.authority_status as authority_status
@@ -46,16 +45,11 @@ from healthcode.core.storage import tables
 from healthcode.core.storage.database import (
     DATABASE_URL_ENV,
     Database,
-    init_instance,
     open_database,
 )
 from healthcode.core.storage.errors import ImportFormatError, StatusImportError
 from healthcode.core.storage.testing import (
-    PostgresUnavailable,
-    close_session_postgres,
     dump_tables,
-    open_session_postgres,
-    truncate_all,
 )
 from healthcode.plugins.id_card import convert_legacy_number
 from healthcode.testing.resident_id import random_legacy_resident_id, random_resident_id
@@ -63,55 +57,6 @@ from healthcode.testing.resident_id import random_legacy_resident_id, random_res
 DAY = dt.date(2026, 11, 26)
 NOON = dt.datetime(2026, 11, 26, 12, tzinfo=SHANGHAI)
 KIND = "cn_resident_id"
-
-# --- backends (the same fixture is in test_storage.py) -----------------------------------
-
-
-@frozen
-class Backend:
-    name: str
-    url: str
-    secrets_file: Path
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str | None]:
-    try:
-        url, server = open_session_postgres()
-    except PostgresUnavailable as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"PostgreSQL is required under CI and is unreachable: {exc}")
-        yield None
-        return
-    try:
-        yield url
-    finally:
-        close_session_postgres(url, server)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def backend(
-    request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str | None
-) -> Iterator[Backend]:
-    secrets_file = tmp_path / "secrets.json"
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'hc.db'}"
-    else:
-        if postgres_url is None:
-            pytest.skip("PostgreSQL not reachable (set CI=true to make this a failure)")
-        url = postgres_url
-
-        async def clean() -> None:
-            db = Database(url)
-            try:
-                await db.migrate()
-                await truncate_all(db)
-            finally:
-                await db.dispose()
-
-        asyncio.run(clean())
-    asyncio.run(init_instance(url, secrets_file))
-    yield Backend(request.param, url, secrets_file)
 
 
 @pytest.fixture

@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,7 @@ import sqlalchemy as sa
 import typer
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from attrs import frozen
+from conftest import Backend
 from typer.testing import CliRunner
 
 from healthcode.cli.admin import init_command, status_app
@@ -58,60 +56,12 @@ from healthcode.core.storage.errors import (
     SecretsMissingError,
     TemplateDecryptionError,
 )
-from healthcode.core.storage.testing import (
-    PostgresUnavailable,
-    close_session_postgres,
-    open_session_postgres,
-    truncate_all,
-)
-
-# --- backends (the same fixture is in test_status.py) -----------------------------------
 
 
-@frozen
-class Backend:
-    name: str
-    url: str
-    secrets_file: Path
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str | None]:
-    try:
-        url, server = open_session_postgres()
-    except PostgresUnavailable as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"PostgreSQL is required under CI and is unreachable: {exc}")
-        yield None
-        return
-    try:
-        yield url
-    finally:
-        close_session_postgres(url, server)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def backend(
-    request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str | None
-) -> Iterator[Backend]:
-    secrets_file = tmp_path / "secrets.json"
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'hc.db'}"
-    else:
-        if postgres_url is None:
-            pytest.skip("PostgreSQL not reachable (set CI=true to make this a failure)")
-        url = postgres_url
-
-        async def clean() -> None:
-            db = Database(url)
-            try:
-                await db.migrate()
-                await truncate_all(db)
-            finally:
-                await db.dispose()
-
-        asyncio.run(clean())
-    yield Backend(request.param, url, secrets_file)
+@pytest.fixture
+def backend(bare_backend: Backend) -> Backend:
+    """Storage tests start from an empty database: they test `init` itself."""
+    return bare_backend
 
 
 # --- URLs ----------------------------------------------------------------------------
