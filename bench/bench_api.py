@@ -860,7 +860,10 @@ def main() -> None:
         "overload": [],
         "rush": {},
     }
-    fast = {"HEALTHCODE_RATE_LIMIT_PER_MINUTE": str(HIGH_RATE_LIMIT)}
+    fast = {
+        "HEALTHCODE_RATE_LIMIT_PER_MINUTE": str(HIGH_RATE_LIMIT),
+        "HEALTHCODE_CALLER_RATE_PER_MINUTE": str(HIGH_RATE_LIMIT),
+    }
     load = {
         "duration": args.duration,
         "max_requests": args.max_requests,

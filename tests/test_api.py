@@ -251,3 +251,11 @@ async def test_rate_limit_window_resets_and_is_per_client() -> None:
     now[0] += 61
     await call("client-a")
     assert statuses[-1] == 200
+
+
+@pytest.mark.anyio
+async def test_options_lists_every_method_of_a_path(client: AsyncTestClient[Litestar]) -> None:
+    # GET and POST /admin/trust are two handlers on one path.
+    response = await client.options("/admin/trust")
+    assert response.status_code == 204
+    assert response.headers["allow"] == "GET, OPTIONS, POST"

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pluggy
 import pytest
 from litestar import Litestar
@@ -353,3 +354,81 @@ def test_tokens_cli_create_list_revoke(tmp_path: Path) -> None:
     assert runner.invoke(app, ["tokens", "revoke", token_id, *common]).exit_code == 1
     bad_role = runner.invoke(app, ["tokens", "create", "--role", "root", "--label", "x", *common])
     assert bad_role.exit_code == 2
+
+
+@pytest.mark.anyio
+async def test_mutual_recognition_through_the_admin_api(
+    client: AsyncTestClient[Litestar], tmp_path: Path
+) -> None:
+    """A Tianjin (120000) pass fails in this Beijing instance until an admin
+    adds Tianjin's signed export, verifies after, and fails once removed."""
+    from healthcode.core.models import Colour, MaskedDocument
+    from healthcode.core.passes import export_issuer, issue_pass
+
+    svc = _services(client)
+    admin = {"authorization": f"Bearer {await create_token(svc.db, 'admin', 'operator')}"}
+    guard = {"authorization": f"Bearer {await create_token(svc.db, 'guard', 'gate')}"}
+    tianjin = KeyStore(tmp_path / "tianjin")
+    tianjin.init("120000", "天津市", alg="EdDSA")
+    device = HolderDevice.generate("ES256")
+    signing = tianjin.active()
+    issued = issue_pass(
+        signing.private_key,
+        signing.kid,
+        region_code="120000",
+        colour=Colour.GREEN,
+        masked=MaskedDocument("passport", "QUARTERMAINE", "Q1****67"),
+        holder_key=device.public_key,
+        now=dt.datetime.now(dt.UTC),
+    )
+
+    async def verify() -> dict[str, Any]:
+        response = await client.post(
+            "/guard/verifications",
+            json={"presentation": device.present(issued.text)},
+            headers=guard,
+        )
+        return response.json()  # type: ignore[no-any-return]
+
+    assert (await verify())["code"] == "unknown_issuer"
+    added = await client.post(
+        "/admin/trust", json={"export": export_issuer(tianjin)}, headers=admin
+    )
+    assert added.status_code == 201, added.text
+    assert added.json()["region_code"] == "120000"
+    accepted = await verify()
+    assert (accepted["ok"], accepted["issuer"]) == (True, "120000")
+    regions = {i["region_code"] for i in (await client.get("/admin/trust", headers=admin)).json()}
+    assert regions == {"110000", "120000"}
+    assert (await client.delete("/admin/trust/120000", headers=admin)).status_code == 204
+    assert (await client.delete("/admin/trust/120000", headers=admin)).status_code == 404
+    assert (await verify())["code"] == "unknown_issuer"
+    # Our own key rotates; the list shows the old key kept for verification.
+    rotated = await client.post("/admin/keys/rotations", json={}, headers=admin)
+    assert rotated.status_code == 201
+    keys = (await client.get("/admin/keys", headers=admin)).json()
+    assert len(keys) == 2 and sum(k["retired_at"] is None for k in keys) == 1
+    # Guards may not administer.
+    assert (await client.get("/admin/keys", headers=guard)).status_code == 403
+
+
+@pytest.mark.anyio
+async def test_per_guard_rate_limit(settings: Settings, pm: pluggy.PluginManager) -> None:
+    limited = attrs.evolve(settings, caller_rate_per_minute=3)
+    async with AsyncTestClient(create_app(limited, plugin_manager=pm)) as client:
+        guard = await create_token(_services(client).db, "guard", "gate")
+        headers = {"authorization": f"Bearer {guard}"}
+        codes = [
+            (
+                await client.post(
+                    "/guard/verifications", json={"presentation": "HCP1:x"}, headers=headers
+                )
+            ).status_code
+            for _ in range(4)
+        ]
+        assert codes == [200, 200, 200, 429]
+        last = await client.post(
+            "/guard/verifications", json={"presentation": "HCP1:x"}, headers=headers
+        )
+        assert last.json()["code"] == "rate_limited"
+        assert int(last.headers["retry-after"]) >= 1

@@ -21,6 +21,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Schema
+from litestar.types import Message, Scope
 
 import healthcode
 from healthcode.api import wire
@@ -35,7 +36,7 @@ from healthcode.api.problems import EXCEPTION_HANDLERS
 from healthcode.api.services import Services
 from healthcode.api.settings import Settings
 from healthcode.core.clock import next_cutoff, now_utc
-from healthcode.core.enrollment import EnrollmentService
+from healthcode.core.enrollment import EnrollmentService, OperatorRateLimiter
 from healthcode.core.models import Issuer
 from healthcode.core.pass_service import PassService
 from healthcode.core.passes import KeyStore, TrustStore, Verifier
@@ -93,7 +94,10 @@ def create_app(
             trust=trust,
             verifier=Verifier(with_plugin_issuers(trust.load(), _plugin_issuers(pm))),
             region_code=keys.region_code,
+            callers=OperatorRateLimiter(capacity=settings.caller_rate_per_minute, per_seconds=60.0),
+            plugin_issuers=_plugin_issuers(pm),
         )
+        app.state.services.reload_trust()
         purge_task = None
         if settings.run_purge:
             # Catch up on a day that ended while the service was down.
@@ -151,10 +155,25 @@ def create_app(
             render_plugins=[ScalarRenderPlugin()],
         ),
         on_app_init=[_note_settings(settings)],
+        before_send=[_complete_allow_header],
         debug=False,
     )
     _close_request_schemas(app)
     return app
+
+
+async def _complete_allow_header(message: Message, scope: Scope) -> None:
+    """Litestar's automatic OPTIONS answer lists only one handler's methods when
+    several handlers share a path; list every method the path has."""
+    if message["type"] != "http.response.start" or scope.get("method") != "OPTIONS":
+        return
+    template = scope.get("path_template")
+    methods = scope["litestar_app"].route_handler_method_map.get(template) if template else None
+    if not methods:
+        return
+    allow = ", ".join(sorted(methods)).encode()
+    headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
+    message["headers"] = [*headers, (b"allow", allow)]
 
 
 def _plugin_issuers(pm: pluggy.PluginManager) -> list[Issuer]:

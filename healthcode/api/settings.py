@@ -40,6 +40,8 @@ class Settings:
     """Requests handled at once per worker; beyond it: 503 with Retry-After."""
     rate_limit_per_minute: int = 1200
     """Requests per client IP per minute; beyond it: 429 with Retry-After."""
+    caller_rate_per_minute: int = 600
+    """Requests per guard token and per holder per minute; beyond it: 429."""
     retry_after_seconds: int = 2
     run_purge: bool = True
     """Purge day-scoped data after each 24:00 Asia/Shanghai inside the server."""
@@ -58,6 +60,7 @@ class Settings:
             max_body_bytes=_int_env("HEALTHCODE_MAX_BODY_BYTES", 12 * MiB),
             max_in_flight=_int_env("HEALTHCODE_MAX_IN_FLIGHT", 64),
             rate_limit_per_minute=_int_env("HEALTHCODE_RATE_LIMIT_PER_MINUTE", 1200),
+            caller_rate_per_minute=_int_env("HEALTHCODE_CALLER_RATE_PER_MINUTE", 600),
             run_purge=os.environ.get("HEALTHCODE_RUN_PURGE", "1") not in ("0", "false", "no"),
             migrate_on_start=os.environ.get("HEALTHCODE_MIGRATE_ON_START", "1")
             not in ("0", "false", "no"),

@@ -216,3 +216,27 @@ class TextDocument(msgspec.Struct, kw_only=True):
     """A signed document as text (trust list export, revocation list)."""
 
     text: str
+
+
+class IssuerKeyView(msgspec.Struct, kw_only=True):
+    kid: str
+    alg: str
+    created_at: str
+    retired_at: str | None
+    verify_until: str | None
+
+
+class KeyRotationRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    alg: Literal["ES256", "EdDSA"] | None = None
+    """None: keep the current algorithm."""
+
+
+class TrustedIssuerView(msgspec.Struct, kw_only=True):
+    region_code: str
+    name: str
+    kids: list[str]
+
+
+class TrustAddRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    export: str
+    """The peer's signed issuer export (``HCK1:...``, from its ``/public/issuer``)."""

@@ -9,14 +9,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, delete, get, post
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.exceptions import NotFoundException
+from litestar.params import Body, FromPath, JSONBody
 
-from healthcode.api.problems import AUTH_RESPONSES, COMMON_RESPONSES, INVALID_INPUT
+from healthcode.api.problems import AUTH_RESPONSES, COMMON_RESPONSES, INVALID_INPUT, problem_spec
 from healthcode.api.services import require_token, services
-from healthcode.api.wire import PurgeResponse, StatusImportResponse, TextDocument
+from healthcode.api.wire import (
+    IssuerKeyView,
+    KeyRotationRequest,
+    PurgeResponse,
+    StatusImportResponse,
+    TextDocument,
+    TrustAddRequest,
+    TrustedIssuerView,
+)
 from healthcode.core.errors import InputError
 from healthcode.core.passes import export_issuer
 from healthcode.core.passes.sharing import configured_pair_keys
@@ -106,6 +115,106 @@ class AdminController(Controller):
         async with svc.db.begin() as conn:
             await write_audit(conn, "api_purge", {"token_id": caller.token_id})
         return PurgeResponse(deleted=deleted)
+
+    @get("/keys", operation_id="listIssuerKeys", responses=ADMIN_RESPONSES)
+    async def keys(self, request: Request[Any, Any, Any]) -> list[IssuerKeyView]:
+        """This region's issuer keys (public facts only), newest first."""
+        await require_token(request, "admin")
+        return [
+            IssuerKeyView(
+                kid=k.kid.hex(),
+                alg=k.alg,
+                created_at=k.created_at.isoformat(),
+                retired_at=k.retired_at.isoformat() if k.retired_at else None,
+                verify_until=k.verify_until.isoformat() if k.verify_until else None,
+            )
+            for k in services(request.app.state).keys.list_keys()
+        ]
+
+    @post(
+        "/keys/rotations",
+        operation_id="rotateIssuerKey",
+        status_code=201,
+        responses=ADMIN_RESPONSES,
+    )
+    async def rotate(
+        self, request: Request[Any, Any, Any], data: JSONBody[KeyRotationRequest]
+    ) -> IssuerKeyView:
+        """Start signing with a new key; the old one verifies until its passes expire."""
+        caller = await require_token(request, "admin")
+        svc = services(request.app.state)
+        info = svc.keys.rotate(alg=data.alg)
+        svc.trust.refresh()
+        svc.reload_trust()
+        async with svc.db.begin() as conn:
+            await write_audit(
+                conn, "api_key_rotate", {"token_id": caller.token_id, "kid": info.kid.hex()}
+            )
+        return IssuerKeyView(
+            kid=info.kid.hex(),
+            alg=info.alg,
+            created_at=info.created_at.isoformat(),
+            retired_at=None,
+            verify_until=None,
+        )
+
+    @get("/trust", operation_id="listTrustedIssuers", responses=ADMIN_RESPONSES)
+    async def trust(self, request: Request[Any, Any, Any]) -> list[TrustedIssuerView]:
+        """The regions whose passes verify here (this region included)."""
+        await require_token(request, "admin")
+        trust = services(request.app.state).trust.load()
+        return [
+            TrustedIssuerView(
+                region_code=i.region_code, name=i.name, kids=[k.kid.hex() for k in i.keys]
+            )
+            for i in trust.issuers.values()
+        ]
+
+    @post(
+        "/trust",
+        operation_id="addTrustedIssuer",
+        status_code=201,
+        responses={**ADMIN_RESPONSES, **INVALID_INPUT},
+    )
+    async def add_trust(
+        self, request: Request[Any, Any, Any], data: JSONBody[TrustAddRequest]
+    ) -> TrustedIssuerView:
+        """Trust a peer region from its signed issuer export (mutual recognition)."""
+        caller = await require_token(request, "admin")
+        svc = services(request.app.state)
+        issuer = svc.trust.add(data.export)
+        svc.reload_trust()
+        async with svc.db.begin() as conn:
+            await write_audit(
+                conn,
+                "api_trust_add",
+                {"token_id": caller.token_id, "region": issuer.region_code},
+            )
+        return TrustedIssuerView(
+            region_code=issuer.region_code,
+            name=issuer.name,
+            kids=[k.kid.hex() for k in issuer.keys],
+        )
+
+    @delete(
+        "/trust/{region_code:str}",
+        operation_id="removeTrustedIssuer",
+        status_code=204,
+        responses={**ADMIN_RESPONSES, 404: problem_spec("No such peer region.")},
+    )
+    async def remove_trust(
+        self, request: Request[Any, Any, Any], region_code: FromPath[str]
+    ) -> None:
+        """Stop trusting a peer region: its passes are refused at once."""
+        caller = await require_token(request, "admin")
+        svc = services(request.app.state)
+        if not svc.trust.remove(region_code):
+            raise NotFoundException()
+        svc.reload_trust()
+        async with svc.db.begin() as conn:
+            await write_audit(
+                conn, "api_trust_remove", {"token_id": caller.token_id, "region": region_code}
+            )
 
 
 class PublicController(Controller):

@@ -43,6 +43,7 @@ class GuardController(Controller):
         """
         await require_token(request, "guard", "admin")
         svc = services(request.app.state)
+        svc.maybe_reload_trust()
         verdict = svc.verifier.verify(data.presentation)
         # Online: this instance knows at once which of its own passes it revoked
         # (peers' revocations reach it through their signed lists).
