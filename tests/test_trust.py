@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from test_passes_support import NOW, Instance, at
+from passes_support import NOW, Instance, at
 
 from healthcode.core.models import Colour
 from healthcode.core.passes import (

@@ -1,4 +1,4 @@
-"""Shared helpers (no tests) for the pass and trust tests: independent region instances."""
+"""Shared helpers for the pass and trust tests (no tests here)."""
 
 from __future__ import annotations
 
