@@ -1,4 +1,4 @@
-"""Shared helpers for the pass and trust tests (no tests here)."""
+"""Shared helpers (no tests) for the pass and trust tests: independent region instances."""
 
 from __future__ import annotations
 
