@@ -15,7 +15,7 @@ One FaceLandmarker graph (Tasks API) gives, per face, 478 landmarks,
   so that it does not depend on the image size).
 
 :func:`assess_quality` turns those into ``Problem``s with stable codes, with
-thresholds measured on ``../shared/data`` (see bench/FACES.md).
+thresholds measured on the project's test photos (bench/README.md, "Faces").
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from healthcode.plugins.face.modelstore import LANDMARKER, require_model
 MAX_FACES = 4
 """Faces looked for per image: enough to say "more than one face"."""
 
-# Quality thresholds (measured; bench/FACES.md shows the numbers behind them).
+# Quality thresholds (measured; bench/README.md, "Faces", shows the numbers behind them).
 MIN_FACE_WIDTH = 64
 """Pixels across the face box: SFace works on 112 px crops; below 80 px the
 embedding is built mostly from upsampled pixels."""

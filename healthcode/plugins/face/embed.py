@@ -32,12 +32,12 @@ TEMPLATE_SIZE = len(TEMPLATE_TAG) + 4 * EMBEDDING_SIZE
 MATCH_THRESHOLD = 0.40
 """Cosine similarity at or above which two templates are the same person.
 
-Chosen from measurements on ../shared/data/faces, skimage's astronaut and the
-insightface 2.1 sample images (bench/FACES.md): genuine pairs 0.53-0.80,
-impostor pairs -0.10-0.25. OpenCV documents 0.363 for this model on LFW; we sit
-a little higher, on the impostor side's safe margin, because a false accept
-hands someone else's health pass to a stranger while a false reject costs a
-retry."""
+Chosen from measurements on the project's test photos, skimage's astronaut and
+the insightface 2.1 sample images (bench/README.md, "Faces"): 4 genuine pairs
+0.655-0.770, 74 impostor pairs -0.134-0.360. OpenCV documents 0.363 for this
+model on LFW (it accepted one impostor pair here); we sit higher, above the
+highest impostor seen, because a false accept hands someone else's health pass
+to a stranger while a false reject costs a retry."""
 
 # The five-point template (x, y) in a 112x112 crop: the image's left eye,
 # right eye, nose tip, left and right mouth corners.

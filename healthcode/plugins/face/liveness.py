@@ -31,7 +31,7 @@ process; a deployment with several workers keeps used nonces in its database).
 Direction: ``turn_left`` is the person turning to *their own* left, which in an
 unmirrored camera frame moves the nose towards the right of the image (yaw > 0).
 ``nod`` accepts a pitch change either way: the sign convention for looking down
-could not be confirmed on real frames (see bench/FACES.md).
+could not be confirmed on real frames (see bench/README.md, "Faces").
 """
 
 from __future__ import annotations
