@@ -432,3 +432,89 @@ async def test_per_guard_rate_limit(settings: Settings, pm: pluggy.PluginManager
         )
         assert last.json()["code"] == "rate_limited"
         assert int(last.headers["retry-after"]) >= 1
+
+
+async def _signed_multipart(
+    client: AsyncTestClient[Litestar],
+    device: HolderDevice,
+    subject_id: str,
+    path: str,
+    data: dict[str, str],
+    files: list[Any],
+) -> Any:
+    """A holder-signed multipart request: the signature covers the exact body."""
+    request = client.build_request("POST", path, data=data, files=files)
+    body = request.read()
+    request.headers["authorization"] = sign_request(
+        device.private_key, subject_id, "POST", path, body
+    )
+    return await client.send(request)
+
+
+def _jpeg(name: str, *, mirrored: bool = False) -> bytes:
+    import io
+
+    from PIL import Image as PILImage
+    from PIL import ImageOps
+
+    picture = PILImage.open(FACES / name).convert("RGB")
+    if mirrored:
+        picture = ImageOps.mirror(picture)
+    out = io.BytesIO()
+    picture.save(out, format="JPEG", quality=95)
+    return out.getvalue()
+
+
+@pytest.mark.anyio
+async def test_face_only_renewal_and_a_dependant_over_http(
+    client: AsyncTestClient[Litestar], pm: pluggy.PluginManager
+) -> None:
+    svc = _services(client)
+    device = HolderDevice.generate("ES256")
+    subject_id = (await _enroll(client, device))["subject"]["subject_id"]
+
+    # Face-only renewal: a new challenge, no document.
+    challenge = await svc.enrollment.issue_challenge(purpose="renew", actions=ACTIONS)
+    files = [("frames", (n, (FACES / n).read_bytes(), "image/jpeg")) for n in FRAMES]
+    files.append(("capture", ("c.jpg", (FACES / "obama_1.jpg").read_bytes(), "image/jpeg")))
+    renewed = await _signed_multipart(
+        client, device, subject_id, "/me/renewals", {"challenge_nonce": challenge.nonce}, files
+    )
+    assert renewed.status_code == 201, renewed.text
+    assert renewed.json()["status"]["colour"] == "green"
+
+    # Another person's face cannot renew this holder.
+    challenge = await svc.enrollment.issue_challenge(purpose="renew", actions=("turn_right",))
+    stranger = [
+        ("frames", ("a.jpg", _jpeg("biden_2.jpg"), "image/jpeg")),
+        ("frames", ("b.jpg", _jpeg("biden_1.jpg", mirrored=True), "image/jpeg")),
+        ("frames", ("c.jpg", _jpeg("biden_2.jpg"), "image/jpeg")),
+        ("capture", ("d.jpg", _jpeg("biden_1.jpg"), "image/jpeg")),
+    ]
+    refused = await _signed_multipart(
+        client, device, subject_id, "/me/renewals", {"challenge_nonce": challenge.nonce}, stranger
+    )
+    assert (refused.status_code, refused.json()["code"]) == (403, "face_mismatch")
+
+    # A dependant (他人代查) with their own document and a one-time face check.
+    dependant_number = "11010519491231002X"
+    authority = pm.get_plugin("test_authority")
+    authority.photos[dependant_number] = "biden_2.jpg"
+    challenge = await svc.enrollment.issue_challenge(purpose="dependant", actions=("turn_right",))
+    added = await _signed_multipart(
+        client,
+        device,
+        subject_id,
+        "/me/dependant-enrollments",
+        {
+            "challenge_nonce": challenge.nonce,
+            "declared_name": "张三",
+            "number": dependant_number,
+        },
+        stranger,
+    )
+    assert added.status_code == 201, added.text
+    assert added.json()["subject"]["masked_number"] == "11**************2X"
+    listed = await _signed(client, device, subject_id, "GET", "/me/dependants")
+    assert [d["slot"] for d in listed.json()] == [1]
+    assert dependant_number not in listed.text
