@@ -34,6 +34,19 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TODAY = dt.date(2026, 11, 26)
 
 
+def require_face_models() -> None:
+    """Skip (locally) or fail (under CI) when the face models are not fetched:
+    the message names the command that fetches them."""
+    from healthcode.plugins.face.modelstore import FETCH_COMMAND, list_models
+
+    missing = [state.spec.name for state in list_models(verify=False) if not state.verified]
+    if missing:
+        message = f"face models missing ({', '.join(missing)}): run `{FETCH_COMMAND}`"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 @pytest.fixture
 def pm() -> pluggy.PluginManager:
     """A fresh manager with the built-in plugins only."""

@@ -15,7 +15,6 @@ import asyncio
 import base64
 import datetime as dt
 import json
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import attrs
 import pluggy
 import pytest
+from conftest import require_face_models
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -36,7 +36,6 @@ from healthcode.core.models import Document, Image
 from healthcode.core.passes import HolderDevice, KeyStore
 from healthcode.core.plugins import new_plugin_manager
 from healthcode.core.storage.database import init_instance
-from healthcode.plugins.face.modelstore import FETCH_COMMAND, list_models
 from healthcode.testing.mrz import MRZFields, format_mrz
 
 FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces"
@@ -60,15 +59,6 @@ FRAMES = ("obama_1.jpg", "obama_2.jpg", "obama_1.jpg")
 ACTIONS = ("turn_right", "open_mouth")
 
 
-def _require_models() -> None:
-    missing = [s.spec.name for s in list_models(verify=False) if not s.verified]
-    if missing:
-        message = f"face models missing ({', '.join(missing)}): run `{FETCH_COMMAND}`"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message)
-        pytest.skip(message)
-
-
 class AuthorityPhotos:
     """Stand-in for an authority integration: a reference photo per number."""
 
@@ -88,7 +78,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    _require_models()
+    require_face_models()
     url = f"sqlite:///{tmp_path / 'hc.db'}"
     secrets = tmp_path / "secrets.json"
     asyncio.run(init_instance(url, secrets))

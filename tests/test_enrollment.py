@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ import pluggy
 import pytest
 import sqlalchemy as sa
 from attrs import frozen
-from conftest import Backend
+from conftest import Backend, require_face_models
 
 import healthcode.plugins.authority_status as authority_status
 from healthcode.core.checkdigits import gb11643_check_char
@@ -80,7 +79,6 @@ from healthcode.core.storage.database import Database, open_database
 from healthcode.core.storage.testing import (
     dump_tables,
 )
-from healthcode.plugins.face.modelstore import FETCH_COMMAND, list_models
 from healthcode.testing.mrz import MRZFields, format_mrz
 
 FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces"
@@ -89,15 +87,6 @@ FAR_EXPIRY = dt.date(2034, 6, 30)
 
 
 # --- real photos and the authority stand-in ------------------------------------------------
-
-
-def require_models() -> None:
-    missing = [state.spec.name for state in list_models(verify=False) if not state.verified]
-    if missing:
-        message = f"face models missing ({', '.join(missing)}): run `{FETCH_COMMAND}`"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 @functools.cache
@@ -396,7 +385,7 @@ def test_bad_documents_are_refused_with_their_reason(
 def test_enroll_with_a_typed_number_and_the_authority_photo(
     backend: Backend, enroll_pm: pluggy.PluginManager, authority: AuthorityPhotos
 ) -> None:
-    require_models()
+    require_face_models()
     number = resident_id(dt.date(1985, 7, 9))
     authority.photos[number] = OBAMA.reference
 
@@ -448,7 +437,7 @@ def test_enroll_with_a_typed_number_and_the_authority_photo(
 def test_renewed_passport_is_linked_by_a_face_verified_reenrollment(
     backend: Backend, enroll_pm: pluggy.PluginManager, authority: AuthorityPhotos
 ) -> None:
-    require_models()
+    require_face_models()
     old, new = passport_mrz("K1234567"), passport_mrz("L7654321")
     authority.photos.update({"K1234567": OBAMA.reference, "L7654321": OBAMA.reference})
     name = "Allan James Quartermaine"
@@ -497,7 +486,7 @@ def test_renewed_passport_is_linked_by_a_face_verified_reenrollment(
 def test_liveness_answers_count_once_and_must_be_right(
     backend: Backend, enroll_pm: pluggy.PluginManager, authority: AuthorityPhotos
 ) -> None:
-    require_models()
+    require_face_models()
     number = resident_id(dt.date(1990, 1, 2))
     authority.photos[number] = OBAMA.reference
     sub = submission(kind="cn_resident_id", number=number)
@@ -567,7 +556,7 @@ def test_liveness_answers_count_once_and_must_be_right(
 def test_face_only_renewal(
     backend: Backend, enroll_pm: pluggy.PluginManager, authority: AuthorityPhotos
 ) -> None:
-    require_models()
+    require_face_models()
     number = resident_id(dt.date(1975, 12, 1))
     authority.photos[number] = OBAMA.reference
 
@@ -610,7 +599,7 @@ def test_face_only_renewal(
 def test_dependants_up_to_four_with_their_statuses(
     backend: Backend, enroll_pm: pluggy.PluginManager, authority: AuthorityPhotos
 ) -> None:
-    require_models()
+    require_face_models()
     holder_number = resident_id(dt.date(1980, 2, 2))
     authority.photos[holder_number] = OBAMA.reference
     children = [resident_id(dt.date(2015, 6, 1 + i), sequence=200 + i) for i in range(6)]
@@ -677,7 +666,7 @@ def test_dependants_up_to_four_with_their_statuses(
 def test_a_dependant_face_that_does_not_match_is_refused(
     backend: Backend, enroll_pm: pluggy.PluginManager, authority: AuthorityPhotos
 ) -> None:
-    require_models()
+    require_face_models()
     holder_number, child = resident_id(dt.date(1980, 2, 3)), resident_id(dt.date(2016, 1, 1))
     authority.photos.update({holder_number: OBAMA.reference, child: BIDEN.reference})
 
@@ -759,7 +748,7 @@ def test_no_raw_number_and_no_full_name_anywhere(
     authority: AuthorityPhotos,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    require_models()
+    require_face_models()
     passport_number, id_number = "K9081726", resident_id(dt.date(1983, 4, 5), sequence=371)
     child = resident_id(dt.date(2014, 8, 9), sequence=482)
     authority.photos.update(
@@ -847,7 +836,7 @@ def test_enroll_with_a_photographed_passport_page(
 ) -> None:
     """A synthetic data page (generated MRZ in OCR-B) with a real portrait
     pasted in: the portrait on the page is the reference."""
-    require_models()
+    require_face_models()
     import io
     import shutil
 

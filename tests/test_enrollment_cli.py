@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import typer
+from conftest import require_face_models
 from test_enrollment import (
     BIDEN,
     FACES,
@@ -26,7 +27,6 @@ from test_enrollment import (
     Person,
     device_key,
     passport_mrz,
-    require_models,
     resident_id,
 )
 from typer.testing import CliRunner
@@ -99,7 +99,7 @@ def frame_files(tmp_path: Path, person: Person) -> list[str]:
 def test_enroll_renew_dependants_and_assist(
     tmp_path: Path, instance: list[str], authority: AuthorityPhotos
 ) -> None:
-    require_models()
+    require_face_models()
     holder, child = resident_id(dt.date(1979, 9, 9)), resident_id(dt.date(2015, 3, 3))
     authority.photos.update({holder: OBAMA.reference, child: BIDEN.reference})
     key_file = tmp_path / "device.pem"

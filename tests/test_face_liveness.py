@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import attrs
 import numpy as np
 import pluggy
 import pytest
+from conftest import require_face_models
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -38,7 +38,6 @@ from healthcode.plugins.face.liveness import (
     judge,
     new_challenge,
 )
-from healthcode.plugins.face.modelstore import FETCH_COMMAND, list_models
 
 FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces"
 T0 = dt.datetime(2026, 11, 26, 8, 0, tzinfo=dt.UTC)
@@ -223,15 +222,6 @@ def test_ledger_accepts_a_nonce_once() -> None:
 # --- real measurements ------------------------------------------------------------
 
 
-def _require_models() -> None:
-    missing = [state.spec.name for state in list_models(verify=False) if not state.verified]
-    if missing:
-        message = f"face models missing ({', '.join(missing)}): run `{FETCH_COMMAND}`"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message)
-        pytest.skip(message)
-
-
 @functools.cache
 def _photo(name: str, mirrored: bool = False) -> Image:
     image = read_image_file(FACES / name)
@@ -246,7 +236,7 @@ def _observed(name: str, mirrored: bool = False) -> FrameObservation:
 
 
 def test_real_turn_right_with_open_mouth() -> None:
-    _require_models()
+    require_face_models()
     neutral, turned = _observed("obama_1.jpg"), _observed("obama_2.jpg")
     frames = [neutral, turned, neutral]
     assert judge(_challenge("turn_right", "open_mouth"), frames, now=NOW).passed
@@ -256,7 +246,7 @@ def test_real_turn_right_with_open_mouth() -> None:
 
 
 def test_real_mirror_turns_the_other_way() -> None:
-    _require_models()
+    require_face_models()
     neutral, mirrored = _observed("obama_1.jpg"), _observed("obama_2.jpg", mirrored=True)
     assert judge(_challenge("turn_left"), [neutral, mirrored], now=NOW).reasons == (
         "unexpected_action:open_mouth",
@@ -265,14 +255,14 @@ def test_real_mirror_turns_the_other_way() -> None:
 
 
 def test_real_frames_of_another_person_fail() -> None:
-    _require_models()
+    require_face_models()
     frames = [_observed("obama_1.jpg"), _observed("biden_2.jpg"), _observed("obama_2.jpg")]
     result = judge(_challenge("turn_right"), frames, now=NOW)
     assert "different_person" in result.reasons
 
 
 def test_real_frame_with_two_people_fails() -> None:
-    _require_models()
+    require_face_models()
     frames = [_observed("obama_1.jpg"), _observed("two_people.jpg"), _observed("obama_2.jpg")]
     assert _observed("two_people.jpg").faces == 2
     assert (
@@ -289,7 +279,7 @@ def face_pm() -> pluggy.PluginManager:
 
 
 def test_liveness_hook_on_real_frames_uses_the_nonce_once(face_pm: pluggy.PluginManager) -> None:
-    _require_models()
+    require_face_models()
     challenge = LivenessChallenge(
         nonce="hook-test-nonce-1",
         actions=("turn_right", "open_mouth"),
@@ -304,7 +294,7 @@ def test_liveness_hook_on_real_frames_uses_the_nonce_once(face_pm: pluggy.Plugin
 
 
 def test_cli_liveness(tmp_path: Path) -> None:
-    _require_models()
+    require_face_models()
     from healthcode.cli.faces import app
 
     challenge = new_challenge(length=1)

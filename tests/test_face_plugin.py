@@ -10,13 +10,13 @@ from __future__ import annotations
 import functools
 import itertools
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pluggy
 import pytest
+from conftest import require_face_models
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -25,25 +25,15 @@ from healthcode.core.images import image_from_array, read_image_file
 from healthcode.core.models import Face, Image
 from healthcode.core.plugins import new_plugin_manager
 from healthcode.plugins.face.errors import FaceQualityError
-from healthcode.plugins.face.modelstore import FETCH_COMMAND, list_models
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 FACES = DATA / "faces"
 DOCUMENTS = DATA / "documents"
 
 
-def _require_models() -> None:
-    missing = [state.spec.name for state in list_models(verify=False) if not state.verified]
-    if missing:
-        message = f"face models missing ({', '.join(missing)}): run `{FETCH_COMMAND}`"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message)
-        pytest.skip(message)
-
-
 @pytest.fixture(scope="module", autouse=True)
 def _models() -> None:
-    _require_models()
+    require_face_models()
 
 
 @pytest.fixture
