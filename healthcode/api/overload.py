@@ -9,26 +9,32 @@ never a hung connection. Health probes are never shed.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
+import msgspec
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-_BODY = json.dumps(
-    {
-        "type": "https://healthcode.invalid/problems/service_busy",
-        "title": "service busy",
-        "status": 503,
-        "detail": "The service is busy: please try again shortly.",
-        "code": "service_busy",
-        "message_en": "The service is busy: please try again shortly.",
-        "message_zh": "服务繁忙，请稍后再试。",
-        "details": {},
-    },
-    ensure_ascii=False,
-).encode()
+from healthcode.api.problems import PROBLEM_JSON, problem_for_status
+
+_BUSY = msgspec.json.encode(problem_for_status(503))
+_TOO_MANY = msgspec.json.encode(problem_for_status(429))
+
+
+async def _refuse(send: Send, status: int, body: bytes, retry_after: int) -> None:
+    """Answer at once with a problem document and ``Retry-After``."""
+    start: Any = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", PROBLEM_JSON.encode()),
+            (b"retry-after", str(retry_after).encode()),
+            (b"content-length", str(len(body)).encode()),
+        ],
+    }
+    await send(start)
+    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 class InFlight:
@@ -66,47 +72,13 @@ class LoadShedder:
             await self.app(scope, receive, send)
             return
         if self.counter.count >= self.limit:
-            start: Any = {
-                "type": "http.response.start",
-                "status": 503,
-                "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"retry-after", str(self.retry_after).encode()),
-                    (b"content-length", str(len(_BODY)).encode()),
-                ],
-            }
-            await send(start)
-            await send({"type": "http.response.body", "body": _BODY, "more_body": False})
+            await _refuse(send, 503, _BUSY, self.retry_after)
             return
         self.counter.count += 1
         try:
             await self.app(scope, receive, send)
         finally:
             self.counter.count -= 1
-
-
-def _problem_body(code: str, status: int, en: str, zh: str) -> bytes:
-    return json.dumps(
-        {
-            "type": f"https://healthcode.invalid/problems/{code}",
-            "title": code.replace("_", " "),
-            "status": status,
-            "detail": en,
-            "code": code,
-            "message_en": en,
-            "message_zh": zh,
-            "details": {},
-        },
-        ensure_ascii=False,
-    ).encode()
-
-
-_TOO_MANY = _problem_body(
-    "too_many_requests",
-    429,
-    "Too many requests: please try again shortly.",
-    "请求过于频繁，请稍后再试。",
-)
 
 
 class ClientWindows:
@@ -158,16 +130,6 @@ class RateLimiter:
         windows.counts[address] = count
         if count > self.per_minute:
             retry = max(1, int(60 - (now - windows.window_start)))
-            start: Any = {
-                "type": "http.response.start",
-                "status": 429,
-                "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"retry-after", str(retry).encode()),
-                    (b"content-length", str(len(_TOO_MANY)).encode()),
-                ],
-            }
-            await send(start)
-            await send({"type": "http.response.body", "body": _TOO_MANY, "more_body": False})
+            await _refuse(send, 429, _TOO_MANY, retry)
             return
         await self.app(scope, receive, send)

@@ -72,7 +72,19 @@ def problem_response(
     details: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response[Problem]:
-    body = Problem(
+    body = problem_document(status, code, message_en, message_zh, details=details)
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def problem_document(
+    status: int,
+    code: str,
+    message_en: str,
+    message_zh: str,
+    *,
+    details: dict[str, Any] | None = None,
+) -> Problem:
+    return Problem(
         type=f"https://healthcode.invalid/problems/{code}",
         title=code.replace("_", " "),
         status=status,
@@ -82,7 +94,12 @@ def problem_response(
         message_zh=message_zh,
         details=details or {},
     )
-    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def problem_for_status(status: int) -> Problem:
+    """The generic problem document for an HTTP status (429, 503, ...)."""
+    code, en, zh = _HTTP_CODES[status]
+    return problem_document(status, code, en, zh)
 
 
 # Codes whose meaning is an HTTP status of its own; the rest of the input and

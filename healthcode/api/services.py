@@ -15,7 +15,7 @@ from litestar.datastructures import State
 from healthcode.core.auth import Caller, authenticate_holder, authenticate_token
 from healthcode.core.auth import ForbiddenError as ForbiddenRoleError
 from healthcode.core.enrollment import EnrollmentService, OperatorRateLimiter
-from healthcode.core.models import Issuer, Status
+from healthcode.core.models import Issuer
 from healthcode.core.pass_service import PassService
 from healthcode.core.passes import KeyStore, TrustStore, Verifier
 from healthcode.core.passes.trust import with_plugin_issuers
@@ -110,15 +110,6 @@ async def require_holder(request: Request[Any, Any, Any]) -> Caller:
     )
     svc.callers.take(f"holder:{caller.subject_id}")
     return caller
-
-
-def status_view(status: Status) -> dict[str, str]:
-    return {
-        "colour": status.colour.value,
-        "label_zh": status.colour.label_zh,
-        "label_en": status.colour.label_en,
-        "valid_until": status.valid_until.isoformat(),
-    }
 
 
 def iso(moment: dt.datetime | None) -> str | None:

@@ -9,7 +9,8 @@ from typing import Any, Literal
 
 import msgspec
 
-from healthcode.core.models import CheckResult, DocumentType
+from healthcode.core.enrollment import status_to_dict
+from healthcode.core.models import CheckResult, DocumentType, Status
 from healthcode.core.models import Problem as DomainProblem
 
 
@@ -91,6 +92,11 @@ def check_result_to_wire(result: CheckResult) -> DocumentCheckResponse:
         masked_number=masked.masked_number if masked else "",
         problems=[problem_to_wire(p) for p in result.problems],
     )
+
+
+def status_to_wire(status: Status) -> StatusView:
+    """Colour, bilingual label and validity; never the reasons."""
+    return StatusView(**status_to_dict(status))
 
 
 def kind_to_wire(kind: DocumentType) -> DocumentKind:

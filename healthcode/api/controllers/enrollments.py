@@ -13,14 +13,14 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, JSONBody
 
 from healthcode.api.problems import COMMON_RESPONSES, INVALID_INPUT, problem_spec
-from healthcode.api.services import services, status_view
+from healthcode.api.services import services
 from healthcode.api.wire import (
     ChallengeRequest,
     ChallengeResponse,
     EnrollmentResponse,
-    StatusView,
     SubjectView,
     problem_to_wire,
+    status_to_wire,
 )
 from healthcode.core.documents import make_submission
 from healthcode.core.enrollment import EnrollmentRequest, LivenessAnswer
@@ -155,7 +155,7 @@ class EnrollmentController(Controller):
         return EnrollmentResponse(
             outcome=result.outcome,
             subject=subject_view(result.subject),
-            status=StatusView(**status_view(result.status)),
+            status=status_to_wire(result.status),
             similarity=round(result.match.similarity, 4),
             reference=result.reference,
             warnings=[problem_to_wire(p) for p in result.warnings],

@@ -9,13 +9,13 @@ from litestar import Controller, Request, post
 from litestar.params import JSONBody
 
 from healthcode.api.problems import AUTH_RESPONSES, COMMON_RESPONSES, INVALID_INPUT
-from healthcode.api.services import require_token, services, status_view
+from healthcode.api.services import require_token, services
 from healthcode.api.wire import (
     AssistRequest,
     AssistResponse,
-    StatusView,
     VerificationRequest,
     VerificationResponse,
+    status_to_wire,
 )
 from healthcode.core.documents import make_submission
 from healthcode.core.passes.errors import RevokedError
@@ -93,6 +93,6 @@ class GuardController(Controller):
         return AssistResponse(
             masked_name=result.masked.masked_name,
             masked_number=result.masked.masked_number,
-            status=StatusView(**status_view(result.status)),
+            status=status_to_wire(result.status),
             display_seconds=result.display_seconds,
         )

@@ -17,12 +17,13 @@ from healthcode.api.controllers.enrollments import (
     subject_view,
 )
 from healthcode.api.problems import AUTH_RESPONSES, COMMON_RESPONSES, INVALID_INPUT, problem_spec
-from healthcode.api.services import require_holder, services, status_view
+from healthcode.api.services import require_holder, services
 from healthcode.api.wire import (
     DependantResponse,
     PassResponse,
     RenewalResponse,
     StatusView,
+    status_to_wire,
 )
 from healthcode.core.auth import Caller
 from healthcode.core.documents import make_submission
@@ -86,7 +87,7 @@ class HolderController(Controller):
             subject, _ = await load_subject(conn, subject_key_bytes(caller.subject_id or ""))
         # A look-up records nothing: decisions are recorded when a pass is issued.
         status = await resolve_status(svc.db, subject, pm=svc.enrollment.pm, record=False)
-        return StatusView(**status_view(status))
+        return status_to_wire(status)
 
     @post(
         "/passes",
@@ -102,7 +103,7 @@ class HolderController(Controller):
         issued = await svc.passes.issue(caller.subject_id or "")
         return PassResponse(
             text=issued.issued.text,
-            status=StatusView(**status_view(issued.status)),
+            status=status_to_wire(issued.status),
             issuer=issued.issued.claims.issuer,
             kid=issued.issued.kid.hex(),
             valid_until=issued.status.valid_until.isoformat(),
@@ -131,7 +132,7 @@ class HolderController(Controller):
         )
         return RenewalResponse(
             subject=subject_view(result.subject),
-            status=StatusView(**status_view(result.status)),
+            status=status_to_wire(result.status),
             similarity=round(result.match.similarity, 4),
         )
 
@@ -151,7 +152,7 @@ class HolderController(Controller):
             DependantResponse(
                 slot=v.slot,
                 subject=masked_subject_view(v.subject_id, v.masked),
-                status=StatusView(**status_view(v.status)),
+                status=status_to_wire(v.status),
             )
             for v in views
         ]
@@ -194,5 +195,5 @@ class HolderController(Controller):
         return DependantResponse(
             slot=view.slot,
             subject=masked_subject_view(view.subject_id, view.masked),
-            status=StatusView(**status_view(view.status)),
+            status=status_to_wire(view.status),
         )
