@@ -83,7 +83,8 @@ def create_app(
         app.state.secrets = secrets
         keys = KeyStore(settings.keys_dir)
         trust = TrustStore(settings.trust_file or default_trust_file(), keys)
-        app.state.services = Services(
+        issuers = _plugin_issuers(pm)
+        services = Services(
             db=db,
             secrets=secrets,
             enrollment=EnrollmentService(
@@ -92,18 +93,19 @@ def create_app(
             keys=keys,
             passes=PassService(db, keys, pm=pm),
             trust=trust,
-            verifier=Verifier(with_plugin_issuers(trust.load(), _plugin_issuers(pm))),
+            verifier=Verifier(with_plugin_issuers(trust.load(), issuers)),
             region_code=keys.region_code,
             callers=OperatorRateLimiter(capacity=settings.caller_rate_per_minute, per_seconds=60.0),
-            plugin_issuers=_plugin_issuers(pm),
+            plugin_issuers=issuers,
         )
-        app.state.services.reload_trust()
+        services.trust_seen = services.trust_stamp()
+        app.state.services = services
         purge_task = None
         if settings.run_purge:
             # Catch up on a day that ended while the service was down.
             await purge_expired(db)
             purge_task = asyncio.create_task(
-                _purge_daily(db, app.state.services.passes), name="healthcode-purge"
+                _purge_daily(db, services.passes), name="healthcode-purge"
             )
         try:
             yield

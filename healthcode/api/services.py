@@ -46,7 +46,7 @@ class Services:
     def reload_trust(self) -> None:
         """Rebuild the verifier's trust list from the signed file and the plugins."""
         self.verifier.set_trust_list(with_plugin_issuers(self.trust.load(), self.plugin_issuers))
-        self.trust_seen = self._trust_stamp()
+        self.trust_seen = self.trust_stamp()
 
     def maybe_reload_trust(self) -> None:
         """Pick up a trust list or key rotation written by another worker or the
@@ -55,10 +55,11 @@ class Services:
         if now - self.trust_checked_at < TRUST_RECHECK_SECONDS:
             return
         self.trust_checked_at = now
-        if self._trust_stamp() != self.trust_seen:
+        if self.trust_stamp() != self.trust_seen:
             self.reload_trust()
 
-    def _trust_stamp(self) -> tuple[float, float]:
+    def trust_stamp(self) -> tuple[float, float]:
+        """Modification times of the trust list and the key store's metadata."""
         stamps = []
         for path in (self.trust.path, self.keys.path / "issuer.json"):
             try:
