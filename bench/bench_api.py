@@ -13,7 +13,7 @@ What it measures, each run bounded in time (``--duration``) and in count
   responses by status code. Pass: only 200/429/503, every 429/503 with
   ``Retry-After``, no socket timeouts (no hung connection);
 * an enrollment rush: many concurrent ``POST /enrollments`` with a bad body,
-  then real re-enrollments with the photos in ../shared/data/faces; afterwards
+  then real re-enrollments with the photos in tests/data/faces; afterwards
   every subject row must have its template and (holders) its device key.
 
 Set-up writes rows directly through the storage layer instead of enrolling
@@ -86,7 +86,7 @@ from healthcode.core.storage.testing import (
 from healthcode.testing.mrz import MRZFields, format_mrz
 
 ROOT = Path(__file__).resolve().parents[1]
-FACES = ROOT.parent / "shared" / "data" / "faces"
+FACES = ROOT / "tests" / "data" / "faces"
 HEALTHCODE = ROOT / ".venv" / "bin" / "healthcode"
 HIGH_RATE_LIMIT = 100_000_000
 SURNAME, GIVEN = "QUARTERMAINE", "ALLAN JAMES"

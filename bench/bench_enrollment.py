@@ -52,7 +52,7 @@ from healthcode.core.storage.testing import (
     drop_postgres_database,
 )
 
-FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces"
+FACES = Path(__file__).resolve().parents[1] / "tests" / "data" / "faces"
 ACTIONS = ("turn_right", "open_mouth")
 ACTIONS_MIRRORED = ("turn_left", "open_mouth")
 
@@ -247,7 +247,7 @@ def write_markdown(path: Path, results: dict[str, Any]) -> None:
         "ran at the same time), so the p95 figures, PostgreSQL's especially, "
         "carry that noise; the p50 figures are the ones to compare.",
         "",
-        "How it was measured: real photos from ../shared/data/faces answer "
+        "How it was measured: real photos from tests/data/faces answer "
         "fixed challenges (the data has no video); see tests/test_enrollment.py "
         "for what that does and does not prove.",
         "",

@@ -5,7 +5,7 @@ Ours: mediapipe FaceLandmarker -> five-point alignment -> SFace (onnxruntime).
 Peer, in the same run on the same images: OpenCV FaceDetectorYN (YuNet) ->
 FaceRecognizerSF.alignCrop -> FaceRecognizerSF.feature (the same SFace weights).
 
-Images: ../shared/data/faces, skimage's astronaut, and the images inside the
+Images: tests/data/faces, skimage's astronaut, and the images inside the
 insightface 2.1 wheel (``pip download --no-deps`` into a temporary folder;
 skipped with --no-insightface). t1.jpg is a group photo whose faces are too
 small for mediapipe's short-range detector: each face is cut out (YuNet box,
@@ -39,7 +39,7 @@ from healthcode.core.models import Image
 from healthcode.plugins.face import detect, embed
 from healthcode.plugins.face.modelstore import LANDMARKER, SFACE, YUNET, require_model
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
 
 
 def insightface_images(folder: Path) -> dict[str, Path]:

@@ -1,7 +1,7 @@
 """MRZ from photos: our reader vs raw ``passporteye.read_mrz``, on the same images.
 
 Generated photos (healthcode.testing.synthetic_documents: TD3, TD2, TD1, CR,
-CT, CS at four degradation levels) plus the specimens in ../shared/data/documents.
+CT, CS at four degradation levels) plus the specimens in tests/data/documents.
 An image counts as correct when every field of the document read from it
 (kind, number, code, states, names, dates, sex) equals the ground truth parsed
 from the generated MRZ text. passporteye's text is parsed by the same parser.
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 TODAY = dt.date(2026, 11, 26)
-DOCUMENTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "documents"
+DOCUMENTS = Path(__file__).resolve().parents[1] / "tests" / "data" / "documents"
 SPECIMENS = {
     "specimen_passport_td3.png": "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<\n"
     "L898902C36UTO7408122F1204159ZE184226B<<<<<10",

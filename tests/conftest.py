@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pluggy
 import pytest
+import time_machine
 from attrs import frozen
 
 os.environ["HEALTHCODE_DISABLE_PLUGIN_AUTOLOAD"] = "1"
@@ -30,8 +31,10 @@ from healthcode.core.storage.testing import (
     truncate_all,
 )
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+TEST_DATA = Path(__file__).resolve().parent / "data"
 TODAY = dt.date(2026, 11, 26)
+CLOCK_START = dt.datetime(2026, 11, 26, 2, 0, tzinfo=dt.UTC)
+"""Where every test's clock starts: 10:00 on ``TODAY`` in Asia/Shanghai."""
 
 
 def require_face_models() -> None:
@@ -65,6 +68,39 @@ def today() -> dt.date:
     return TODAY
 
 
+@pytest.fixture(autouse=True)
+def _controlled_clock(request: pytest.FixtureRequest) -> Iterator[time_machine.Coordinates | None]:
+    """Every test runs on a clock it controls, never on the date or hour the
+    suite happens to run at: wall-clock time (``datetime.now``, ``time.time``)
+    starts at ``CLOCK_START`` and ticks. Monotonic clocks are left alone.
+
+    Tests against the live server (another process) run on the machine's
+    clock shifted so that the module's server started at ``CLOCK_START``; the
+    server runs on the same shifted clock. Tests marked ``real_clock`` keep the
+    machine's clock and must not depend on the date themselves.
+    ``scripts/test`` also runs the suite under libfaketime to prove it."""
+    if request.node.get_closest_marker("real_clock"):
+        yield None
+        return
+    if "live_server" in request.fixturenames:
+        # The server is another process: both run on the machine's clock
+        # shifted by the same offset, so they agree.
+        server: LiveServer = request.getfixturevalue("live_server")
+        start: dt.datetime | float = time.time() + server.clock_offset
+    else:
+        start = CLOCK_START
+    with time_machine.travel(start, tick=True) as traveller:
+        yield traveller
+
+
+@pytest.fixture
+def clock(_controlled_clock: time_machine.Coordinates | None) -> time_machine.Coordinates:
+    """The test's clock, to move (``clock.move_to(...)``, ``clock.shift(...)``)."""
+    if _controlled_clock is None:
+        pytest.fail("this test keeps the real clock and cannot move it")
+    return _controlled_clock
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -76,6 +112,8 @@ class LiveServer:
     url: str
     home: Path
     database_url: str
+    clock_offset: float
+    """Seconds added to the machine's clock, by the server and by its tests."""
 
 
 @pytest.fixture(scope="module")
@@ -83,9 +121,11 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     """The real service under uvicorn on a free loopback port, with its own
     SQLite database, secrets and issuer key (region 110000)."""
     home = tmp_path_factory.mktemp("live")
+    clock_offset = CLOCK_START.timestamp() - time.time()
     url = f"sqlite:///{home / 'hc.db'}"
-    asyncio.run(init_instance(url, home / "secrets.json"))
-    KeyStore(home / "keys").init("110000", "北京市")
+    with time_machine.travel(CLOCK_START, tick=True):
+        asyncio.run(init_instance(url, home / "secrets.json"))
+        KeyStore(home / "keys").init("110000", "北京市")
     port = _free_port()
     env = os.environ | {
         "HEALTHCODE_DATABASE_URL": url,
@@ -93,12 +133,12 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         "HEALTHCODE_KEYS_DIR": str(home / "keys"),
         "HEALTHCODE_TRUST_FILE": str(home / "trust.hct"),
         "HEALTHCODE_RATE_LIMIT_PER_MINUTE": "1000000",
+        "HEALTHCODE_TEST_CLOCK_OFFSET": repr(clock_offset),
     }
     server = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "uvicorn",
+            str(Path(__file__).with_name("clocked_uvicorn.py")),
             "--factory",
             "healthcode.api.app:create_app",
             "--host",
@@ -123,7 +163,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
             if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the service did not start")
             time.sleep(0.2)
-        yield LiveServer(base, home, url)
+        yield LiveServer(base, home, url, clock_offset)
     finally:
         server.terminate()
         server.wait(timeout=20)

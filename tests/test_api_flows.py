@@ -38,7 +38,7 @@ from healthcode.core.plugins import new_plugin_manager
 from healthcode.core.storage.database import init_instance
 from healthcode.testing.mrz import MRZFields, format_mrz
 
-FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces"
+FACES = Path(__file__).resolve().parent / "data" / "faces"
 NUMBER = "Q1234567"
 DECLARED_NAME = "QUARTERMAINE ALLAN JAMES"
 MRZ = format_mrz(

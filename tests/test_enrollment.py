@@ -2,7 +2,7 @@
 and the assisted quick check, on SQLite and PostgreSQL, with real photos and
 the real face plugin.
 
-Liveness from photos: ../shared/data has no video, so a challenge is answered
+Liveness from photos: tests/data has no video, so a challenge is answered
 with real photos that show what they can: obama_1 is neutral, obama_2 is the
 same person turned to his right with the mouth open (``turn_right`` and
 ``open_mouth`` at once), its mirror image turned to his left; biden_2 is
@@ -81,7 +81,7 @@ from healthcode.core.storage.testing import (
 )
 from healthcode.testing.mrz import MRZFields, format_mrz
 
-FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces"
+FACES = Path(__file__).resolve().parent / "data" / "faces"
 FAR_EXPIRY = dt.date(2034, 6, 30)
 """Far enough ahead that the real clock (liveness judges by it) never reaches it."""
 

@@ -26,7 +26,7 @@ from healthcode.core.images import (
     read_image_file,
 )
 
-FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces"
+FACES = Path(__file__).resolve().parent / "data" / "faces"
 
 
 def _encode(image: PILImage.Image, fmt: str, **options: object) -> bytes:

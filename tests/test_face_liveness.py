@@ -3,7 +3,7 @@ measurements (synthetic and from real photos), nonce single use, the hook and
 the CLI.
 
 What real photos can show is limited: pose (yaw from a turned head and its
-mirror image) and an open mouth exist in ../shared/data; closed eyes (blink)
+mirror image) and an open mouth exist in tests/data; closed eyes (blink)
 and a nod do not, so those actions are tested on synthetic measurements only.
 """
 
@@ -39,7 +39,7 @@ from healthcode.plugins.face.liveness import (
     new_challenge,
 )
 
-FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces"
+FACES = Path(__file__).resolve().parent / "data" / "faces"
 T0 = dt.datetime(2026, 11, 26, 8, 0, tzinfo=dt.UTC)
 NOW = T0 + dt.timedelta(seconds=10)
 ME = np.eye(128, dtype=np.float32)[0]

@@ -1,6 +1,6 @@
 """Optional passive presentation-attack check: off by default; loading and
 pre-processing tested with a tiny real ONNX model these tests write; run on
-../shared/data/antispoof only when an operator's model is configured."""
+tests/data/antispoof only when an operator's model is configured."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from healthcode.plugins.face import pad
 from healthcode.plugins.face.errors import PresentationAttackModelError
 from healthcode.plugins.face.onnxwire import constant_initializers, tiny_model
 
-ANTISPOOF = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "antispoof"
+ANTISPOOF = Path(__file__).resolve().parent / "data" / "antispoof"
 
 
 def _mean_colour_model(path: Path, size: int = 16) -> Path:

@@ -26,7 +26,7 @@ from healthcode.core.models import Face, Image
 from healthcode.core.plugins import new_plugin_manager
 from healthcode.plugins.face.errors import FaceQualityError
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parent / "data"
 FACES = DATA / "faces"
 DOCUMENTS = DATA / "documents"
 

@@ -34,13 +34,13 @@ from healthcode.plugins.passport import glyphs as ocr_glyphs
 from healthcode.plugins.passport import ocr
 from healthcode.testing.mrz import format_mrz, random_fields
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+TEST_DATA = Path(__file__).resolve().parent / "data"
 TODAY = dt.date(2026, 11, 26)
 
 needs_tesseract = pytest.mark.skipif(
     shutil.which("tesseract") is None, reason="tesseract-ocr is not installed"
 )
-DOCUMENTS = SHARED_DATA / "documents"
+DOCUMENTS = TEST_DATA / "documents"
 TD3_SPECIMEN = (
     "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<\nL898902C36UTO7408122F1204159ZE184226B<<<<<10"
 )

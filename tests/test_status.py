@@ -15,13 +15,14 @@ from typing import Any
 
 import pluggy
 import pytest
+import time_machine
 import typer
 from conftest import Backend
 from typer.testing import CliRunner
 
 import healthcode.plugins.authority_status as authority_status
 from healthcode.cli.admin import init_command, purge_command, status_app
-from healthcode.core.clock import SHANGHAI
+from healthcode.core.clock import SHANGHAI, next_cutoff
 from healthcode.core.errors import PluginError
 from healthcode.core.hookspecs import hookimpl
 from healthcode.core.models import (
@@ -540,6 +541,25 @@ def test_no_raw_number_anywhere_in_tables_or_logs(
         secrets.subject_hmac_key.hex() not in logs
         and secrets.subject_hmac_key not in haystack_bytes
     )
+
+
+def test_status_show_follows_the_clock_across_midnight(
+    backend: Backend,
+    status_pm: pluggy.PluginManager,
+    numbers: list[str],
+    clock: time_machine.Coordinates,
+) -> None:
+    """``status show`` asks about "today" in Asia/Shanghai: a list imported for
+    the day holds until 24:00 and not a second longer."""
+    clock.move_to(dt.datetime.combine(DAY, dt.time(9), SHANGHAI))
+    run_import(backend, status_pm, csv_lines([(KIND, numbers[0], "red")]))
+    show = ["status", "show", "--kind", KIND, "--number", numbers[0], "--json"]
+    assert json.loads(_cli(backend, show).stdout)["colour"] == "red"
+    midnight = next_cutoff(dt.datetime.combine(DAY, dt.time(9), SHANGHAI))
+    clock.move_to(midnight - dt.timedelta(seconds=1))
+    assert json.loads(_cli(backend, show).stdout)["colour"] == "red"
+    clock.move_to(midnight)
+    assert json.loads(_cli(backend, show).stdout)["colour"] == "green"
 
 
 # --- CLI -------------------------------------------------------------------------------------
