@@ -259,3 +259,13 @@ def test_cli_refusals(tmp_path: Path, instance: list[str], authority: AuthorityP
         1,
     )
     assert key["error"]["code"] == "device_key_invalid"
+
+
+@pytest.mark.parametrize("text", ["[" * 5000, '{"nonce": ' + "9" * 5000 + "}", "{not json"])
+def test_a_hostile_challenge_file_is_a_usage_error(tmp_path: Path, text: str) -> None:
+    from healthcode.cli.enroll import _nonce
+
+    path = tmp_path / "challenge.json"
+    path.write_text(text)
+    with pytest.raises(typer.BadParameter):
+        _nonce(str(path))

@@ -326,3 +326,19 @@ def test_cli_challenge_issues_valid_json() -> None:
     result = CliRunner().invoke(app, ["challenge", "--length", "2"])
     assert result.exit_code == 0
     assert len(challenge_from_dict(json.loads(result.stdout)).actions) == 2
+
+
+@pytest.mark.parametrize(
+    "text", ["[" * 5000, '{"nonce": "n", "actions": [' + "9" * 5000 + "]}", "\udcff"]
+)
+def test_cli_liveness_refuses_a_hostile_challenge_file(tmp_path: Path, text: str) -> None:
+    """Deep nesting and numbers past Python's digit limit are refused like any
+    other broken challenge file, not with a traceback."""
+    from healthcode.cli.faces import app
+
+    bad = tmp_path / "hostile.json"
+    bad.write_text(text, encoding="utf-8", errors="surrogateescape")
+    frame = str(FACES / "obama_1.jpg")
+    result = CliRunner().invoke(app, ["liveness", "--challenge", str(bad), frame, "--json"])
+    assert result.exit_code == 1, result.output
+    assert json.loads(result.stdout)["error"]["code"] == "invalid_challenge"

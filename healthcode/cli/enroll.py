@@ -142,7 +142,7 @@ def _nonce(value: str) -> str:
     if len(value) < 256 and path.is_file():
         try:
             data = json.loads(path.read_text(encoding="utf-8")[:10_000])
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (ValueError, RecursionError):  # undecodable, malformed, too deep, huge numbers
             raise typer.BadParameter(
                 "not a challenge JSON file", param_hint="--challenge"
             ) from None

@@ -166,7 +166,7 @@ def liveness_command(
     try:
         try:
             raw = json.loads(challenge_file.read_text(encoding="utf-8")[:10_000])
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # undecodable, malformed, too deep
             raise ChallengeFormatError(details={"reason": "not_json"}) from exc
         challenge = challenge_from_dict(raw)
         if len(frames) > MAX_FRAMES:
