@@ -84,7 +84,7 @@ def test_holder_status_pass_and_a_verified_presentation(
         True,
         "green",
         "Q7****21",
-    )
+    ), verdict
 
 
 def test_a_stranger_device_is_refused(live_server: LiveServer, tmp_path: Path) -> None:

@@ -110,10 +110,14 @@ def test_two_regions_through_the_cli(tmp_path: Path) -> None:
         "120000",
     }
 
-    # QR round trip: render a PNG, verify the image.
+    # QR round trip: render a PNG, verify the image (the same code again: a
+    # replay, unless this device's seen-list is off).
     png = tmp_path / "code.png"
     assert _run("passes", "qr", shown, "-o", str(png))[0] == 0
     code, verdict = _run("verify", str(png), *bj, "--now", LATER, "--json")
+    assert code == 1 and isinstance(verdict, dict)
+    assert verdict["code"] == "presentation_replayed"
+    code, verdict = _run("verify", str(png), *bj, "--now", LATER, "--json", "--no-seen-list")
     assert code == 0, verdict
 
     assert _run("trust", "remove", "120000", *bj, "--now", LATER, "--json")[0] == 0

@@ -535,10 +535,40 @@ def verify_command(
     keys_dir: KeysDirOption = None,
     trust_file: TrustFileOption = None,
     window: Annotated[int, typer.Option("--window", help="Seconds a live code stays valid.")] = 30,
+    require_revocation_list: Annotated[
+        bool,
+        typer.Option(
+            "--require-revocation-list",
+            help="Refuse (revocation_list_missing) a pass whose region has no --revocation-list; "
+            "without it such a pass is accepted with the notice revocations_not_checked.",
+        ),
+    ] = False,
+    seen_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--seen-file",
+            envvar="HEALTHCODE_SEEN_FILE",
+            help="Where accepted live codes are remembered until they expire "
+            "(default: seen-live-codes.json in the user's state directory).",
+        ),
+    ] = None,
+    seen_list: Annotated[
+        bool,
+        typer.Option(
+            "--seen-list/--no-seen-list",
+            help="Refuse a live code this device already accepted (presentation_replayed).",
+        ),
+    ] = True,
     now: NowOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Verify a live code: colour, masked identity, issuer, valid-until, or why not."""
+    """Verify a live code: colour, masked identity, issuer, valid-until, or why not.
+
+    Each live code is accepted once on this device: accepted codes are kept in
+    a seen-list file until they expire, and a second showing is refused
+    (presentation_replayed). Without a revocation list for the pass's region,
+    revocations are not checked, and the answer says so.
+    """
     if code == "-":
         code = sys.stdin.read(8192)
     elif not code.startswith(("HC1:", "HCP1:")) and Path(code).is_file():
@@ -567,11 +597,21 @@ def verify_command(
             ),
             as_json=as_json,
         )
+    from healthcode.core.replay import SeenList, default_seen_file
+
     moment = _now(now)
     verifier = Verifier(
-        trust, revocation_lists=lists, window=dt.timedelta(seconds=window), clock=lambda: moment
+        trust,
+        revocation_lists=lists,
+        window=dt.timedelta(seconds=window),
+        clock=lambda: moment,
+        missing_revocation_list="refuse" if require_revocation_list else "notice",
+        seen=SeenList(seen_file or default_seen_file()).first_use if seen_list else None,
     )
-    verdict = verifier.verify(code)
+    try:
+        verdict = verifier.verify(code)
+    except HealthcodeError as exc:  # the seen-list file, never the code itself
+        fail(exc, as_json=as_json)
     if as_json:
         print(json.dumps(verdict.as_dict(), ensure_ascii=False))
     else:
@@ -584,11 +624,15 @@ def verify_command(
                 f"{verdict.issuer} {verdict.issuer_name}  valid until {verdict.valid_until}"
             )
         else:
+            # markup=False: "[code]" is text here, not a Rich style tag.
             console.print(
-                f"refused [{verdict.code}]: {verdict.message_en}\n拒绝：{verdict.message_zh}"
+                f"refused [{verdict.code}]: {verdict.message_en}\n拒绝：{verdict.message_zh}",
+                markup=False,
             )
         for n in verdict.notices:
-            Console(stderr=True).print(f"warning [{n.code}]: {n.message_en} / {n.message_zh}")
+            Console(stderr=True).print(
+                f"warning [{n.code}]: {n.message_en}\n警告：{n.message_zh}", markup=False
+            )
     raise typer.Exit(EXIT_OK if verdict.ok else EXIT_INVALID)
 
 

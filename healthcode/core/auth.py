@@ -7,9 +7,15 @@
 
       Authorization: HC-Device subject=<subject id>, ts=<unix ms>, sig=<base64url>
 
-  over ``"HC-DEVICE-1\\n" + METHOD + "\\n" + PATH + "\\n" + ts + "\\n" + sha256(body)``.
-  A signature older or newer than ``MAX_SKEW`` is refused, so a captured
-  request is useless after a minute.
+  over ``"HC-DEVICE-1\\n" + METHOD + "\\n" + TARGET + "\\n" + ts + "\\n" + sha256(body)``,
+  where TARGET is the path as sent and, when there is a query string,
+  ``"?"`` and the query string as sent (``/me/status?x=1``). A signature older
+  or newer than ``MAX_SKEW`` is refused, and each signed request is accepted
+  once: the digest of its signed text is stored until it would be stale anyway
+  (:mod:`healthcode.core.replay`), so a captured request cannot be sent again.
+* A revoked token is refused at once by the process that revoked it, and by
+  every other worker within a second: revocations change the *tokens revision*
+  (:func:`tokens_revision`), which token caches read at most once a second.
 """
 
 from __future__ import annotations
@@ -20,19 +26,26 @@ import hashlib
 import hmac
 import re
 import secrets
+import weakref
 
 import sqlalchemy as sa
 from attrs import frozen
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from healthcode.core.clock import now_utc
 from healthcode.core.errors import HealthcodeError
 from healthcode.core.passes.codec import PrivateKey, load_public_der, sign_raw, verify_raw
 from healthcode.core.privacy_crypto import subject_key_bytes
+from healthcode.core.replay import PURPOSE_REQUEST, use_once
 from healthcode.core.storage import tables
 from healthcode.core.storage.database import Database, write_audit
 
 ROLES = ("admin", "guard")
 MAX_SKEW = dt.timedelta(seconds=60)
+_MAX_SKEW_MS = int(MAX_SKEW.total_seconds() * 1000)
+TOKENS_REVISION = "tokens_revision"
+"""``operator_meta`` row changed by every token revocation (a random value)."""
 SIGNING_CONTEXT = b"HC-DEVICE-1"
 
 _TOKEN = re.compile(r"hc_(admin|guard)_([0-9a-f]{16})\.([A-Za-z0-9_-]{43})")
@@ -73,6 +86,12 @@ class StaleRequestError(AuthError):
     default_zh = "请求签名已过期或时间超前，请检查手机时间。"
 
 
+class RequestReplayedError(AuthError):
+    code = "request_replayed"
+    default_en = "This signed request was already used; sign each request afresh."
+    default_zh = "该签名请求已被使用过，每次请求须重新签名。"
+
+
 @frozen
 class Caller:
     role: str
@@ -108,6 +127,17 @@ async def create_token(
     return f"hc_{role}_{token_id}.{secret}"
 
 
+# Revocations made through each open Database of this process: a token cache
+# in the same process drops its entries at once, without waiting for its next
+# read of the tokens revision.
+_revoked_here: weakref.WeakKeyDictionary[Database, int] = weakref.WeakKeyDictionary()
+
+
+def local_revocations(db: Database) -> int:
+    """How many tokens this process has revoked through ``db``."""
+    return _revoked_here.get(db, 0)
+
+
 async def revoke_token(db: Database, token_id: str, *, now: dt.datetime | None = None) -> bool:
     async with db.begin() as conn:
         result = await conn.execute(
@@ -118,8 +148,34 @@ async def revoke_token(db: Database, token_id: str, *, now: dt.datetime | None =
         )
         changed = bool(result.rowcount)
         if changed:
+            await _bump_tokens_revision(conn, db.backend)
             await write_audit(conn, "token_revoke", {"token_id": token_id})
+    if changed:
+        _revoked_here[db] = _revoked_here.get(db, 0) + 1
     return changed
+
+
+async def _bump_tokens_revision(conn: AsyncConnection, backend: str) -> None:
+    meta = tables.operator_meta
+    insert = (sqlite.insert if backend == "sqlite" else postgresql.insert)(meta).values(
+        name=TOKENS_REVISION, value=secrets.token_hex(16)
+    )
+    await conn.execute(
+        insert.on_conflict_do_update(
+            index_elements=[meta.c.name], set_={"value": insert.excluded.value}
+        )
+    )
+
+
+async def tokens_revision(db: Database) -> str | None:
+    """A value that changes with every token revocation (None: none yet).
+
+    One primary-key read: token caches call it at most once a second."""
+    meta = tables.operator_meta
+    async with db.begin() as conn:
+        return (
+            await conn.execute(sa.select(meta.c.value).where(meta.c.name == TOKENS_REVISION))
+        ).scalar_one_or_none()
 
 
 async def list_tokens(db: Database) -> list[dict[str, str | None]]:
@@ -174,12 +230,18 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def request_message(method: str, path: str, ts_ms: int, body: bytes) -> bytes:
+def request_target(path: str, query: str = "") -> str:
+    """What the signature covers of the URL: the path, and ``?query`` when there is one."""
+    return f"{path}?{query}" if query else path
+
+
+def request_message(method: str, target: str, ts_ms: int, body: bytes) -> bytes:
+    """The text a holder signs. ``target``: the path with its query string, as sent."""
     return b"\n".join(
         (
             SIGNING_CONTEXT,
             method.upper().encode(),
-            path.encode(),
+            target.encode(),
             str(ts_ms).encode(),
             hashlib.sha256(body).hexdigest().encode(),
         )
@@ -195,7 +257,12 @@ def sign_request(
     *,
     now: dt.datetime | None = None,
 ) -> str:
-    """The ``Authorization`` header value for a holder's request (client side)."""
+    """The ``Authorization`` header value for a holder's request (client side).
+
+    ``path``: the request target exactly as it will be sent, with its query
+    string (``/me/status?day=2026-11-26``). Each request needs its own
+    signature: the service accepts a signed request once.
+    """
     ts_ms = int((now or now_utc()).timestamp() * 1000)
     signature = sign_raw(key, request_message(method, path, ts_ms, body))
     return f"HC-Device subject={subject_id}, ts={ts_ms}, sig={_b64(signature)}"
@@ -210,7 +277,9 @@ async def authenticate_holder(
     body: bytes,
     now: dt.datetime | None = None,
 ) -> Caller:
-    """Check a device-signed request against the device key stored at enrollment."""
+    """Check a device-signed request against the device key stored at enrollment,
+    and accept it once. ``path``: the request target, with ``?query`` when the
+    request has one (:func:`request_target`)."""
     if not authorization or not authorization.startswith("HC-Device "):
         raise AuthError()
     match = _DEVICE_AUTH.fullmatch(authorization.strip())
@@ -218,8 +287,10 @@ async def authenticate_holder(
         raise DeviceSignatureError(details={"reason": "header_format"})
     subject_id, ts_text, sig_text = match.groups()
     now = now or now_utc()
-    signed_at = dt.datetime.fromtimestamp(int(ts_text) / 1000, dt.UTC)
-    if abs(now - signed_at) > MAX_SKEW:
+    ts_ms = int(ts_text)
+    # Compared as integers: a timestamp far outside the datetime range (15
+    # digits is year 33658) is stale, not a crash.
+    if abs(int(now.timestamp() * 1000) - ts_ms) > _MAX_SKEW_MS:
         raise StaleRequestError(details={"max_skew_s": int(MAX_SKEW.total_seconds())})
     async with db.begin() as conn:
         row = (
@@ -236,6 +307,14 @@ async def authenticate_holder(
         key = load_public_der(bytes(row.device_public_key))
     except (ValueError, HealthcodeError):
         raise DeviceSignatureError(details={"reason": "signature_format"}) from None
-    if not verify_raw(key, signature, request_message(method, path, int(ts_text), body)):
+    message = request_message(method, path, ts_ms, body)
+    if not verify_raw(key, signature, message):
         raise DeviceSignatureError(details={"reason": "bad_signature"})
+    # Keyed by what was signed, not by the signature: an ECDSA signature can be
+    # rewritten into another valid one, the signed text cannot.
+    expires_at = dt.datetime.fromtimestamp(ts_ms / 1000, dt.UTC) + MAX_SKEW
+    if not await use_once(
+        db, PURPOSE_REQUEST, subject_id.encode() + b"\n" + message, expires_at=expires_at, now=now
+    ):
+        raise RequestReplayedError()
     return Caller(role="holder", subject_id=subject_id)

@@ -127,6 +127,18 @@ class RevokedError(PassError):
     default_zh = "通行码已被撤销：持有人状态已变更。"
 
 
+class PresentationReplayedError(PassError):
+    code = "presentation_replayed"
+    default_en = "This live code was already used."
+    default_zh = "此动态码已被使用。"
+
+
+class RevocationListMissingError(PassError):
+    code = "revocation_list_missing"
+    default_en = "Revocations could not be checked: there is no revocation list for this region."
+    default_zh = "无法核查撤销情况：没有该地区的撤销列表。"
+
+
 # --- signed lists, keys ---------------------------------------------------------
 
 

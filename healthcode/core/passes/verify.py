@@ -15,7 +15,12 @@ Checks, in order (the first failure is the answer):
 4. holder: device signature over (pass id, time) by the key in the pass;
 5. freshness: not older than the window, not further in the future than the
    allowed clock skew;
-6. revocation: online callback, then offline lists.
+6. revocation: online callback, then offline lists (without either, an
+   accepted verdict carries the notice ``revocations_not_checked``, or, when
+   the verifier is told to require a list, it refuses: ``revocation_list_missing``);
+7. once: a live code is accepted once (``presentation_replayed`` after); the
+   verifier asks its ``seen`` callback (offline: a :class:`~healthcode.core.replay.SeenList`),
+   the service records it in its database (:meth:`Verifier.signed_presentation`).
 
 Steps 1-2 depend only on the pass bytes, so their result is cached (bounded):
 a pass shown again with a fresh device signature costs one verification.
@@ -27,6 +32,7 @@ import datetime as dt
 import statistics
 from collections import deque
 from collections.abc import Callable, Iterable
+from typing import Literal
 
 from healthcode.core.clock import now_utc
 from healthcode.core.passes.codec import verify_raw
@@ -39,6 +45,8 @@ from healthcode.core.passes.errors import (
     PassExpiredError,
     PassNotYetValidError,
     PresentationFromFutureError,
+    PresentationReplayedError,
+    RevocationListMissingError,
     RevokedError,
     StalePresentationError,
     UnknownIssuerError,
@@ -59,6 +67,11 @@ _CLOCK_SAMPLES = 9
 
 RevocationCheck = Callable[[str, bytes, bytes], bool]
 """Online check: (issuer region, kid, pass id) -> revoked?"""
+SeenCheck = Callable[[bytes, dt.datetime, dt.datetime], bool]
+"""Once check: (signed text of the live code, when it expires, now) -> first use?"""
+MissingRevocationList = Literal["ignore", "notice", "refuse"]
+"""Offline, without a revocation list for the pass's region: accept silently,
+accept with the notice ``revocations_not_checked``, or refuse."""
 
 _Entry = tuple[PassClaims, TrustedIssuer, TrustedKey]
 
@@ -78,7 +91,10 @@ class Verifier:
         trust_max_age: dt.timedelta = TRUST_MAX_AGE,
         revocation_max_age: dt.timedelta = REVOCATION_MAX_AGE,
         cache_size: int = 4096,
+        missing_revocation_list: MissingRevocationList = "ignore",
+        seen: SeenCheck | None = None,
     ) -> None:
+        self.window = window
         self.window_ms = int(window.total_seconds() * 1000)
         self.skew_ms = int(max_skew.total_seconds() * 1000)
         self.max_skew = max_skew
@@ -86,6 +102,8 @@ class Verifier:
         self.clock = clock
         self.trust_max_age = trust_max_age
         self.revocation_max_age = revocation_max_age
+        self.missing_revocation_list = missing_revocation_list
+        self.seen = seen
         self._cache_size = cache_size
         self._cache: dict[bytes, _Entry] = {}
         self._offsets: deque[int] = deque(maxlen=_CLOCK_SAMPLES)
@@ -229,7 +247,29 @@ class Verifier:
             rl_age = int(rl.age(now).total_seconds())
             if rl.is_revoked(key.kid, claims.pass_id):
                 raise RevokedError(details={"source": "revocation_list", "list_age_s": rl_age})
+        elif self.online_check is None and self.missing_revocation_list == "refuse":
+            raise RevocationListMissingError(details={"region": issuer.region_code})
+        if self.seen is not None and not self.seen(
+            _signed_text(issuer.region_code, claims.pass_id, time_ms),
+            self._expiry(time_ms),
+            now,
+        ):
+            raise PresentationReplayedError()
         return (claims, issuer, key), age_ms, rl_age
+
+    def _expiry(self, time_ms: int) -> dt.datetime:
+        # Refused as stale after the window; the skew allows for verifiers'
+        # clocks that differ a little.
+        return dt.datetime.fromtimestamp(time_ms / 1000, dt.UTC) + self.window + self.max_skew
+
+    def signed_presentation(self, text: str) -> tuple[bytes, dt.datetime]:
+        """What a live code's device signature covers (with its issuer), and when
+        the code expires: the key under which a service records its one use.
+        For a presentation that :meth:`verify` accepted (raises ``PassError``
+        otherwise)."""
+        cose, time_ms, _ = split_presentation(text)
+        claims, issuer, _ = self._issuer_checked(cose)
+        return _signed_text(issuer.region_code, claims.pass_id, time_ms), self._expiry(time_ms)
 
     def verify(self, text: str, now: dt.datetime | None = None) -> Verdict:
         """Verify one scanned presentation; never raises for bad input."""
@@ -245,6 +285,21 @@ class Verifier:
                 notices=self.notices(now),
                 details=exc.details,
             )
+        notices = self.notices(now)
+        if (
+            rl_age is None
+            and self.online_check is None
+            and self.missing_revocation_list == "notice"
+        ):
+            notices += (
+                Notice(
+                    "revocations_not_checked",
+                    "Revocations were not checked: no revocation list for this region "
+                    "was loaded, so a revoked pass would also be accepted.",
+                    "未核查撤销情况：未加载该地区的撤销列表，已撤销的通行码也会通过。",
+                    {"region": issuer.region_code},
+                ),
+            )
         return Verdict(
             ok=True,
             code="accepted",
@@ -259,5 +314,9 @@ class Verifier:
             pass_id=claims.pass_id,
             presentation_age_s=max(age_ms, 0) // 1000,
             revocation_list_age_s=rl_age,
-            notices=self.notices(now),
+            notices=notices,
         )
+
+
+def _signed_text(region_code: str, pass_id: bytes, time_ms: int) -> bytes:
+    return region_code.encode() + b"\n" + device_message(pass_id, time_ms)

@@ -247,6 +247,19 @@ api_tokens = Table(
     Column("revoked_at", UTCDateTime, nullable=True),
 )
 
+# Signed things accepted once (migration 0005): a holder's signed request, a
+# live code shown to a guard. The first use inserts the SHA-256 of what was
+# signed; the primary key makes every later use, from any worker, a conflict.
+# Rows are purged once what they stand for would be refused as stale anyway.
+used_signatures = Table(
+    "used_signatures",
+    metadata,
+    Column("digest", LargeBinary(32), primary_key=True, comment="SHA-256 of purpose + signed text"),
+    Column("purpose", String(16), nullable=False, comment="request or presentation"),
+    Column("used_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False, index=True),
+)
+
 # --- status sharing between regions (migration 0004) -------------------------------
 
 # Importing side: a stable token per (document, peer region), HMAC(pair key,
