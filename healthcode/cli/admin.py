@@ -29,7 +29,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from healthcode.cli.errors import EXIT_INVALID, fail
+from healthcode.cli.errors import EXIT_INVALID, EXIT_USAGE, fail
 from healthcode.core.errors import HealthcodeError
 
 T = TypeVar("T")
@@ -68,11 +68,20 @@ def _run(coro: Coroutine[Any, Any, T], *, as_json: bool) -> T:
         fail(exc, as_json=as_json)
 
 
-def _parse_day(value: str) -> dt.date:
+def _parse_import_day(
+    value: str, *, now: dt.datetime | None, any_day: bool, as_json: bool
+) -> dt.date:
+    """``--day`` by the core rule (``parse_import_day``); a day refused is a
+    usage error (exit 2) that still carries its code and both messages."""
+    from healthcode.core.status import ImportDayError, parse_import_day
+
     try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter("use YYYY-MM-DD", param_hint="--day") from None
+        return parse_import_day(value, now=now, allow_any_day=any_day)
+    except ImportDayError as exc:
+        if as_json:
+            _print_json({"ok": False, "error": exc.as_dict()})
+        print(f"error [{exc.code}]: {exc.message_en}\n错误：{exc.message_zh}", file=sys.stderr)
+        raise typer.Exit(EXIT_USAGE) from None
 
 
 def _parse_now(value: str | None) -> dt.datetime | None:
@@ -125,7 +134,14 @@ def import_command(
     file: Annotated[
         Path, typer.Argument(help="CSV (kind,number,status[,issuing_state]) or JSON Lines.")
     ],
-    day: Annotated[str, typer.Option("--day", help="The day the list is for (YYYY-MM-DD).")],
+    day: Annotated[
+        str,
+        typer.Option(
+            "--day",
+            help="The day the list is for (YYYY-MM-DD): yesterday, today or tomorrow "
+            "in Asia/Shanghai, unless --any-day.",
+        ),
+    ],
     source: Annotated[
         str, typer.Option("--source", help="Name of the authority or peer that sent the list.")
     ] = "authority",
@@ -141,6 +157,14 @@ def import_command(
     fail_on_invalid: Annotated[
         bool, typer.Option("--fail-on-invalid", help="Exit 1 when any row was invalid.")
     ] = False,
+    any_day: Annotated[
+        bool,
+        typer.Option(
+            "--any-day",
+            help="Allow a day other than yesterday, today or tomorrow (a correction, a test).",
+        ),
+    ] = False,
+    now: NowOption = None,
     database: DatabaseOption = None,
     secrets_file: SecretsOption = None,
     as_json: JsonOption = False,
@@ -149,6 +173,8 @@ def import_command(
 
     Invalid rows are reported with their line numbers; valid rows are imported.
     The import is one transaction: if it fails, the previous data is unchanged.
+    While another import of the same source for the same day runs, it stops
+    at once with import_in_progress (exit 1).
     """
     from healthcode.core.pass_service import PassService
     from healthcode.core.passes import KeyStore
@@ -156,7 +182,7 @@ def import_command(
     from healthcode.core.status import import_status_file
     from healthcode.core.storage.database import open_database
 
-    the_day = _parse_day(day)
+    the_day = _parse_import_day(day, now=_parse_now(now), any_day=any_day, as_json=as_json)
     if fmt not in (None, "csv", "jsonl"):
         raise typer.BadParameter("csv or jsonl", param_hint="--format")
     err = Console(stderr=True)
@@ -303,7 +329,8 @@ def show_command(
 def purge_command(
     now: NowOption = None, database: DatabaseOption = None, as_json: JsonOption = False
 ) -> None:
-    """Delete day-scoped data (statuses, decisions) of days that have ended."""
+    """Delete expired data: day-scoped rows (statuses, decisions) of days that have
+    ended, expired passes and their revocations, old liveness challenges."""
     from healthcode.core.status import purge_expired
     from healthcode.core.storage.database import Database
 

@@ -24,7 +24,7 @@ from healthcode.core.errors import HealthcodeError
 from healthcode.core.models import Colour, MaskedDocument, Status, Subject
 from healthcode.core.passes import IssuedPass, KeyStore, build_revocation_list, issue_pass
 from healthcode.core.privacy_crypto import subject_id_hex, subject_key_bytes
-from healthcode.core.status import resolve_status
+from healthcode.core.status import purge_expired, resolve_status
 from healthcode.core.storage import tables
 from healthcode.core.storage.database import Database, write_audit
 
@@ -210,13 +210,10 @@ class PassService:
         )
 
     async def purge(self, *, now: dt.datetime | None = None) -> dict[str, int]:
-        """Delete passes and revocations whose passes have expired."""
-        now = now or now_utc()
-        deleted: dict[str, int] = {}
-        async with self.db.begin() as conn:
-            for table in (tables.passes, tables.revocations):
-                result = await conn.execute(table.delete().where(table.c.valid_until <= now))
-                deleted[table.name] = int(result.rowcount or 0)
+        """``purge_expired`` (the one purge: day-scoped rows, expired passes
+        and revocations, liveness challenges); returns the rows deleted by table."""
+        summary = await purge_expired(self.db, now=now)
+        deleted = dict(summary.deleted)
         # Expired passes fail on their own; start the in-memory set afresh.
         self._revoked.clear()
         self._revoked_since = None

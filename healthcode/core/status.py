@@ -10,12 +10,19 @@
   same file again changes nothing. With pair keys for peer regions, each listed
   person's daily hash for each peer is stored too (``peer_status_exports``),
   computed while the number is in hand, for ``healthcode trust export-status``
-  (see ``healthcode.core.passes.sharing``).
+  (see ``healthcode.core.passes.sharing``). An import holds a lock on its
+  (source, day) across processes: a second import of the same list while
+  one runs fails at once with ``import_in_progress`` rather than silently
+  replacing it. The day an operator types is checked by ``parse_import_day``:
+  ``YYYY-MM-DD``, and yesterday, today or tomorrow in Asia/Shanghai unless
+  any day is explicitly allowed.
 * Resolution: every status source answers ``healthcode_resolve_status``; the
   most severe colour wins; every contribution is kept for audit (never shown
   to guards); nobody reporting means green 未见异常. A status is valid until
   the next 24:00 Asia/Shanghai.
-* Rollover: day-scoped rows are purged once their day has ended in Shanghai.
+* Rollover: ``purge_expired`` (the one purge, for the CLI, the API and the
+  server's nightly task) deletes day-scoped rows once their day has ended in
+  Shanghai, and expired passes, revocations and liveness challenges.
 """
 
 from __future__ import annotations
@@ -27,7 +34,8 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -62,10 +70,11 @@ from healthcode.core.privacy_crypto import (
     document_key,
     subject_key_bytes,
 )
+from healthcode.core.replay import delete_expired_uses
 from healthcode.core.secrets import OperatorSecrets
 from healthcode.core.status_entries import AuthorityEntry, Prefetched, prefetched
 from healthcode.core.storage import tables
-from healthcode.core.storage.database import Database, write_audit
+from healthcode.core.storage.database import Database, LockBusyError, write_audit
 from healthcode.core.storage.errors import ImportFormatError, StatusImportError
 from healthcode.core.text import normalise_number
 
@@ -78,6 +87,7 @@ MAX_REPORTED_INVALID = 1_000
 ImportFormat = Literal["csv", "jsonl"]
 
 _SOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9_.\-]{0,63}", re.ASCII)
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 _COLUMN_ALIASES = {
     "kind": "kind",
     "document_kind": "kind",
@@ -97,6 +107,88 @@ _STATUS_VALUES = {
 
 
 # --- import -----------------------------------------------------------------------
+
+
+class ImportDayError(StatusImportError):
+    """The day given for an import is not a ``YYYY-MM-DD`` date."""
+
+    code = "import_day_invalid"
+    default_en = "The day must be a date written YYYY-MM-DD, e.g. 2026-12-01."
+    default_zh = "日期须为 YYYY-MM-DD 格式，例如 2026-12-01。"
+
+
+class ImportDayOutOfRangeError(ImportDayError):
+    """A well-formed day that is not yesterday, today or tomorrow in Shanghai."""
+
+    code = "import_day_out_of_range"
+    default_en = (
+        "A list can be imported for yesterday, today or tomorrow (Asia/Shanghai) only; "
+        "for another day the operator must allow it explicitly "
+        "(API: allow_any_day=true, CLI: --any-day)."
+    )
+    default_zh = (
+        "只能导入昨天、今天或明天（北京时间）的名单；导入其他日期须由操作员明确允许"
+        "（API：allow_any_day=true，命令行：--any-day）。"
+    )
+
+
+class ImportInProgressError(StatusImportError):
+    """Another import of the same source's list for the same day is running."""
+
+    code = "import_in_progress"
+    default_en = (
+        "Another import of this source's list for this day is in progress; "
+        "nothing was imported. Try again when it has finished."
+    )
+    default_zh = "该来源当日名单正在由另一项导入处理，本次未导入任何数据，请在其完成后重试。"
+    http_status = 409
+
+
+def parse_import_day(
+    value: str, *, now: dt.datetime | None = None, allow_any_day: bool = False
+) -> dt.date:
+    """The day an operator gave for an import: exactly ``YYYY-MM-DD`` (not the
+    other forms ``date.fromisoformat`` takes, such as ``20261201`` or
+    ``2026-W49-2``), and yesterday, today or tomorrow in Asia/Shanghai as of
+    ``now`` unless ``allow_any_day``. Raises ``ImportDayError`` /
+    ``ImportDayOutOfRangeError``."""
+    text = value.strip()
+    try:
+        if not _ISO_DAY.fullmatch(text):
+            raise ValueError(text)
+        day = dt.date.fromisoformat(text)
+    except ValueError:
+        raise ImportDayError(details={"field": "day"}) from None
+    if allow_any_day:
+        return day
+    today = today_shanghai(now)
+    earliest, latest = today - dt.timedelta(days=1), today + dt.timedelta(days=1)
+    if not earliest <= day <= latest:
+        raise ImportDayOutOfRangeError(
+            details={
+                "field": "day",
+                "day": day.isoformat(),
+                "earliest": earliest.isoformat(),
+                "latest": latest.isoformat(),
+            }
+        )
+    return day
+
+
+def import_lock_name(source: str, day: dt.date) -> str:
+    """The lock an import of ``source``'s list for ``day`` holds while it runs."""
+    return f"status-import.{check_source_name(source)}.{day.isoformat()}"
+
+
+@asynccontextmanager
+async def _import_transaction(
+    db: Database, source: str, day: dt.date
+) -> AsyncIterator[AsyncConnection]:
+    try:
+        async with db.begin_exclusive(import_lock_name(source, day)) as conn:
+            yield conn
+    except LockBusyError:
+        raise ImportInProgressError(details={"source": source, "day": day.isoformat()}) from None
 
 
 @frozen
@@ -197,7 +289,9 @@ def _iter_jsonl(lines: Iterable[str]) -> Iterator[_RawRow | InvalidRow]:
             continue
         try:
             obj = json.loads(line)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
+            # Not JSON; or an integer past Python's 4,300-digit limit
+            # (ValueError), or nesting deeper than the parser's stack.
             obj = None
         if not isinstance(obj, dict):
             yield InvalidRow(
@@ -329,7 +423,10 @@ async def import_status_rows(
     ``progress(rows_read)`` is called after each batch. ``peer_keys`` (pair
     keys by peer region, e.g. ``configured_pair_keys(KeyStore())``): each
     listed person's daily hash for each peer is stored for export. Raises
-    ``StatusImportError`` (or ``DatabaseUnavailableError``) with nothing changed.
+    ``StatusImportError`` (or ``DatabaseUnavailableError``) with nothing changed;
+    ``ImportInProgressError`` at once while another import of ``source`` for
+    ``day`` runs, in any process. ``day`` is taken as given: check what an
+    operator typed with ``parse_import_day``.
     """
     check_source_name(source)
     started = time.perf_counter()
@@ -352,7 +449,7 @@ async def import_status_rows(
         if len(invalid) < MAX_REPORTED_INVALID:
             invalid.append(row)
 
-    async with db.begin() as conn:
+    async with _import_transaction(db, source, day) as conn:
         if replace:
             await conn.execute(table.delete().where(where))
             # The hashes exported for this source follow its list, peers or not.
@@ -657,13 +754,20 @@ class PurgeSummary:
     before: dt.date
     """Rows of days before this one (today in Asia/Shanghai) were deleted."""
     deleted: Mapping[str, int]
+    """Rows deleted, by table."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"before": self.before.isoformat(), "deleted": dict(self.deleted)}
 
 
 async def purge_expired(db: Database, *, now: dt.datetime | None = None) -> PurgeSummary:
-    """Delete day-scoped rows whose day has ended (24:00 Asia/Shanghai has passed)."""
+    """Delete what has expired as of ``now``: day-scoped rows whose day has
+    ended (24:00 Asia/Shanghai has passed), passes and revocations whose
+    passes have expired, liveness challenges past their time and used live
+    codes and request signatures past their window. The one
+    purge: ``healthcode purge``, ``POST /admin/purge`` and the server's
+    nightly task all run this (the API through ``PassService.purge``, which
+    also forgets its cached revocations)."""
     now = now or now_utc()
     today = today_shanghai(now)
     deleted: dict[str, int] = {}
@@ -671,10 +775,17 @@ async def purge_expired(db: Database, *, now: dt.datetime | None = None) -> Purg
         for table in tables.DAY_SCOPED_TABLES:
             result = await conn.execute(table.delete().where(table.c.day < today))
             deleted[table.name] = int(result.rowcount or 0)
+        # An expired pass fails on its own: neither it nor its revocation
+        # need be kept.
+        for table in (tables.passes, tables.revocations):
+            result = await conn.execute(table.delete().where(table.c.valid_until <= now))
+            deleted[table.name] = int(result.rowcount or 0)
         # Expired liveness challenges can no longer be answered: nothing to keep.
         challenges = tables.liveness_challenges
         result = await conn.execute(challenges.delete().where(challenges.c.expires_at < now))
         deleted[challenges.name] = int(result.rowcount or 0)
+        # Used live codes and request signatures past their window (and a grace).
+        deleted[tables.used_signatures.name] = await delete_expired_uses(conn, now=now)
         await write_audit(conn, "purge", {"before": today.isoformat(), "deleted": deleted})
     log.info("purge before=%s deleted=%s", today, deleted)
     return PurgeSummary(before=today, deleted=deleted)

@@ -3,7 +3,6 @@ public, signed documents peers and offline verifiers fetch."""
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +25,11 @@ from healthcode.api.wire import (
     TrustAddRequest,
     TrustedIssuerView,
 )
+from healthcode.core.clock import now_utc
 from healthcode.core.errors import InputError
 from healthcode.core.passes import export_issuer
 from healthcode.core.passes.sharing import configured_pair_keys
-from healthcode.core.status import detect_format, import_status_rows, purge_expired
+from healthcode.core.status import detect_format, import_status_rows, parse_import_day
 from healthcode.core.storage.database import write_audit
 
 ADMIN_RESPONSES = {**COMMON_RESPONSES, **AUTH_RESPONSES}
@@ -39,8 +39,11 @@ ADMIN_RESPONSES = {**COMMON_RESPONSES, **AUTH_RESPONSES}
 class StatusImportForm:
     file: UploadFile
     day: str
-    """YYYY-MM-DD: the day the list applies to."""
+    """YYYY-MM-DD: the day the list applies to; yesterday, today or tomorrow
+    (Asia/Shanghai) unless ``allow_any_day``."""
     source: str = "authority"
+    allow_any_day: bool = False
+    """The admin means another day (a correction of an old list, a test)."""
 
 
 class AdminController(Controller):
@@ -59,14 +62,14 @@ class AdminController(Controller):
         data: Annotated[StatusImportForm, Body(media_type=RequestEncodingType.MULTI_PART)],
     ) -> StatusImportResponse:
         """Import an authority list (CSV or JSON Lines) for a day, then revoke
-        unexpired passes whose holders' status became more severe."""
+        unexpired passes whose holders' status became more severe.
+
+        ``day`` is YYYY-MM-DD and yesterday, today or tomorrow in Asia/Shanghai
+        unless ``allow_any_day=true`` (422 ``import_day_invalid`` /
+        ``import_day_out_of_range``). While another import of the same source
+        for the same day runs: 409 ``import_in_progress``, nothing imported."""
         caller = await require_token(request, "admin")
-        try:
-            day = dt.date.fromisoformat(data.day)
-        except ValueError:
-            raise InputError(
-                "day must be YYYY-MM-DD.", "day 须为 YYYY-MM-DD 格式。", code="invalid_day"
-            ) from None
+        day = parse_import_day(data.day, now=now_utc(), allow_any_day=data.allow_any_day)
         svc = services(request.app.state)
         raw = await data.file.read()
         try:
@@ -93,7 +96,12 @@ class AdminController(Controller):
             await write_audit(
                 conn,
                 "api_status_import",
-                {"token_id": caller.token_id, "day": day.isoformat(), "source": data.source},
+                {
+                    "token_id": caller.token_id,
+                    "day": day.isoformat(),
+                    "source": data.source,
+                    "allow_any_day": data.allow_any_day,
+                },
             )
         return StatusImportResponse(
             day=day.isoformat(),
@@ -107,11 +115,11 @@ class AdminController(Controller):
 
     @post("/purge", operation_id="purge", status_code=200, responses=ADMIN_RESPONSES)
     async def purge(self, request: Request[Any, Any, Any]) -> PurgeResponse:
-        """Delete day-scoped data whose day has ended (the server also does this at 24:00)."""
+        """Delete day-scoped data whose day has ended, expired passes and their
+        revocations (the same purge as ``healthcode purge`` and the server's at 24:00)."""
         caller = await require_token(request, "admin")
         svc = services(request.app.state)
-        summary = await purge_expired(svc.db)
-        deleted = dict(summary.deleted) | await svc.passes.purge()
+        deleted = await svc.passes.purge()
         async with svc.db.begin() as conn:
             await write_audit(conn, "api_purge", {"token_id": caller.token_id})
         return PurgeResponse(deleted=deleted)

@@ -3,17 +3,26 @@
 ``HEALTHCODE_DATABASE_URL`` takes plain URLs (``sqlite:///path``,
 ``postgresql://user@host/db``); the async driver is chosen here (aiosqlite,
 asyncpg). Without it, an embedded SQLite file in the per-user data directory
-is used: zero set-up.
+is used: zero set-up. That file, its ``-wal``/``-shm`` companions and any
+directory created for it are private to the operator (0600 / 0700).
+
+``Database.begin_exclusive`` is a transaction that also holds a named lock
+against every other process: a PostgreSQL advisory lock, or on SQLite an
+``flock`` on a file beside the database.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import logging
 import os
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+import re
+import stat
+import sys
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager, suppress
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,6 +48,9 @@ from healthcode.core.storage.errors import (
     StorageError,
 )
 
+if sys.platform != "win32":
+    import fcntl
+
 log = logging.getLogger(__name__)
 
 DATABASE_URL_ENV = "HEALTHCODE_DATABASE_URL"
@@ -46,6 +58,11 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 CONNECT_TIMEOUT_S = 5.0
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 Backend = Literal["sqlite", "postgresql"]
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_DIR_MODE = 0o700
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+"""Files SQLite keeps beside the database; they hold the same data."""
+_LOCK_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,100}", re.ASCII)
 
 _ASYNC_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -134,16 +151,100 @@ def translate_error(error: BaseException, backend: str) -> StorageError | None:
     return None
 
 
-def _prepare_sqlite_path(path: Path) -> None:
-    """Create the directory of an embedded database; refuse paths that cannot work."""
+class LockBusyError(StorageError):
+    """Another transaction, in this process or another, holds the named lock."""
+
+    code = "lock_busy"
+    default_en = "Another operation holds this lock; try again when it has finished."
+    default_zh = "另一项操作正在进行，请在其完成后重试。"
+    http_status = 409
+
+
+def _make_private_dirs(directory: Path) -> None:
+    """Create ``directory`` and its missing parents 0700; existing ones are
+    left as they are (the database may live in a shared directory)."""
+    missing: list[Path] = []
+    while not directory.exists():
+        missing.append(directory)
+        if directory.parent == directory:
+            break
+        directory = directory.parent
+    for folder in reversed(missing):
+        with suppress(FileExistsError):
+            folder.mkdir(mode=PRIVATE_DIR_MODE)
+
+
+def _make_private(path: Path) -> None:
+    """Take group and other permissions off an existing database file."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            path.chmod(mode & 0o700)
+            log.info("made %s private (was %s)", path.name, oct(mode))
+    except FileNotFoundError:
+        pass
+    except OSError:
+        # Not ours to change (another owner): SQLite will say if it cannot work.
+        log.warning("cannot make %s private", path.name)
+
+
+def _prepare_sqlite_path(path: Path) -> None:
+    """Create the directory of an embedded database (0700) and the database
+    file itself (0600), before SQLite would create it 0644: SQLite gives the
+    ``-wal`` and ``-shm`` files the database file's mode. An existing file
+    (and its companions) made readable by others is made private. Refuse
+    paths that cannot work."""
+    try:
+        _make_private_dirs(path.parent)
     except OSError as exc:
         raise DatabaseUnavailableError(
             details={"backend": "sqlite", "reason": "directory_not_creatable", "errno": exc.errno}
         ) from None
     if path.exists() and not path.is_file():
         raise DatabaseUnavailableError(details={"backend": "sqlite", "reason": "not_a_file"})
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    except FileExistsError:
+        for file in (path, *(path.with_name(path.name + s) for s in SQLITE_SIDE_FILES)):
+            _make_private(file)
+    except OSError as exc:
+        raise DatabaseUnavailableError(
+            details={"backend": "sqlite", "reason": "file_not_creatable", "errno": exc.errno}
+        ) from None
+    else:
+        # An empty file is a new SQLite database.
+        os.close(fd)
+
+
+def _advisory_key(name: str) -> int:
+    """A PostgreSQL advisory lock key (bigint) for a lock name."""
+    digest = hashlib.sha256(b"healthcode/lock/" + name.encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _try_flock(path: Path) -> int | None:
+    """An open descriptor holding an exclusive ``flock`` on ``path`` (created
+    0600), or None when another descriptor (any process) holds it. The holder
+    removes the file before it lets go, so a lock taken on a file that is no
+    longer at ``path`` is stale and taken again."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            on_disk = os.stat(path)
+        except FileNotFoundError:
+            on_disk = None
+        held = os.fstat(fd)
+        if on_disk is not None and (on_disk.st_dev, on_disk.st_ino) == (held.st_dev, held.st_ino):
+            return fd
+        os.close(fd)
 
 
 class Database:
@@ -175,6 +276,8 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.backend == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_on_connect)
+        self._held_locks: set[str] = set()
+        """Locks held in this process, where no file can hold them (in-memory SQLite)."""
 
     def __repr__(self) -> str:
         return f"Database({redacted(self.url)!r})"
@@ -220,6 +323,60 @@ class Database:
                 await conn.close()
             except Exception:
                 log.debug("closing a failed connection raised", exc_info=True)
+
+    @asynccontextmanager
+    async def begin_exclusive(self, name: str) -> AsyncIterator[AsyncConnection]:
+        """``begin()`` holding the lock ``name`` until the transaction has ended;
+        ``LockBusyError`` at once, with nothing done, while another transaction
+        of any process holds it. A crashed holder's lock goes with it.
+
+        PostgreSQL: a transaction-level advisory lock. SQLite: an exclusive
+        ``flock`` on ``<database>-lock-<name>`` (removed on release); an
+        in-memory database: a lock within this process. ``name``: 1-100
+        characters of A-Z, a-z, 0-9, ``_``, ``.``, ``-``.
+        """
+        if not _LOCK_NAME.fullmatch(name):
+            raise ValueError(f"bad lock name {name!r}")
+        if self.backend == "postgresql":
+            async with self.begin() as conn:
+                key = sa.literal(_advisory_key(name), sa.BigInteger)
+                taken = await conn.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(key)))
+                if not taken:
+                    raise LockBusyError(details={"lock": name})
+                yield conn
+            return
+        with self._local_lock(name):
+            async with self.begin() as conn:
+                yield conn
+
+    @contextmanager
+    def _local_lock(self, name: str) -> Iterator[None]:
+        path = Path(self.url.database or "").expanduser()
+        if _is_memory(self.url) or sys.platform == "win32":
+            if name in self._held_locks:
+                raise LockBusyError(details={"lock": name})
+            self._held_locks.add(name)
+            try:
+                yield
+            finally:
+                self._held_locks.discard(name)
+            return
+        lock_path = path.with_name(f"{path.name}-lock-{name}")
+        try:
+            fd = _try_flock(lock_path)
+        except OSError as exc:
+            raise DatabaseUnavailableError(
+                details={"backend": "sqlite", "reason": "lock_file", "errno": exc.errno}
+            ) from None
+        if fd is None:
+            raise LockBusyError(details={"lock": name})
+        try:
+            yield
+        finally:
+            # Remove, then let go: a waiter that opened this file sees it gone.
+            with suppress(OSError):
+                lock_path.unlink()
+            os.close(fd)
 
     # --- migrations -------------------------------------------------------------
 
