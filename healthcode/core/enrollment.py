@@ -41,6 +41,7 @@ configured gets a token for that peer when they next enroll with the document.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import functools
 import logging
@@ -50,7 +51,7 @@ import secrets as _random
 import threading
 import time
 import unicodedata
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
 import attrs
@@ -59,6 +60,7 @@ import sqlalchemy as sa
 from attrs import frozen
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from healthcode.core import images
 from healthcode.core.clock import now_utc, today_shanghai
 from healthcode.core.documents import mask_document, parse_document, validate_document
 from healthcode.core.enrollment_errors import (
@@ -134,6 +136,39 @@ ASSIST_MAX_AGE_CHILD = 16
 ASSIST_MIN_AGE_ELDER = 60
 ASSIST_DISPLAY_SECONDS = 30
 """How long a client should show an assisted-check result (it keeps nothing)."""
+
+# What one answer to a challenge (frames and a capture) may make a worker
+# decode. Every limit is checked from the form and the image headers, after the
+# challenge is found usable and before any pixel is decoded; see README.md
+# ("Memory per request") for the bound they give.
+BASELINE_FRAMES = 2
+"""Frames allowed besides those for the actions (the neutral first frame, one spare)."""
+FRAMES_PER_ACTION = 8
+"""Frames allowed per action of the challenge: a 2-action challenge takes at
+most 18 frames, a 5-action one 42 (below the absolute ``MAX_ANSWER_FRAMES``)."""
+MAX_ANSWER_FRAMES = 60
+FRAME_MAX_PIXELS = 4_000_000
+"""Decoded pixels per frame or capture (1080p is 2.1 M). A larger JPEG is decoded
+at 1/2, 1/4 or 1/8 scale to fit; another format above it is ``image_too_large``."""
+REQUEST_PIXEL_BUDGET = 24_000_000
+"""Decoded pixels of all frames and the capture of one request together (72 MB
+as RGB); beyond it: ``image_budget_exceeded`` (413)."""
+IMAGE_REQUESTS_PER_WORKER = 8
+"""Requests whose decoded images one worker holds at once, at most (fewer when
+``max_face_jobs`` is lower); beyond it: ``face_service_busy`` (503)."""
+MAX_NONCE_LENGTH = 64
+"""Issued nonces have 22 characters; a longer one is unknown without a look-up."""
+
+
+def frames_allowed(challenge: LivenessChallenge) -> int:
+    """How many frames an answer to ``challenge`` may carry."""
+    return min(MAX_ANSWER_FRAMES, BASELINE_FRAMES + FRAMES_PER_ACTION * len(challenge.actions))
+
+
+def _decode_answer_images(data: Sequence[bytes]) -> list[Image]:
+    """Decode images whose headers passed the intake checks (in a worker thread)."""
+    return [images.decode_image(item, max_pixels=FRAME_MAX_PIXELS) for item in data]
+
 
 liveness_challenges = tables.liveness_challenges
 
@@ -397,6 +432,7 @@ class EnrollmentService:
         assist_limiter: OperatorRateLimiter | None = None,
         peer_keys: PeerKeys | None = None,
         max_face_jobs: int | None = None,
+        max_image_requests: int | None = None,
     ) -> None:
         """``peer_keys``: pair keys by peer region, or a function returning them
         (e.g. ``lambda: configured_pair_keys(keys)``), for status sharing."""
@@ -407,6 +443,10 @@ class EnrollmentService:
         self.peer_keys = peer_keys
         self.max_face_jobs = max_face_jobs or 2 * (os.cpu_count() or 1)
         self._face_jobs = 0
+        self.max_image_requests = max_image_requests or min(
+            self.max_face_jobs, IMAGE_REQUESTS_PER_WORKER
+        )
+        self._image_requests = 0
 
     async def _store_peer_tokens(
         self,
@@ -473,15 +513,7 @@ class EnrollmentService:
     ) -> LivenessChallenge:
         table = liveness_challenges
         async with self.db.begin() as conn:
-            row = (await conn.execute(sa.select(table).where(table.c.nonce == nonce))).one_or_none()
-            if row is None or row.purpose != purpose:
-                raise ChallengeUnknownError(
-                    details={"reason": "unknown" if row is None else "wrong_purpose"}
-                )
-            if row.used_at is not None:
-                raise ChallengeUsedError()
-            if row.expires_at < now:
-                raise ChallengeExpiredError()
+            challenge = await _answerable_challenge(conn, nonce, purpose, now)
             # The guard on used_at makes this the single point where two
             # workers racing with the same answer are told apart.
             result = await conn.execute(
@@ -491,12 +523,7 @@ class EnrollmentService:
             )
             if result.rowcount != 1:
                 raise ChallengeUsedError()
-        return LivenessChallenge(
-            nonce=row.nonce,
-            actions=tuple(row.actions.split(",")),
-            issued_at=row.issued_at,
-            expires_at=row.expires_at,
-        )
+        return challenge
 
     async def purge_challenges(self, *, now: dt.datetime | None = None) -> int:
         """Delete challenges that expired more than ``CHALLENGE_RETENTION`` ago."""
@@ -506,6 +533,65 @@ class EnrollmentService:
                 liveness_challenges.delete().where(liveness_challenges.c.expires_at < cutoff)
             )
         return int(result.rowcount or 0)
+
+    # --- image intake: the cheap checks first, then decoding off the event loop ------------
+
+    async def check_challenge(
+        self, nonce: str, purpose: Purpose, *, now: dt.datetime | None = None
+    ) -> LivenessChallenge:
+        """The challenge ``nonce`` if it can be answered now, without using it up.
+
+        A cheap look-up made before any image of the answer is read, so that a
+        made-up, used or expired nonce costs no image work. The answer still
+        counts once: ``_consume_challenge`` marks it used when it is judged.
+        """
+        now = now or now_utc()
+        if not nonce or len(nonce) > MAX_NONCE_LENGTH:
+            raise ChallengeUnknownError(details={"reason": "unknown"})
+        async with self.db.begin() as conn:
+            return await _answerable_challenge(conn, nonce, purpose, now)
+
+    @contextlib.asynccontextmanager
+    async def image_intake(
+        self, challenge: LivenessChallenge, frames: Sequence[bytes], capture: bytes
+    ) -> AsyncIterator[tuple[list[Image], Image]]:
+        """Decoded frames and capture of an answer to ``challenge``, held while
+        the block runs.
+
+        Before any pixel is decoded: the frame count against what the challenge
+        allows (``too_many_images``), each image's header against
+        ``FRAME_MAX_PIXELS`` (``not_an_image``, ``image_too_large``, ...) and all
+        of them against ``REQUEST_PIXEL_BUDGET`` (``image_budget_exceeded``).
+        Decoding runs in the bounded face-work pool; at most
+        ``max_image_requests`` requests hold decoded images at once (beyond:
+        ``face_service_busy``).
+        """
+        allowed = frames_allowed(challenge)
+        if len(frames) > allowed:
+            raise InputError(
+                f"At most {allowed} frames may answer this challenge.",
+                f"此活体检测挑战最多接受 {allowed} 帧。",
+                code="too_many_images",
+                details={"max": allowed, "frames": len(frames)},
+            )
+        headers = []
+        for index, data in enumerate((*frames, capture)):
+            try:
+                headers.append(images.read_image_header(data, max_pixels=FRAME_MAX_PIXELS))
+            except images.ImageError as exc:
+                exc.details.setdefault("image", "capture" if index == len(frames) else "frame")
+                if index < len(frames):
+                    exc.details.setdefault("index", index)
+                raise
+        images.check_pixel_budget(headers, REQUEST_PIXEL_BUDGET)
+        if self._image_requests >= self.max_image_requests:
+            raise FaceWorkBusyError(details={"retry_after_s": 2})
+        self._image_requests += 1
+        try:
+            decoded = await self._off_loop(_decode_answer_images, [*frames, capture])
+            yield decoded[:-1], decoded[-1]
+        finally:
+            self._image_requests -= 1
 
     # --- faces (all through the hooks) ---------------------------------------------------------
 
@@ -1140,6 +1226,29 @@ class EnrollmentService:
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
+
+async def _answerable_challenge(
+    conn: AsyncConnection, nonce: str, purpose: Purpose, now: dt.datetime
+) -> LivenessChallenge:
+    """The challenge ``nonce`` if it may be answered now (known, of this
+    purpose, unused, unexpired); the matching challenge error otherwise."""
+    table = liveness_challenges
+    row = (await conn.execute(sa.select(table).where(table.c.nonce == nonce))).one_or_none()
+    if row is None or row.purpose != purpose:
+        raise ChallengeUnknownError(
+            details={"reason": "unknown" if row is None else "wrong_purpose"}
+        )
+    if row.used_at is not None:
+        raise ChallengeUsedError()
+    if row.expires_at < now:
+        raise ChallengeExpiredError()
+    return LivenessChallenge(
+        nonce=row.nonce,
+        actions=tuple(row.actions.split(",")),
+        issued_at=row.issued_at,
+        expires_at=row.expires_at,
+    )
 
 
 def _subject_key(subject_id: str) -> bytes:

@@ -16,13 +16,21 @@ photo from a phone still works. Other formats above the pixel cap are refused.
 The result is always RGB ``uint8`` (greyscale, palette, CMYK, 16-bit and alpha
 images are converted; transparency is composited on white) with the EXIF
 orientation applied, so what a detector sees is what a person saw.
+
+:func:`read_image_header` applies the same checks from the header alone and
+says how many pixels :func:`decode_image` would produce, so a request carrying
+many images can be refused (``image_budget_exceeded``, :func:`check_pixel_budget`)
+before any of them is decoded.
 """
 
 from __future__ import annotations
 
 import io
 import warnings
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from attrs import frozen
 
 from healthcode.core.errors import InputError
 from healthcode.core.models import Image
@@ -64,6 +72,28 @@ class ImageCorruptError(ImageError):
     default_zh = "图片已损坏或不完整。"
 
 
+class ImageBudgetExceededError(ImageError):
+    """The images of one request together hold more pixels than it may decode."""
+
+    code = "image_budget_exceeded"
+    default_en = "The images of this request are too large together; send fewer or smaller ones."
+    default_zh = "本次请求的图片总像素过多，请减少图片数量或缩小尺寸。"
+    http_status: ClassVar[int] = 413
+
+
+@frozen
+class ImageHeader:
+    """What an image's header says, read without decoding a pixel."""
+
+    format: str
+    width: int
+    """As stored (before EXIF orientation)."""
+    height: int
+    decoded_pixels: int
+    """Pixels :func:`decode_image` produces with the same ``max_pixels``: fewer
+    than ``width * height`` for a large JPEG, which is decoded at reduced scale."""
+
+
 def decode_image(
     data: bytes,
     *,
@@ -80,7 +110,72 @@ def decode_image(
     # Pillow and numpy load lazily: `healthcode documents ...` never pays for them.
     import numpy as np
     from PIL import Image as PILImage
-    from PIL import ImageOps, UnidentifiedImageError
+    from PIL import ImageOps
+
+    pil, details = _open_checked(data, max_bytes=max_bytes, max_pixels=max_pixels)
+    with pil:
+        try:
+            pil.load()
+            oriented = ImageOps.exif_transpose(pil)
+            rgb = _to_rgb(oriented)
+        except PILImage.DecompressionBombError as exc:
+            raise ImageTooLargeError(details=details) from exc
+        except (OSError, ValueError, SyntaxError, EOFError) as exc:
+            # Pillow reports a truncated file as OSError("image file is truncated").
+            raise ImageCorruptError(details={"stage": "pixels", "format": pil.format}) from exc
+        array = np.asarray(rgb, dtype=np.uint8)
+    if array.ndim != 3 or array.shape[2] != 3:  # pragma: no cover - _to_rgb guarantees it
+        raise ImageCorruptError(details={"stage": "convert"})
+    array = np.ascontiguousarray(array)
+    return Image(pixels=array, width=int(array.shape[1]), height=int(array.shape[0]))
+
+
+def read_image_header(
+    data: bytes,
+    *,
+    max_bytes: int = MAX_IMAGE_BYTES,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+) -> ImageHeader:
+    """The header of untrusted bytes, with every check :func:`decode_image`
+    makes before decoding (same errors), and no pixel decoded.
+
+    >>> read_image_header(b"not an image")
+    Traceback (most recent call last):
+    ...
+    healthcode.core.images.NotAnImageError: [not_an_image] ...
+    """
+    pil, details = _open_checked(data, max_bytes=max_bytes, max_pixels=max_pixels)
+    with pil:
+        # After a JPEG's reduced-scale draft, pil.size is the size it decodes to.
+        decoded_width, decoded_height = pil.size
+        return ImageHeader(
+            format=str(pil.format),
+            width=int(details["width"]),
+            height=int(details["height"]),
+            decoded_pixels=int(decoded_width * decoded_height),
+        )
+
+
+def check_pixel_budget(headers: Sequence[ImageHeader], budget: int) -> int:
+    """The pixels that decoding ``headers`` would produce; ``ImageBudgetExceededError``
+    when that is over ``budget``."""
+    total = sum(h.decoded_pixels for h in headers)
+    if total > budget:
+        raise ImageBudgetExceededError(
+            f"These {len(headers)} images hold {total} pixels; at most {budget} "
+            "are accepted in one request.",
+            f"这 {len(headers)} 张图片共 {total} 像素，单次请求最多接受 {budget} 像素。",
+            details={"images": len(headers), "pixels": total, "max_pixels": budget},
+        )
+    return total
+
+
+def _open_checked(data: bytes, *, max_bytes: int, max_pixels: int) -> tuple[Any, dict[str, Any]]:
+    """Open ``data`` from its header, refuse what must not be decoded and, for a
+    JPEG over ``max_pixels``, set the reduced decoding scale. No pixel is
+    decoded; the caller closes the returned Pillow image."""
+    from PIL import Image as PILImage
+    from PIL import UnidentifiedImageError
 
     if not data:
         raise NotAnImageError("The file is empty.", "文件为空。", details={"size_bytes": 0})
@@ -103,7 +198,7 @@ def decode_image(
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageCorruptError(details={"stage": "header"}) from exc
 
-    with pil:
+    try:
         width, height = pil.size
         pixels = width * height
         details: dict[str, Any] = {"width": width, "height": height, "max_pixels": max_pixels}
@@ -123,20 +218,10 @@ def decode_image(
             pil.draft("RGB", (-(-width // scale), -(-height // scale)))
             if pil.size[0] * pil.size[1] > max_pixels:
                 raise ImageTooLargeError(details=details)
-        try:
-            pil.load()
-            oriented = ImageOps.exif_transpose(pil)
-            rgb = _to_rgb(oriented)
-        except PILImage.DecompressionBombError as exc:
-            raise ImageTooLargeError(details=details) from exc
-        except (OSError, ValueError, SyntaxError, EOFError) as exc:
-            # Pillow reports a truncated file as OSError("image file is truncated").
-            raise ImageCorruptError(details={"stage": "pixels", "format": pil.format}) from exc
-        array = np.asarray(rgb, dtype=np.uint8)
-    if array.ndim != 3 or array.shape[2] != 3:  # pragma: no cover - _to_rgb guarantees it
-        raise ImageCorruptError(details={"stage": "convert"})
-    array = np.ascontiguousarray(array)
-    return Image(pixels=array, width=int(array.shape[1]), height=int(array.shape[0]))
+    except BaseException:
+        pil.close()
+        raise
+    return pil, details
 
 
 def _to_rgb(pil: Any) -> Any:

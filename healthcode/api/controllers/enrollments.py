@@ -1,9 +1,16 @@
 """Enrollment: a liveness challenge, then the document, the frames that answer
-it, a still capture and the holder's device public key."""
+it, a still capture and the holder's device public key.
+
+Every handler that takes frames checks the cheap fields and the challenge
+first, then the images' headers, and only then decodes them, off the event
+loop (:func:`answer_images`).
+"""
 
 from __future__ import annotations
 
 import base64
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -23,12 +30,17 @@ from healthcode.api.wire import (
     status_to_wire,
 )
 from healthcode.core.documents import make_submission
-from healthcode.core.enrollment import EnrollmentRequest, LivenessAnswer
+from healthcode.core.enrollment import (
+    MAX_ANSWER_FRAMES,
+    EnrollmentRequest,
+    EnrollmentService,
+    LivenessAnswer,
+    Purpose,
+    normalise_device_key,
+)
 from healthcode.core.errors import EmptyInputError, InputError
-from healthcode.core.images import decode_image
 from healthcode.core.models import Image, MaskedDocument, Subject
 
-MAX_FRAMES = 60
 ENROLLMENT_RESPONSES = {
     **COMMON_RESPONSES,
     **INVALID_INPUT,
@@ -54,15 +66,32 @@ class EnrollmentForm:
     document_image: UploadFile | None = None
 
 
-async def read_images(files: list[UploadFile], what: str) -> list[Image]:
-    if len(files) > MAX_FRAMES:
+@contextlib.asynccontextmanager
+async def answer_images(
+    enrollment: EnrollmentService,
+    purpose: Purpose,
+    nonce: str,
+    frames: list[UploadFile],
+    capture: UploadFile,
+) -> AsyncIterator[tuple[LivenessAnswer, Image]]:
+    """The decoded answer to challenge ``nonce`` and the capture, held while the
+    block runs. In order, each refusal before any pixel is decoded: too many
+    frames for any challenge; a nonce that is unknown, of another purpose,
+    used or expired (a look-up; the challenge is used up later, when judged);
+    too many frames for this challenge; an image whose header is refused; too
+    many pixels in all. Decoding then runs in the service's bounded pool."""
+    if len(frames) > MAX_ANSWER_FRAMES:
         raise InputError(
-            f"At most {MAX_FRAMES} {what} may be sent.",
-            f"{what} 最多 {MAX_FRAMES} 张。",
+            f"At most {MAX_ANSWER_FRAMES} frames may be sent.",
+            f"最多可提交 {MAX_ANSWER_FRAMES} 帧。",
             code="too_many_images",
-            details={"max": MAX_FRAMES},
+            details={"max": MAX_ANSWER_FRAMES, "frames": len(frames)},
         )
-    return [decode_image(await f.read()) for f in files]
+    challenge = await enrollment.check_challenge(nonce, purpose)
+    frame_bytes = [await f.read() for f in frames]
+    capture_bytes = await capture.read()
+    async with enrollment.image_intake(challenge, frame_bytes, capture_bytes) as (decoded, still):
+        yield LivenessAnswer(nonce=nonce, frames=decoded), still
 
 
 def device_key_bytes(text: str) -> bytes:
@@ -132,6 +161,7 @@ class EnrollmentController(Controller):
                 "Give the document as a number, an MRZ or an image.",
                 "请以号码、机读区或照片形式提供证件。",
             )
+        device_key = normalise_device_key(device_key_bytes(data.device_public_key))
         image_bytes = await data.document_image.read() if data.document_image else None
         submission, warnings = make_submission(
             kind=data.kind,
@@ -140,18 +170,20 @@ class EnrollmentController(Controller):
             image=image_bytes,
             issuing_state=data.issuing_state,
         )
-        frames = await read_images(data.frames, "frames")
-        capture = decode_image(await data.capture.read())
-        result = await services(request.app.state).enrollment.enroll(
-            EnrollmentRequest(
-                submission=submission,
-                declared_name=data.declared_name,
-                liveness=LivenessAnswer(nonce=data.challenge_nonce, frames=frames),
-                capture=capture,
-                device_public_key=device_key_bytes(data.device_public_key),
-                warnings=tuple(warnings),
+        enrollment = services(request.app.state).enrollment
+        async with answer_images(
+            enrollment, "enroll", data.challenge_nonce, data.frames, data.capture
+        ) as (liveness, capture):
+            result = await enrollment.enroll(
+                EnrollmentRequest(
+                    submission=submission,
+                    declared_name=data.declared_name,
+                    liveness=liveness,
+                    capture=capture,
+                    device_public_key=device_key,
+                    warnings=tuple(warnings),
+                )
             )
-        )
         return EnrollmentResponse(
             outcome=result.outcome,
             subject=subject_view(result.subject),

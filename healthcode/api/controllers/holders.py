@@ -12,8 +12,8 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body
 
 from healthcode.api.controllers.enrollments import (
+    answer_images,
     masked_subject_view,
-    read_images,
     subject_view,
 )
 from healthcode.api.problems import AUTH_RESPONSES, COMMON_RESPONSES, INVALID_INPUT, problem_spec
@@ -27,8 +27,7 @@ from healthcode.api.wire import (
 )
 from healthcode.core.auth import Caller
 from healthcode.core.documents import make_submission
-from healthcode.core.enrollment import EnrollmentRequest, LivenessAnswer
-from healthcode.core.images import decode_image
+from healthcode.core.enrollment import EnrollmentRequest
 from healthcode.core.pass_service import load_subject
 from healthcode.core.privacy_crypto import subject_key_bytes
 from healthcode.core.status import resolve_status
@@ -123,13 +122,11 @@ class HolderController(Controller):
     ) -> RenewalResponse:
         """Face-only renewal: answer a new challenge; no document is re-entered."""
         caller = _caller(request)
-        frames = await read_images(data.frames, "frames")
-        capture = decode_image(await data.capture.read())
-        result = await services(request.app.state).enrollment.renew(
-            caller.subject_id or "",
-            LivenessAnswer(nonce=data.challenge_nonce, frames=frames),
-            capture,
-        )
+        enrollment = services(request.app.state).enrollment
+        async with answer_images(
+            enrollment, "renew", data.challenge_nonce, data.frames, data.capture
+        ) as (liveness, capture):
+            result = await enrollment.renew(caller.subject_id or "", liveness, capture)
         return RenewalResponse(
             subject=subject_view(result.subject),
             status=status_to_wire(result.status),
@@ -181,17 +178,20 @@ class HolderController(Controller):
             image=image_bytes,
             issuing_state=data.issuing_state,
         )
-        frames = await read_images(data.frames, "frames")
-        view = await services(request.app.state).enrollment.add_dependant(
-            caller.subject_id or "",
-            EnrollmentRequest(
-                submission=submission,
-                declared_name=data.declared_name,
-                liveness=LivenessAnswer(nonce=data.challenge_nonce, frames=frames),
-                capture=decode_image(await data.capture.read()),
-                warnings=tuple(warnings),
-            ),
-        )
+        enrollment = services(request.app.state).enrollment
+        async with answer_images(
+            enrollment, "dependant", data.challenge_nonce, data.frames, data.capture
+        ) as (liveness, capture):
+            view = await enrollment.add_dependant(
+                caller.subject_id or "",
+                EnrollmentRequest(
+                    submission=submission,
+                    declared_name=data.declared_name,
+                    liveness=liveness,
+                    capture=capture,
+                    warnings=tuple(warnings),
+                ),
+            )
         return DependantResponse(
             slot=view.slot,
             subject=masked_subject_view(view.subject_id, view.masked),
