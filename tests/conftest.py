@@ -63,6 +63,12 @@ def _fresh_global_manager() -> None:
     get_plugin_manager.cache_clear()
 
 
+@pytest.fixture(autouse=True)
+def _own_seen_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `healthcode verify` remembers accepted live codes; never in the user's state dir.
+    monkeypatch.setenv("HEALTHCODE_SEEN_FILE", str(tmp_path / "seen-live-codes.json"))
+
+
 @pytest.fixture
 def today() -> dt.date:
     return TODAY
@@ -76,8 +82,9 @@ def _controlled_clock(request: pytest.FixtureRequest) -> Iterator[time_machine.C
 
     Tests against the live server (another process) run on the machine's
     clock shifted so that the module's server started at ``CLOCK_START``; the
-    server runs on the same shifted clock. Tests marked ``real_clock`` keep the
-    machine's clock and must not depend on the date themselves.
+    server's clock starts where that shifted clock stood when it was started.
+    Tests marked ``real_clock`` keep the machine's clock and must not depend
+    on the date themselves.
     ``scripts/test`` also runs the suite under libfaketime to prove it."""
     if request.node.get_closest_marker("real_clock"):
         yield None
@@ -113,7 +120,8 @@ class LiveServer:
     home: Path
     database_url: str
     clock_offset: float
-    """Seconds added to the machine's clock, by the server and by its tests."""
+    """Seconds its tests add to the machine's clock (the server is started at
+    the shifted time, see ``clocked_uvicorn.py``)."""
 
 
 @pytest.fixture(scope="module")
@@ -133,8 +141,8 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         "HEALTHCODE_KEYS_DIR": str(home / "keys"),
         "HEALTHCODE_TRUST_FILE": str(home / "trust.hct"),
         "HEALTHCODE_RATE_LIMIT_PER_MINUTE": "1000000",
-        "HEALTHCODE_TEST_CLOCK_OFFSET": repr(clock_offset),
     }
+    env["HEALTHCODE_TEST_CLOCK_START"] = repr(time.time() + clock_offset)
     server = subprocess.Popen(
         [
             sys.executable,
