@@ -72,10 +72,9 @@ from healthcode.core.auth import create_token, sign_request
 from healthcode.core.clock import now_utc
 from healthcode.core.enrollment import EnrollmentService
 from healthcode.core.images import read_image_file
-from healthcode.core.pass_service import PassService
 from healthcode.core.passes import HolderDevice, KeyStore, TrustStore
-from healthcode.core.privacy_crypto import document_key, encrypt_template, subject_id_hex
-from healthcode.core.secrets import load_secrets
+from healthcode.core.passes.service import PassService
+from healthcode.core.privacy import document_key, encrypt_template, load_secrets, subject_id_hex
 from healthcode.core.storage import tables
 from healthcode.core.storage.database import Database, init_instance
 from healthcode.core.storage.testing import (
@@ -142,12 +141,12 @@ class Instance:
 
 def face_template() -> bytes:
     """A real template of the capture photo, as enrollment would store it."""
+    from healthcode.core.enrollment.faces import FaceChecks
     from healthcode.core.plugins import get_plugin_manager
 
-    service = EnrollmentService.__new__(EnrollmentService)
-    service.pm = get_plugin_manager()
+    checks = FaceChecks(get_plugin_manager())
     image = read_image_file(FACES / CAPTURE)
-    return service._template(image, service._one_face(image, "capture"))
+    return checks.template(image, checks.one_face(image, "capture"))
 
 
 async def setup_instance(backend: str, root: Path, holders: int, template: bytes) -> Instance:

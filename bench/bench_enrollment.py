@@ -160,7 +160,7 @@ async def run_backend(url: str, secrets_file: Path, count: int) -> dict[str, Any
         for number in numbers[1 : count // 2 + 1]:
             submission, _ = make_submission(kind="cn_resident_id", number=number)
             from healthcode.core.documents import parse_document
-            from healthcode.core.privacy_crypto import document_key_for, subject_id_hex
+            from healthcode.core.privacy import document_key_for, subject_id_hex
 
             subject_ids.append(
                 subject_id_hex(document_key_for(secrets, parse_document(submission, pm)))

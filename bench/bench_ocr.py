@@ -64,7 +64,7 @@ def _ours(data: bytes) -> tuple[tuple[Any, ...] | None, float]:
 def _raw(data: bytes) -> tuple[tuple[Any, ...] | None, float]:
     from healthcode.core.documents import make_submission, parse_document
     from healthcode.core.errors import HealthcodeError
-    from healthcode.plugins.passport.ocr import passporteye_read
+    from healthcode.plugins.mrz_ocr.engine import passporteye_read
 
     started = time.perf_counter()
     text = passporteye_read(data)

@@ -28,8 +28,7 @@ import pluggy
 import healthcode.plugins.authority_status as authority_status
 from healthcode.core.models import MaskedDocument, Subject
 from healthcode.core.plugins import new_plugin_manager
-from healthcode.core.privacy_crypto import document_key, subject_id_hex
-from healthcode.core.secrets import OperatorSecrets
+from healthcode.core.privacy import OperatorSecrets, document_key, subject_id_hex
 from healthcode.core.status import fetch_authority_entries, import_status_file, resolve_status
 from healthcode.core.storage.database import init_instance, open_database
 from healthcode.core.storage.testing import (

@@ -1,5 +1,12 @@
-"""Shared fixtures. Third-party plugins installed on the machine are kept out
-of the test session: only the built-ins (and throwaway test plugins) load."""
+"""Shared fixtures, and the test tiers. Third-party plugins installed on the
+machine are kept out of the test session: only the built-ins (and throwaway
+test plugins) load.
+
+The test tiers (markers ``face``, ``ocr``, ``postgres``, ``slow``) are set here
+at collection, by the rules in ``support/tiers.py``, so that test modules need
+not carry them. ``pytest -m "not slow"`` is the fast tier; plain ``pytest``
+runs all.
+"""
 
 from __future__ import annotations
 
@@ -17,9 +24,12 @@ import httpx
 import pluggy
 import pytest
 import time_machine
-from attrs import frozen
 
 os.environ["HEALTHCODE_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+
+from support.backends import Backend, LiveServer
+from support.data import CLOCK_START, TODAY
+from support.tiers import tiers
 
 from healthcode.core.passes import KeyStore
 from healthcode.core.plugins import get_plugin_manager, new_plugin_manager
@@ -30,24 +40,6 @@ from healthcode.core.storage.testing import (
     open_session_postgres,
     truncate_all,
 )
-
-TEST_DATA = Path(__file__).resolve().parent / "data"
-TODAY = dt.date(2026, 11, 26)
-CLOCK_START = dt.datetime(2026, 11, 26, 2, 0, tzinfo=dt.UTC)
-"""Where every test's clock starts: 10:00 on ``TODAY`` in Asia/Shanghai."""
-
-
-def require_face_models() -> None:
-    """Skip (locally) or fail (under CI) when the face models are not fetched:
-    the message names the command that fetches them."""
-    from healthcode.plugins.face.modelstore import FETCH_COMMAND, list_models
-
-    missing = [state.spec.name for state in list_models(verify=False) if not state.verified]
-    if missing:
-        message = f"face models missing ({', '.join(missing)}): run `{FETCH_COMMAND}`"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 @pytest.fixture
@@ -114,16 +106,6 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@frozen
-class LiveServer:
-    url: str
-    home: Path
-    database_url: str
-    clock_offset: float
-    """Seconds its tests add to the machine's clock (the server is started at
-    the shifted time, see ``clocked_uvicorn.py``)."""
-
-
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """The real service under uvicorn on a free loopback port, with its own
@@ -180,16 +162,6 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
 # --- database backends: every storage test runs on SQLite and on PostgreSQL ----------------
 
 
-@frozen
-class Backend:
-    """One database for one test: SQLite in a temporary file, or a fresh
-    (truncated) PostgreSQL database at 127.0.0.1:5432, initialised."""
-
-    name: str
-    url: str
-    secrets_file: Path
-
-
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str | None]:
     try:
@@ -206,14 +178,15 @@ def postgres_url() -> Iterator[str | None]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def bare_backend(
-    request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str | None
-) -> Iterator[Backend]:
+def bare_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     """An empty database (PostgreSQL: migrated, then truncated), not initialised."""
     secrets_file = tmp_path / "secrets.json"
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'hc.db'}"
     else:
+        # Asked for here, not as an argument: the SQLite cases (the fast tier)
+        # then never create a PostgreSQL database.
+        postgres_url: str | None = request.getfixturevalue("postgres_url")
         if postgres_url is None:
             pytest.skip("PostgreSQL not reachable (set CI=true to make this a failure)")
         url = postgres_url
@@ -235,3 +208,13 @@ def backend(bare_backend: Backend) -> Backend:
     """A database set up by ``healthcode init`` with its own secrets file."""
     asyncio.run(init_instance(bare_backend.url, bare_backend.secrets_file))
     return bare_backend
+
+
+# --- tiers ------------------------------------------------------------------------------------
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if isinstance(item, pytest.Function):
+            for tier in sorted(tiers(item)):
+                item.add_marker(tier)

@@ -22,23 +22,20 @@ from typing import Any
 import attrs
 import pluggy
 import pytest
-from conftest import require_face_models
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from support.data import FACES
+from support.faces import AuthorityPhotos, require_face_models
 
 import healthcode.plugins.authority_status as authority_status
 from healthcode.api.app import create_app
 from healthcode.api.settings import Settings
 from healthcode.core.auth import create_token, sign_request
-from healthcode.core.hookspecs import hookimpl
-from healthcode.core.images import read_image_file
-from healthcode.core.models import Document, Image
 from healthcode.core.passes import HolderDevice, KeyStore
 from healthcode.core.plugins import new_plugin_manager
 from healthcode.core.storage.database import init_instance
 from healthcode.testing.mrz import MRZFields, format_mrz
 
-FACES = Path(__file__).resolve().parent / "data" / "faces"
 NUMBER = "Q1234567"
 DECLARED_NAME = "QUARTERMAINE ALLAN JAMES"
 MRZ = format_mrz(
@@ -57,18 +54,6 @@ MRZ = format_mrz(
 )
 FRAMES = ("obama_1.jpg", "obama_2.jpg", "obama_1.jpg")
 ACTIONS = ("turn_right", "open_mouth")
-
-
-class AuthorityPhotos:
-    """Stand-in for an authority integration: a reference photo per number."""
-
-    def __init__(self, photos: dict[str, str]) -> None:
-        self.photos = photos
-
-    @hookimpl
-    def healthcode_reference_face(self, document: Document) -> Image | None:
-        name = self.photos.get(document.number)
-        return read_image_file(FACES / name) if name else None
 
 
 @pytest.fixture

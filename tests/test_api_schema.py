@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import LiveServer
+from support.backends import LiveServer
 
 
 def test_every_operation_conforms(live_server: LiveServer, tmp_path: Path) -> None:

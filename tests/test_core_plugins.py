@@ -3,9 +3,12 @@ and the meta-tests that keep every hook documented and tested."""
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
+import functools
 import importlib.metadata
 import inspect
+import re
 import sys
 import types
 from collections.abc import Iterator
@@ -13,6 +16,7 @@ from pathlib import Path
 
 import pluggy
 import pytest
+from support.source import syntax_tree
 
 from healthcode.core import hookspecs, plugins
 from healthcode.core.documents import check_document, document_types, make_submission
@@ -38,6 +42,7 @@ from healthcode.core.models import (
     StatusContribution,
     Subject,
 )
+from healthcode.core.status import StatusEntries
 
 HOOK_NAMES = sorted(
     name
@@ -229,7 +234,9 @@ class EveryHookPlugin:
         return Image(pixels=None, width=1, height=1) if document.kind == "xx_card" else None
 
     @hookimpl
-    def healthcode_resolve_status(self, subject: Subject, day: dt.date) -> StatusContribution:
+    def healthcode_resolve_status(
+        self, subject: Subject, day: dt.date, entries: StatusEntries
+    ) -> StatusContribution:
         return StatusContribution("test_list", Colour.YELLOW, f"listed on {day}")
 
     @hookimpl
@@ -256,7 +263,9 @@ def test_every_hook_can_be_implemented_and_called(pm: pluggy.PluginManager) -> N
         subject = Subject(subject_id="ab" * 32, masked=masked)
         (contribution,) = [
             c
-            for c in pm.hook.healthcode_resolve_status(subject=subject, day=dt.date(2026, 11, 26))
+            for c in pm.hook.healthcode_resolve_status(
+                subject=subject, day=dt.date(2026, 11, 26), entries=StatusEntries()
+            )
             if c is not None
         ]
         assert contribution.colour is Colour.YELLOW
@@ -298,24 +307,62 @@ def test_colours_order_by_severity_with_bilingual_labels() -> None:
 
 # --- meta-tests -------------------------------------------------------------------------
 
+README = Path(__file__).parents[1] / "README.md"
+TESTS = Path(__file__).parent
+_README_ROW = re.compile(r"\|\s*`(healthcode_\w+)\(([^)]*)\)`\s*\|")
+
+
+@functools.cache
+def _readme_hook_rows() -> dict[str, list[str]]:
+    """The README hook table's first column: ``healthcode_x(a, b)`` -> ``["a", "b"]``."""
+    rows: dict[str, list[str]] = {}
+    for line in README.read_text(encoding="utf-8").splitlines():
+        if match := _README_ROW.match(line):
+            rows[match[1]] = [arg.strip() for arg in match[2].split(",") if arg.strip()]
+    return rows
+
+
+def _spec_arguments(hook: str) -> list[str]:
+    return list(inspect.signature(getattr(hookspecs, hook)).parameters)
+
+
+@functools.cache
+def _hooks_called_by_tests() -> frozenset[str]:
+    """Hook names some test module calls: ``pm.hook.healthcode_x(...)``,
+    ``plugin.healthcode_x(...)`` or ``healthcode_x(...)``; naming a hook in a
+    string or a list does not count."""
+    called: set[str] = set()
+    for path in TESTS.glob("test_*.py"):
+        for node in ast.walk(syntax_tree(path)):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name.startswith("healthcode_"):
+                called.add(name)
+    return frozenset(called)
+
 
 @pytest.mark.parametrize("hook", HOOK_NAMES)
 def test_hook_is_documented(hook: str) -> None:
     doc = inspect.getdoc(getattr(hookspecs, hook)) or ""
     assert "Example" in doc, f"{hook} needs an example implementation in its docstring"
     assert "firstresult" in doc or "Called for every plugin" in doc, f"{hook}: say how it is called"
-    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
-    assert f"`{hook}" in readme, f"{hook} is missing from the README's hook table"
+    for argument in _spec_arguments(hook):
+        assert f":param {argument}:" in doc, f"{hook}: no `:param {argument}:` line"
+    assert re.search(r"Added in \d+\.\d+", doc), f"{hook}: say in which version it was added"
+    rows = _readme_hook_rows()
+    assert hook in rows, f"{hook} is missing from the README's hook table"
+    assert rows[hook] == _spec_arguments(hook), (
+        f"the README's hook table shows {hook}({', '.join(rows[hook])}); "
+        f"the hookspec takes ({', '.join(_spec_arguments(hook))})"
+    )
+
+
+def test_readme_hook_table_names_only_real_hooks() -> None:
+    assert set(_readme_hook_rows()) - set(HOOK_NAMES) == set()
 
 
 @pytest.mark.parametrize("hook", HOOK_NAMES)
 def test_hook_has_a_test(hook: str) -> None:
-    tests_dir = Path(__file__).parent
-    this_file = Path(__file__).name
-    sources = [
-        p.read_text(encoding="utf-8") for p in tests_dir.glob("test_*.py") if p.name != this_file
-    ]
-    own = Path(__file__).read_text(encoding="utf-8")
-    # A hook counts as tested when another test module uses it, or this module
-    # calls it through pm.hook (not merely lists it).
-    assert any(hook in s for s in sources) or f"pm.hook.{hook}(" in own, f"{hook} has no test"
+    assert hook in _hooks_called_by_tests(), f"no test calls {hook}"

@@ -22,19 +22,26 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import functools
 import random
-from pathlib import Path
 from typing import Any
 
 import pluggy
 import pytest
 import sqlalchemy as sa
-from attrs import frozen
-from conftest import Backend, require_face_models
+from support.backends import Backend
+from support.data import FACES
+from support.documents import device_key, passport_mrz, resident_id
+from support.faces import (
+    BIDEN,
+    OBAMA,
+    OBAMA_OTHER_WAY,
+    AuthorityPhotos,
+    Person,
+    photo,
+    require_face_models,
+)
 
 import healthcode.plugins.authority_status as authority_status
-from healthcode.core.checkdigits import gb11643_check_char
 from healthcode.core.clock import SHANGHAI, today_shanghai
 from healthcode.core.documents import make_submission
 from healthcode.core.enrollment import (
@@ -46,7 +53,7 @@ from healthcode.core.enrollment import (
     names_agree,
     normalise_device_key,
 )
-from healthcode.core.enrollment_errors import (
+from healthcode.core.enrollment.errors import (
     AgeUnknownError,
     AssistNotEligibleError,
     CaptureNotFromLivenessError,
@@ -68,76 +75,17 @@ from healthcode.core.enrollment_errors import (
     SpecimenDocumentError,
     SubjectNotFoundError,
 )
-from healthcode.core.hookspecs import hookimpl
-from healthcode.core.images import image_from_array, read_image_file
-from healthcode.core.models import Colour, Document, DocumentSubmission, Image
+from healthcode.core.models import Colour, Document, DocumentSubmission
 from healthcode.core.plugins import new_plugin_manager
-from healthcode.core.privacy_crypto import decrypt_template, subject_key_bytes
+from healthcode.core.privacy import decrypt_template, subject_key_bytes
 from healthcode.core.status import import_status_rows
 from healthcode.core.storage import tables
 from healthcode.core.storage.database import Database, open_database
 from healthcode.core.storage.testing import (
     dump_tables,
 )
-from healthcode.testing.mrz import MRZFields, format_mrz
-
-FACES = Path(__file__).resolve().parent / "data" / "faces"
-FAR_EXPIRY = dt.date(2034, 6, 30)
-"""Far enough ahead that the real clock (liveness judges by it) never reaches it."""
-
 
 # --- real photos and the authority stand-in ------------------------------------------------
-
-
-@functools.cache
-def photo(name: str, mirrored: bool = False) -> Image:
-    image = read_image_file(FACES / name)
-    return image_from_array(image.pixels[:, ::-1]) if mirrored else image
-
-
-@frozen
-class Person:
-    """Photos of one real person, and what they can answer."""
-
-    frames: tuple[tuple[str, bool], ...]
-    actions: tuple[str, ...]
-    capture: str
-    reference: str
-
-    def frame_images(self) -> list[Image]:
-        return [photo(name, mirrored) for name, mirrored in self.frames]
-
-
-OBAMA = Person(
-    frames=(("obama_1.jpg", False), ("obama_2.jpg", False), ("obama_1.jpg", False)),
-    actions=("turn_right", "open_mouth"),
-    capture="obama_3.jpg",
-    reference="obama_2.jpg",
-)
-OBAMA_OTHER_WAY = Person(
-    frames=(("obama_1.jpg", False), ("obama_2.jpg", True), ("obama_1.jpg", False)),
-    actions=("turn_left", "open_mouth"),
-    capture="obama_1.jpg",
-    reference="obama_2.jpg",
-)
-BIDEN = Person(
-    frames=(("biden_2.jpg", False), ("biden_1.jpg", True), ("biden_2.jpg", False)),
-    actions=("turn_right",),
-    capture="biden_1.jpg",
-    reference="biden_2.jpg",
-)
-
-
-class AuthorityPhotos:
-    """Stand-in for an authority integration: reference photos by document number."""
-
-    def __init__(self) -> None:
-        self.photos: dict[str, str] = {}
-
-    @hookimpl
-    def healthcode_reference_face(self, document: Document) -> Image | None:
-        name = self.photos.get(document.number)
-        return photo(name) if name else None
 
 
 @pytest.fixture
@@ -157,49 +105,9 @@ def enroll_pm(authority: AuthorityPhotos) -> pluggy.PluginManager:
 # --- documents ------------------------------------------------------------------------------
 
 
-def resident_id(birth: dt.date, sequence: int = 123, division: str = "110105") -> str:
-    body = f"{division}{birth:%Y%m%d}{sequence:03d}"
-    return body + gb11643_check_char(body)
-
-
-def passport_mrz(
-    number: str,
-    *,
-    surname: str = "QUARTERMAINE",
-    given: str = "ALLAN JAMES",
-    state: str = "GBR",
-    expiry: dt.date = FAR_EXPIRY,
-    birth: dt.date = dt.date(1971, 3, 14),
-) -> str:
-    return format_mrz(
-        MRZFields(
-            layout="TD3",
-            document_code="P",
-            issuing_state=state,
-            nationality=state,
-            surname=surname,
-            given_names=given,
-            number=number,
-            birth_date=birth,
-            sex="M",
-            expiry_date=expiry,
-        )
-    )
-
-
 def submission(**kwargs: Any) -> DocumentSubmission:
     sub, _ = make_submission(**kwargs)
     return sub
-
-
-def device_key() -> bytes:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    key = ec.generate_private_key(ec.SECP256R1()).public_key()
-    return key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
 
 
 # --- running the service ------------------------------------------------------------------

@@ -3,7 +3,7 @@
 The commands are thin shells over ``healthcode.core.enrollment``, whose tests
 run on both backends (tests/test_enrollment.py); here one SQLite file is
 enough. Real photos and the real face plugin; the authority's reference photo
-comes from the stand-in plugin of test_enrollment.py, registered on the
+comes from the stand-in plugin in tests/support/faces.py, registered on the
 process-wide plugin manager the CLI uses.
 """
 
@@ -17,17 +17,15 @@ from typing import Any
 
 import pytest
 import typer
-from conftest import require_face_models
-from test_enrollment import (
+from support.data import FACES
+from support.documents import device_key, passport_mrz, resident_id
+from support.faces import (
     BIDEN,
-    FACES,
     OBAMA,
     OBAMA_OTHER_WAY,
     AuthorityPhotos,
     Person,
-    device_key,
-    passport_mrz,
-    resident_id,
+    require_face_models,
 )
 from typer.testing import CliRunner
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 import io
 import struct
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image as PILImage
+from support.data import FACES
 
 from healthcode.core.images import (
     MAX_IMAGE_PIXELS,
@@ -25,8 +25,6 @@ from healthcode.core.images import (
     image_from_array,
     read_image_file,
 )
-
-FACES = Path(__file__).resolve().parent / "data" / "faces"
 
 
 def _encode(image: PILImage.Image, fmt: str, **options: object) -> bytes:

@@ -19,17 +19,18 @@ import attrs
 import numpy as np
 import pluggy
 import pytest
-from conftest import require_face_models
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.data import FACES
+from support.faces import require_face_models
 from typer.testing import CliRunner
 
 from healthcode.core.images import image_from_array, read_image_file
 from healthcode.core.models import Image, LivenessChallenge
 from healthcode.core.plugins import new_plugin_manager
+from healthcode.plugins.face.actions import ACTIONS
 from healthcode.plugins.face.errors import ChallengeFormatError
 from healthcode.plugins.face.liveness import (
-    ACTIONS,
     MAX_FRAMES,
     ChallengeLedger,
     FrameObservation,
@@ -39,7 +40,6 @@ from healthcode.plugins.face.liveness import (
     new_challenge,
 )
 
-FACES = Path(__file__).resolve().parent / "data" / "faces"
 T0 = dt.datetime(2026, 11, 26, 8, 0, tzinfo=dt.UTC)
 NOW = T0 + dt.timedelta(seconds=10)
 ME = np.eye(128, dtype=np.float32)[0]
@@ -119,6 +119,39 @@ def test_bad_challenges_are_refused(change: dict[str, object]) -> None:
     data = challenge_to_dict(_challenge("blink", "nod")) | {"nonce": "a-long-enough-nonce"}
     with pytest.raises(ChallengeFormatError):
         challenge_from_dict(data | change)
+
+
+def test_liveness_actions_are_registered_once_and_challenges_draw_from_them() -> None:
+    from healthcode.core.enrollment.challenges import draw_challenge, liveness_actions
+    from healthcode.core.enrollment.errors import DuplicateLivenessActionError
+    from healthcode.core.hookspecs import hookimpl
+    from healthcode.core.models import LivenessAction
+
+    pm = new_plugin_manager(autoload=False)
+    registered = [a for batch in pm.hook.healthcode_liveness_actions() for a in batch or ()]
+    assert tuple(a.name for a in registered) == ACTIONS
+    assert all(a.instruction_en and a.instruction_zh for a in registered)
+    vocabulary = tuple(liveness_actions(pm))
+    assert vocabulary == ACTIONS
+    drawn = draw_challenge(vocabulary, length=2, ttl=dt.timedelta(seconds=90), now=T0)
+    assert len(set(drawn.actions)) == 2 and set(drawn.actions) <= set(ACTIONS)
+    assert drawn.expires_at == T0 + dt.timedelta(seconds=90)
+    with pytest.raises(ValueError):
+        draw_challenge(vocabulary, length=1, ttl=dt.timedelta(seconds=90), now=T0, actions=["x"])
+    # Without a registered vocabulary only fixed actions can be issued.
+    fixed = draw_challenge((), length=1, ttl=dt.timedelta(seconds=90), now=T0, actions=["x"])
+    assert fixed.actions == ("x",)
+    with pytest.raises(ValueError):
+        draw_challenge((), length=1, ttl=dt.timedelta(seconds=90), now=T0)
+
+    class Blinks:
+        @hookimpl
+        def healthcode_liveness_actions(self) -> list[LivenessAction]:
+            return [LivenessAction("blink", "Blink twice", "眨两次眼")]
+
+    pm.register(Blinks(), name="blinks")
+    with pytest.raises(DuplicateLivenessActionError):
+        liveness_actions(pm)
 
 
 # --- judging synthetic sequences ------------------------------------------------
@@ -295,7 +328,7 @@ def test_liveness_hook_on_real_frames_uses_the_nonce_once(face_pm: pluggy.Plugin
 
 def test_cli_liveness(tmp_path: Path) -> None:
     require_face_models()
-    from healthcode.cli.faces import app
+    from healthcode.plugins.face.cli import faces_app as app
 
     challenge = new_challenge(length=1)
     challenge = LivenessChallenge(
@@ -321,7 +354,7 @@ def test_cli_liveness(tmp_path: Path) -> None:
 
 
 def test_cli_challenge_issues_valid_json() -> None:
-    from healthcode.cli.faces import app
+    from healthcode.plugins.face.cli import faces_app as app
 
     result = CliRunner().invoke(app, ["challenge", "--length", "2"])
     assert result.exit_code == 0
@@ -334,7 +367,7 @@ def test_cli_challenge_issues_valid_json() -> None:
 def test_cli_liveness_refuses_a_hostile_challenge_file(tmp_path: Path, text: str) -> None:
     """Deep nesting and numbers past Python's digit limit are refused like any
     other broken challenge file, not with a traceback."""
-    from healthcode.cli.faces import app
+    from healthcode.plugins.face.cli import faces_app as app
 
     bad = tmp_path / "hostile.json"
     bad.write_text(text, encoding="utf-8", errors="surrogateescape")

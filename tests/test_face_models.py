@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from healthcode.cli.models import app as models_app
 from healthcode.plugins.face import modelstore
+from healthcode.plugins.face.cli import models_app
 from healthcode.plugins.face.errors import ModelFetchError, ModelMissingError
 from healthcode.plugins.face.modelstore import (
     FETCH_COMMAND,

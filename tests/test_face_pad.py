@@ -9,14 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.data import ANTISPOOF
 
 from healthcode.core.images import image_from_array, read_image_file
 from healthcode.core.models import Face
 from healthcode.plugins.face import pad
 from healthcode.plugins.face.errors import PresentationAttackModelError
 from healthcode.plugins.face.onnxwire import constant_initializers, tiny_model
-
-ANTISPOOF = Path(__file__).resolve().parent / "data" / "antispoof"
 
 
 def _mean_colour_model(path: Path, size: int = 16) -> Path:

@@ -16,19 +16,16 @@ from typing import Any
 import numpy as np
 import pluggy
 import pytest
-from conftest import require_face_models
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.data import DOCUMENTS, FACES
+from support.faces import require_face_models
 from typer.testing import CliRunner
 
 from healthcode.core.images import image_from_array, read_image_file
 from healthcode.core.models import Face, Image
 from healthcode.core.plugins import new_plugin_manager
 from healthcode.plugins.face.errors import FaceQualityError
-
-DATA = Path(__file__).resolve().parent / "data"
-FACES = DATA / "faces"
-DOCUMENTS = DATA / "documents"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -288,11 +285,27 @@ def test_portrait_matches_the_same_holder_and_not_a_stranger() -> None:
     assert not other.is_match
 
 
+def test_portrait_region_hook_cuts_the_reported_box_with_the_margin(
+    face_pm: pluggy.PluginManager,
+) -> None:
+    from healthcode.plugins.face.portrait import PORTRAIT_MARGIN
+
+    page = _image("specimen_passport_td3.png")
+    region = face_pm.hook.healthcode_portrait_region(page=page, box=(100, 100, 200, 240))
+    grow = round(200 * PORTRAIT_MARGIN), round(240 * PORTRAIT_MARGIN)
+    assert (region.width, region.height) == (200 + 2 * grow[0], 240 + 2 * grow[1])
+    assert region.pixels.shape == (region.height, region.width, 3)
+    # Clipped to the page, and nothing when too small to be a portrait.
+    corner = face_pm.hook.healthcode_portrait_region(page=page, box=(0, 0, 100, 100))
+    assert (corner.width, corner.height) == (115, 115)
+    assert face_pm.hook.healthcode_portrait_region(page=page, box=(5, 5, 8, 8)) is None
+
+
 # --- CLI ------------------------------------------------------------------------
 
 
 def _cli(*args: str) -> tuple[int, dict[str, Any]]:
-    from healthcode.cli.faces import app
+    from healthcode.plugins.face.cli import faces_app as app
 
     result = CliRunner().invoke(app, list(args))
     return result.exit_code, json.loads(result.stdout)
@@ -333,3 +346,48 @@ def test_cli_portrait_json() -> None:
         "--json",
     )
     assert code == 1 and payload["match"] is False
+
+
+def test_face_commands_are_registered_through_the_hook() -> None:
+    import typer
+
+    from healthcode.cli.main import app as main_app
+
+    pm = new_plugin_manager(autoload=False)
+    app = typer.Typer()
+    pm.hook.healthcode_register_commands(app=app)
+    names = {group.name for group in app.registered_groups}
+    assert names >= {"faces", "models"}
+    # The healthcode CLI mounts them the same way.
+    result = CliRunner().invoke(
+        main_app,
+        ["faces", "compare", str(FACES / "biden_1.jpg"), str(FACES / "obama_1.jpg"), "--json"],
+    )
+    assert result.exit_code == 1 and json.loads(result.stdout)["match"] is False
+    assert CliRunner().invoke(main_app, ["models", "--help"]).exit_code == 0
+
+
+def test_cli_commands_use_a_replacement_face_plugin(tmp_path: Path) -> None:
+    """With the built-in plugin's hooks answered by another plugin first, the
+    commands use the other plugin's answers."""
+    from healthcode.core.hookspecs import hookimpl
+    from healthcode.core.models import FaceMatch
+    from healthcode.core.plugins import get_plugin_manager
+    from healthcode.plugins.face.cli import faces_app
+
+    class Agreeable:
+        @hookimpl(tryfirst=True)
+        def healthcode_compare_templates(self, a: bytes, b: bytes) -> FaceMatch:
+            return FaceMatch(similarity=0.99, threshold=0.5, is_match=True)
+
+    pm = get_plugin_manager()
+    plugin = Agreeable()
+    pm.register(plugin, name="agreeable")
+    try:
+        result = CliRunner().invoke(
+            faces_app,
+            ["compare", str(FACES / "biden_1.jpg"), str(FACES / "obama_1.jpg"), "--json"],
+        )
+    finally:
+        pm.unregister(plugin)
+    assert result.exit_code == 0 and json.loads(result.stdout)["similarity"] == 0.99

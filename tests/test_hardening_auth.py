@@ -28,10 +28,10 @@ from typing import Any, TypeVar
 import anyio
 import pytest
 import sqlalchemy as sa
-from conftest import Backend
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from passes_support import NOW, Instance, at
+from support.backends import Backend
+from support.passes import NOW, Instance, at
 from typer.testing import CliRunner
 
 from healthcode.api.app import create_app
@@ -46,7 +46,7 @@ from healthcode.core.auth import (
 )
 from healthcode.core.models import Colour
 from healthcode.core.passes import HolderDevice, KeyStore, build_revocation_list
-from healthcode.core.privacy_crypto import document_key, subject_id_hex
+from healthcode.core.privacy import document_key, subject_id_hex
 from healthcode.core.replay import PURGE_GRACE, PURPOSE_PRESENTATION, purge_used, use_once
 from healthcode.core.status import purge_expired
 from healthcode.core.storage import tables

@@ -26,9 +26,9 @@ import msgspec
 import pytest
 import sqlalchemy as sa
 import typer
-from conftest import Backend
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from support.backends import Backend
 from typer.testing import CliRunner
 
 import healthcode.api.controllers.admin as admin_controller
@@ -40,7 +40,7 @@ from healthcode.core.auth import create_token
 from healthcode.core.clock import SHANGHAI
 from healthcode.core.passes import KeyStore
 from healthcode.core.plugins import new_plugin_manager
-from healthcode.core.secrets import SECRETS_ENV, load_secrets
+from healthcode.core.privacy import SECRETS_ENV, load_secrets
 from healthcode.core.status import (
     ImportDayError,
     ImportDayOutOfRangeError,

@@ -10,6 +10,7 @@ import pluggy
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from support.data import TODAY
 
 from healthcode.core.checkdigits import gb11643_check_char, icao_check_digit
 from healthcode.core.documents import check_document, document_types, make_submission
@@ -31,7 +32,6 @@ from healthcode.plugins.hkmo_permit import (
 )
 from healthcode.testing import permits
 
-TODAY = dt.date(2026, 11, 26)
 MRZ_KINDS = (
     HOME_RETURN_PERMIT,
     TW_COMPATRIOT_PERMIT,

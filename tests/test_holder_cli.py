@@ -11,13 +11,13 @@ import json
 from pathlib import Path
 
 import httpx
-from conftest import LiveServer
+from support.backends import LiveServer
 from typer.testing import CliRunner
 
 from healthcode.cli.main import app
 from healthcode.core.auth import create_token
 from healthcode.core.passes import HolderDevice
-from healthcode.core.privacy_crypto import document_key, subject_id_hex
+from healthcode.core.privacy import document_key, subject_id_hex
 from healthcode.core.storage import tables
 from healthcode.core.storage.database import open_database
 

@@ -14,6 +14,7 @@ import pluggy
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.data import ROOT, TODAY
 
 from healthcode.core.checkdigits import gb11643_check_char
 from healthcode.core.documents import check_document, make_submission
@@ -35,9 +36,6 @@ from healthcode.testing.resident_id import (
     random_resident_id,
     random_resident_ids,
 )
-
-TODAY = dt.date(2026, 11, 26)
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def codes(document: Document) -> list[str]:

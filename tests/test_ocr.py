@@ -1,5 +1,6 @@
 """Reading MRZs from images: the reading hook, core's choice among candidates,
-the passport plugin's tesseract reader, its confirmed repairs, and bad input.
+the mrz_ocr plugin's template and tesseract readers, their confirmed repairs,
+and bad input.
 
 Tests that run tesseract are skipped when the binary is absent (CI installs
 ``tesseract-ocr``); accuracy per degradation level is the benchmark's job
@@ -15,13 +16,13 @@ import json
 import random
 import shutil
 import string
-from pathlib import Path
 from typing import Any
 
 import pluggy
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.data import DOCUMENTS, TODAY
 from typer.testing import CliRunner
 
 from healthcode.cli.main import app
@@ -30,17 +31,17 @@ from healthcode.core.errors import HealthcodeError
 from healthcode.core.hookspecs import hookimpl
 from healthcode.core.images import decode_image
 from healthcode.core.models import Document, Image, MachineZoneCandidate, MachineZoneReading
-from healthcode.plugins.passport import glyphs as ocr_glyphs
-from healthcode.plugins.passport import ocr
+from healthcode.plugins.mrz_ocr import glyphs as ocr_glyphs
+from healthcode.plugins.mrz_ocr.decode import decode_scores
+from healthcode.plugins.mrz_ocr.grid import is_chevron
+from healthcode.plugins.mrz_ocr.layouts import LAYOUT_SPECS, failing_checks, layout_for
+from healthcode.plugins.mrz_ocr.reader import read_machine_zone
+from healthcode.plugins.mrz_ocr.repair import candidates_from_lines, repair
 from healthcode.testing.mrz import format_mrz, random_fields
-
-TEST_DATA = Path(__file__).resolve().parent / "data"
-TODAY = dt.date(2026, 11, 26)
 
 needs_tesseract = pytest.mark.skipif(
     shutil.which("tesseract") is None, reason="tesseract-ocr is not installed"
 )
-DOCUMENTS = TEST_DATA / "documents"
 TD3_SPECIMEN = (
     "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<\nL898902C36UTO7408122F1204159ZE184226B<<<<<10"
 )
@@ -169,7 +170,7 @@ def test_core_reports_unreadable_images_with_stable_codes(
     pm.register(FakeReader(reading), name="fake_reader")
     if reading is None:
         # Nobody reads images: take the built-in reader out too.
-        pm.unregister(name="passport")
+        pm.unregister(name="mrz_ocr")
     with pytest.raises(HealthcodeError) as caught:
         _from_image(white_page, pm)
     assert caught.value.code == code
@@ -308,7 +309,7 @@ def test_cli_read_refuses_a_text_file(tmp_path: pytest.TempPathFactory) -> None:
 
 # --- repairs the check digits confirm (pure) ------------------------------------------------
 
-TD3 = ocr.LAYOUT_SPECS["TD3"]
+TD3 = LAYOUT_SPECS["TD3"]
 
 
 def _sure(lines: list[str], unsure: set[tuple[int, int]] = frozenset()) -> list[list[float]]:  # type: ignore[assignment]
@@ -321,22 +322,22 @@ def _sure(lines: list[str], unsure: set[tuple[int, int]] = frozenset()) -> list[
 def test_a_letter_in_a_date_is_changed_only_when_the_check_digit_confirms() -> None:
     lines = TD3_SPECIMEN.split("\n")
     read = [lines[0], lines[1][:13] + "74O8122" + lines[1][20:]]  # O for 0 in the birth date
-    fixed, notes, _ = ocr.repair(read, TD3, _sure(read))
+    fixed, notes, _ = repair(read, TD3, _sure(read))
     assert fixed == lines
     assert any(note.startswith("check_confirmed:birth_date") for note in notes)
     # A digit misread as another digit is not a look-alike: left for the parser.
     wrong = [lines[0], lines[1][:13] + "7418122" + lines[1][20:]]
-    fixed, _, _ = ocr.repair(wrong, TD3, _sure(wrong))
+    fixed, _, _ = repair(wrong, TD3, _sure(wrong))
     assert fixed == wrong
-    assert "birth_date" in ocr.failing_checks(fixed, TD3)
+    assert "birth_date" in failing_checks(fixed, TD3)
 
 
 def test_look_alikes_in_the_number_change_only_where_the_engine_was_unsure() -> None:
     lines = TD3_SPECIMEN.split("\n")
     read = [lines[0], "L8989O2C3" + lines[1][9:]]  # O for 0 at column 6
-    sure_fixed, _, _ = ocr.repair(read, TD3, _sure(read))
+    sure_fixed, _, _ = repair(read, TD3, _sure(read))
     assert sure_fixed[1][:9] == "L8989O2C3"  # confident reading: not touched
-    unsure_fixed, notes, _ = ocr.repair(read, TD3, _sure(read, {(1, 5)}))
+    unsure_fixed, notes, _ = repair(read, TD3, _sure(read, {(1, 5)}))
     assert unsure_fixed == lines
     assert "check_confirmed:number:line2:col6" in notes
 
@@ -344,7 +345,7 @@ def test_look_alikes_in_the_number_change_only_where_the_engine_was_unsure() -> 
 def test_filler_look_alikes_in_the_name_tail_and_digits_in_letter_fields() -> None:
     lines = TD3_SPECIMEN.split("\n")
     read = [lines[0][:30] + "K<X" + lines[0][33:], lines[1][:10] + "UT0" + lines[1][13:]]
-    fixed, notes, _ = ocr.repair(read, TD3, _sure(read))
+    fixed, notes, _ = repair(read, TD3, _sure(read))
     assert fixed == lines
     assert any(n.startswith("name_filler") for n in notes)
     assert any(n.startswith("letter_field") for n in notes)
@@ -355,12 +356,12 @@ def test_filler_look_alikes_in_the_name_tail_and_digits_in_letter_fields() -> No
 def test_valid_zones_are_left_alone(seed: int, layout: str) -> None:
     mrz = format_mrz(random_fields(random.Random(seed), layout, today=TODAY, plain=True))  # type: ignore[arg-type]
     lines = mrz.split("\n")
-    spec = ocr.layout_for(lines)
+    spec = layout_for(lines)
     assert spec is not None
-    assert ocr.failing_checks(lines, spec) == []
+    assert failing_checks(lines, spec) == []
     # Every position unsure: still nothing changes, since every check holds.
     everything = {(r, c) for r, line in enumerate(lines) for c in range(len(line))}
-    fixed, notes, _ = ocr.repair(lines, spec, _sure(lines, everything))
+    fixed, notes, _ = repair(lines, spec, _sure(lines, everything))
     if not any(n.startswith("name_filler") for n in notes):
         assert fixed == lines
 
@@ -378,7 +379,7 @@ def test_a_date_digit_read_as_its_look_alike_is_restored(seed: int, which: int) 
     if digit not in _DIGIT_LOOKALIKE:
         return  # 3, 4, 6, 7, 9 have no letter look-alike in this set
     read = [lines[0], lines[1][:column] + _DIGIT_LOOKALIKE[digit] + lines[1][column + 1 :]]
-    fixed, _, _ = ocr.repair(read, TD3, _sure(read))
+    fixed, _, _ = repair(read, TD3, _sure(read))
     # Dates hold digits only, so the letter maps back and the check digit confirms.
     assert fixed == lines
 
@@ -400,20 +401,20 @@ def test_chevrons_are_told_from_k_and_other_letters() -> None:
         for index, shown in enumerate("A" + char + "A"):
             draw.text((index * 34, 0), shown, font=font, fill=0)
         ink = np.asarray(page) < 128
-        assert ocr.is_chevron(ink[:, 32:70]) == (char == "<"), char
+        assert is_chevron(ink[:, 32:70]) == (char == "<"), char
 
 
 def test_layouts_are_told_from_the_shape_of_the_reading() -> None:
-    assert ocr.layout_for(["A" * 44, "B" * 44]).name == "TD3"  # type: ignore[union-attr]
-    assert ocr.layout_for(["V" * 36, "B" * 36]).name == "MRV-B"  # type: ignore[union-attr]
-    assert ocr.layout_for(["C" * 30]).name == "CARD"  # type: ignore[union-attr]
-    assert ocr.layout_for(["A" * 30, "B" * 30, "C" * 30]).name == "TD1"  # type: ignore[union-attr]
-    assert ocr.layout_for(["A" * 30, "B" * 29]) is None
+    assert layout_for(["A" * 44, "B" * 44]).name == "TD3"  # type: ignore[union-attr]
+    assert layout_for(["V" * 36, "B" * 36]).name == "MRV-B"  # type: ignore[union-attr]
+    assert layout_for(["C" * 30]).name == "CARD"  # type: ignore[union-attr]
+    assert layout_for(["A" * 30, "B" * 30, "C" * 30]).name == "TD1"  # type: ignore[union-attr]
+    assert layout_for(["A" * 30, "B" * 29]) is None
 
 
 def test_no_candidate_note_holds_zone_characters() -> None:
     lines = TD3_SPECIMEN.split("\n")
-    candidates = ocr.candidates_from_lines(lines, 0.9, ["attempt:direct"])
+    candidates = candidates_from_lines(lines, 0.9, ["attempt:direct"])
     for note in candidates[0].notes:
         assert "ERIKSSON" not in note and "L898902C3" not in note
 
@@ -450,7 +451,7 @@ def _scores(lines: list[str], tweaks: dict[tuple[int, int], dict[str, float]]) -
 
 
 def test_template_scores_decode_to_the_printed_zone() -> None:
-    reading = ocr.decode_scores(_scores(TD3_SPECIMEN.split("\n"), {}))
+    reading = decode_scores(_scores(TD3_SPECIMEN.split("\n"), {}))
     assert reading is not None and reading.checks_passed
     assert "\n".join(reading.lines) == TD3_SPECIMEN
 
@@ -460,7 +461,7 @@ def test_field_alphabets_rule_out_look_alikes() -> None:
     # A date cell that matches 'O' best still reads as a digit; a state cell
     # that matches '0' best still reads as a letter.
     tweaks = {(1, 14): {"O": 0.95}, (1, 11): {"0": 0.97}}
-    reading = ocr.decode_scores(_scores(lines, tweaks))
+    reading = decode_scores(_scores(lines, tweaks))
     assert reading is not None
     assert "\n".join(reading.lines) == TD3_SPECIMEN
     assert not any(n.startswith("check_confirmed") for n in reading.notes)
@@ -469,15 +470,15 @@ def test_field_alphabets_rule_out_look_alikes() -> None:
 def test_a_close_runner_up_is_taken_only_when_the_check_digit_confirms() -> None:
     lines = TD3_SPECIMEN.split("\n")
     # Number "L898902C3": the '0' cell matches 'O' a little better (a close call).
-    close = ocr.decode_scores(_scores(lines, {(1, 5): {"O": 0.92}}))
+    close = decode_scores(_scores(lines, {(1, 5): {"O": 0.92}}))
     assert close is not None and close.lines[1][:9] == "L898902C3"
     assert "check_confirmed:number:line2:col6" in close.notes
     # A clear 'O' is what was printed as far as the reader can tell: left for the parser.
-    clear = ocr.decode_scores(_scores(lines, {(1, 5): {"O": 0.99, "0": 0.5}}))
+    clear = decode_scores(_scores(lines, {(1, 5): {"O": 0.99, "0": 0.5}}))
     assert clear is not None and clear.lines[1][5] == "O"
     assert not clear.checks_passed and "check_failed:number" in clear.notes
     # A close call in a name (no check digit) is never changed.
-    name = ocr.decode_scores(_scores(lines, {(0, 6): {"B": 0.93}}))
+    name = decode_scores(_scores(lines, {(0, 6): {"B": 0.93}}))
     assert name is not None and name.lines[0][6] == "B"
 
 
@@ -488,7 +489,7 @@ def test_moderately_degraded_photos_are_read_by_templates(layout: str) -> None:
 
     rng = random.Random(f"templates-{layout}")
     doc = synthetic_document(rng, layout, "moderate", today=TODAY)  # type: ignore[arg-type]
-    reading = ocr.read_machine_zone(decode_image(doc.image), use_passporteye=False)
+    reading = read_machine_zone(decode_image(doc.image), use_passporteye=False)
     best = reading.candidates[0]
     assert best.text == doc.mrz
     assert best.checks_passed
@@ -505,5 +506,5 @@ def test_turned_photos_are_read_by_templates(quarter_turns: int) -> None:
     doc = synthetic_document(random.Random(11), "TD1", "mild", today=TODAY)
     turned = io.BytesIO()
     PILImage.open(io.BytesIO(doc.image)).rotate(90 * quarter_turns, expand=True).save(turned, "PNG")
-    reading = ocr.read_machine_zone(decode_image(turned.getvalue()), use_passporteye=False)
+    reading = read_machine_zone(decode_image(turned.getvalue()), use_passporteye=False)
     assert reading.candidates[0].text == doc.mrz

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import cbor2
 import pytest
-from passes_support import MASKED, NOW, Instance, at
+from support.passes import MASKED, NOW, Instance, at
 
 from healthcode.core.models import Colour, MaskedDocument
 from healthcode.core.passes import (

@@ -9,16 +9,16 @@ from typing import Any
 import typer
 from typer.testing import CliRunner
 
-from healthcode.cli import passes
+from healthcode.cli import keys, passes, trust, verify
 
 NOW = "2026-11-26T02:00:00+00:00"
 LATER = "2026-11-26T02:00:05+00:00"
 
 app = typer.Typer()
-app.add_typer(passes.keys_app, name="keys")
-app.add_typer(passes.trust_app, name="trust")
-app.add_typer(passes.passes_app, name="passes")
-app.command("verify")(passes.verify_command)
+app.add_typer(keys.app, name="keys")
+app.add_typer(trust.app, name="trust")
+app.add_typer(passes.app, name="passes")
+app.command("verify")(verify.verify_command)
 runner = CliRunner()
 
 

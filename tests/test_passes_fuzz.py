@@ -16,7 +16,7 @@ from pathlib import Path
 import cbor2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from passes_support import NOW, Instance
+from support.passes import NOW, Instance
 
 from healthcode.core.passes import HolderDevice, Verifier
 from healthcode.core.passes.base45 import ALPHABET, b45decode, b45encode

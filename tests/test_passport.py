@@ -7,6 +7,7 @@ import datetime as dt
 
 import pluggy
 import pytest
+from support.data import TODAY
 
 from healthcode.core.checkdigits import icao_check_digit
 from healthcode.core.documents import check_document, document_types, make_submission
@@ -26,8 +27,6 @@ from healthcode.plugins.passport.mrz import (
     parse_mrz,
     parse_passport_number,
 )
-
-TODAY = dt.date(2026, 11, 26)
 
 TD3 = "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<\nL898902C36UTO7408122F1204159ZE184226B<<<<<10"
 TD2 = "I<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<\nD231458907UTO7408122F1204159<<<<<<<6"

@@ -15,12 +15,12 @@ nationality are covered by no check at all.
 
 from __future__ import annotations
 
-import datetime as dt
 import random
 from collections.abc import Iterator
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.data import TODAY
 
 from healthcode.core.checkdigits import icao_check_digit
 from healthcode.core.documents import check_document, make_submission
@@ -29,7 +29,6 @@ from healthcode.core.plugins import new_plugin_manager
 from healthcode.plugins.passport.mrz import check_digit, parse_mrz
 from healthcode.testing.mrz import LAYOUTS, Layout, MRZFields, random_mrz
 
-TODAY = dt.date(2026, 11, 26)
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ<"
 VALUE = {c: (i if c != "<" else 0) for i, c in enumerate(ALPHABET)}
 

@@ -31,7 +31,7 @@ from typer.testing import CliRunner
 import healthcode.plugins.authority_status as authority_status
 import healthcode.plugins.id_card as id_card
 import healthcode.plugins.peer_status as peer_status
-from healthcode.cli.passes import trust_app
+from healthcode.cli.trust import app as trust_app
 from healthcode.core import hookspecs
 from healthcode.core.clock import SHANGHAI
 from healthcode.core.documents import make_submission
@@ -56,17 +56,10 @@ from healthcode.core.models import (
 from healthcode.core.passes import KeyStore, TrustStore, export_issuer
 from healthcode.core.passes.codec import unwrap, wrap
 from healthcode.core.passes.errors import StatusExportError
-from healthcode.core.passes.sharing import (
-    STATUS_PREFIX,
-    configured_pair_keys,
-    export_for_peer,
-    import_from_peer,
-    pair_hash,
-    peer_token,
-)
-from healthcode.core.privacy_crypto import canonical_document_key
-from healthcode.core.secrets import OperatorSecrets
+from healthcode.core.privacy import OperatorSecrets, canonical_document_key
 from healthcode.core.status import import_status_rows, purge_expired, resolve_status
+from healthcode.core.status.peer_tokens import configured_pair_keys, pair_hash, peer_token
+from healthcode.core.status.sharing import STATUS_PREFIX, export_for_peer, import_from_peer
 from healthcode.core.storage import tables
 from healthcode.core.storage.database import Database, init_instance, open_database
 from healthcode.core.storage.testing import (

@@ -17,7 +17,7 @@ import pluggy
 import pytest
 import time_machine
 import typer
-from conftest import Backend
+from support.backends import Backend
 from typer.testing import CliRunner
 
 import healthcode.plugins.authority_status as authority_status
@@ -33,8 +33,7 @@ from healthcode.core.models import (
     Subject,
 )
 from healthcode.core.plugins import get_plugin_manager, new_plugin_manager
-from healthcode.core.privacy_crypto import document_key, subject_id_hex
-from healthcode.core.secrets import SECRETS_ENV, OperatorSecrets
+from healthcode.core.privacy import SECRETS_ENV, OperatorSecrets, document_key, subject_id_hex
 from healthcode.core.status import (
     ImportSummary,
     import_status_file,
@@ -141,7 +140,7 @@ def snapshot(backend: Backend, *names: str) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def secrets_of(backend: Backend) -> OperatorSecrets:
-    from healthcode.core.secrets import load_secrets
+    from healthcode.core.privacy import load_secrets
 
     return load_secrets(backend.secrets_file)
 
@@ -356,7 +355,10 @@ def test_two_sources_disagree_most_severe_wins_and_both_are_recorded(
 
 
 class _CheckpointSource:
-    """A third-party source that puts everyone it is told about in yellow."""
+    """A third-party source that puts everyone it is told about in yellow.
+
+    Written for 0.1: without the ``entries`` argument (added in 0.2), it is
+    still called."""
 
     def __init__(self, subject_ids: set[str]) -> None:
         self.subject_ids = subject_ids

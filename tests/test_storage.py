@@ -18,24 +18,22 @@ import sqlalchemy as sa
 import typer
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from conftest import Backend
+from support.backends import Backend
 from typer.testing import CliRunner
 
 from healthcode.cli.admin import init_command, status_app
-from healthcode.core.privacy_crypto import (
+from healthcode.core.privacy import (
+    SECRETS_ENV,
     canonical_document_key,
+    create_secrets,
     decrypt_template,
     document_key,
     encrypt_template,
-    subject_id_hex,
-    subject_key_bytes,
-)
-from healthcode.core.secrets import (
-    SECRETS_ENV,
-    create_secrets,
     generate_secrets,
     load_secrets,
     secrets_path,
+    subject_id_hex,
+    subject_key_bytes,
 )
 from healthcode.core.storage import tables
 from healthcode.core.storage.database import (

@@ -3,17 +3,15 @@ reproducible output, a portrait box inside the photo."""
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
 import random
 
 import pytest
+from support.data import TODAY
 
 from healthcode.core.documents import make_submission, parse_document
 from healthcode.core.images import decode_image
 from healthcode.testing import synthetic_documents as synth
-
-TODAY = dt.date(2026, 11, 26)
 
 try:
     synth.ocr_b_font_path()

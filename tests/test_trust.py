@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from passes_support import NOW, Instance, at
+from support.passes import NOW, Instance, at
 
 from healthcode.core.models import Colour
 from healthcode.core.passes import (
@@ -14,16 +14,15 @@ from healthcode.core.passes import (
     Verifier,
     build_revocation_list,
     export_issuer,
-    export_status_list,
     load_revocation_list,
     load_trust_list,
-    parse_status_export,
     read_issuer_export,
 )
 from healthcode.core.passes.errors import StatusExportError, TrustListError
-from healthcode.core.passes.sharing import pair_hash, peer_token
 from healthcode.core.passes.trust import trusted_key_from_info
-from healthcode.core.privacy_crypto import canonical_document_key
+from healthcode.core.privacy import canonical_document_key
+from healthcode.core.status.peer_tokens import pair_hash, peer_token
+from healthcode.core.status.sharing import export_status_list, parse_status_export
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import contextlib
 import datetime as dt
 import inspect
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pluggy
@@ -41,11 +41,13 @@ from healthcode.api.settings import Settings
 from healthcode.core.clock import next_cutoff, now_utc
 from healthcode.core.enrollment import EnrollmentService, OperatorRateLimiter
 from healthcode.core.models import Issuer
-from healthcode.core.pass_service import PassService
-from healthcode.core.passes import KeyStore, TrustStore, Verifier
-from healthcode.core.passes.sharing import configured_pair_keys
-from healthcode.core.passes.trust import default_trust_file, with_plugin_issuers
+from healthcode.core.passes import KeyStore, TrustStore
+from healthcode.core.passes.service import PassService
+from healthcode.core.passes.trust import default_trust_file
+from healthcode.core.passes.verification import VerificationService
 from healthcode.core.plugins import get_plugin_manager
+from healthcode.core.replay import UsedPurger
+from healthcode.core.status.peer_tokens import configured_pair_keys
 from healthcode.core.storage.database import open_database
 
 log = logging.getLogger("healthcode.api")
@@ -80,39 +82,72 @@ async def _purge_daily(passes: PassService) -> None:
             log.exception("daily purge failed; will try after the next cut-off")
 
 
+ROUTE_HANDLERS = [
+    HealthController,
+    DocumentController,
+    EnrollmentController,
+    HolderController,
+    GuardController,
+    AdminController,
+    PublicController,
+]
+
+
 def create_app(
     settings: Settings | None = None, *, plugin_manager: pluggy.PluginManager | None = None
 ) -> Litestar:
     """The application. ``plugin_manager``: defaults to the process-wide one
     (tests pass a manager with their integration stand-ins registered)."""
     settings = settings or Settings.from_env()
+    app = Litestar(
+        route_handlers=ROUTE_HANDLERS,
+        lifespan=[_lifespan(settings, plugin_manager)],
+        request_class=JSONSafeRequest,
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        middleware=_middleware(settings),
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=_openapi_config(),
+        on_app_init=[_note_settings(settings)],
+        before_send=[_complete_allow_header],
+        debug=False,
+    )
+    _close_request_schemas(app)
+    return app
 
+
+async def build_services(settings: Settings, pm: pluggy.PluginManager) -> Services:
+    """Open the database (migrating it when allowed) and build one worker's services."""
+    db, secrets = await open_database(
+        settings.database_url, settings.secrets_file, migrate=settings.migrate_on_start
+    )
+    keys = KeyStore(settings.keys_dir)
+    trust = TrustStore(settings.trust_file or default_trust_file(), keys)
+    passes = PassService(db, keys, pm=pm)
+    used = UsedPurger(db)
+    return Services(
+        db=db,
+        secrets=secrets,
+        pm=pm,
+        enrollment=EnrollmentService(db, secrets, pm, peer_keys=lambda: configured_pair_keys(keys)),
+        keys=keys,
+        passes=passes,
+        trust=trust,
+        verification=VerificationService(
+            db, keys, trust, passes, plugin_issuers=_plugin_issuers(pm), used=used
+        ),
+        callers=OperatorRateLimiter(capacity=settings.caller_rate_per_minute, per_seconds=60.0),
+        used=used,
+    )
+
+
+def _lifespan(
+    settings: Settings, plugin_manager: pluggy.PluginManager | None
+) -> Callable[[Litestar], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        pm = plugin_manager or get_plugin_manager()
-        db, secrets = await open_database(
-            settings.database_url, settings.secrets_file, migrate=settings.migrate_on_start
-        )
-        app.state.db = db
-        app.state.secrets = secrets
-        keys = KeyStore(settings.keys_dir)
-        trust = TrustStore(settings.trust_file or default_trust_file(), keys)
-        issuers = _plugin_issuers(pm)
-        services = Services(
-            db=db,
-            secrets=secrets,
-            enrollment=EnrollmentService(
-                db, secrets, pm, peer_keys=lambda: configured_pair_keys(keys)
-            ),
-            keys=keys,
-            passes=PassService(db, keys, pm=pm),
-            trust=trust,
-            verifier=Verifier(with_plugin_issuers(trust.load(), issuers)),
-            region_code=keys.region_code,
-            callers=OperatorRateLimiter(capacity=settings.caller_rate_per_minute, per_seconds=60.0),
-            plugin_issuers=issuers,
-        )
-        services.trust_seen = services.trust_stamp()
+        services = await build_services(settings, plugin_manager or get_plugin_manager())
+        app.state.db = services.db
+        app.state.secrets = services.secrets
         app.state.services = services
         purge_task = None
         if settings.run_purge:
@@ -126,55 +161,43 @@ def create_app(
                 purge_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await purge_task
-            await db.dispose()
+            await services.db.dispose()
 
-    app = Litestar(
-        route_handlers=[
-            HealthController,
-            DocumentController,
-            EnrollmentController,
-            HolderController,
-            GuardController,
-            AdminController,
-            PublicController,
-        ],
-        lifespan=[lifespan],
-        request_class=JSONSafeRequest,
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        middleware=[
-            DefineMiddleware(
-                LoadShedder,
-                limit=settings.max_in_flight,
-                retry_after=settings.retry_after_seconds,
-                exempt=(HEALTH_PREFIX,),
-                counter=InFlight(),
-            ),
-            DefineMiddleware(
-                RateLimiter,
-                per_minute=settings.rate_limit_per_minute,
-                exempt=(HEALTH_PREFIX, "/schema"),
-                windows=ClientWindows(),
-            ),
-        ],
-        request_max_body_size=settings.max_body_bytes,
-        openapi_config=OpenAPIConfig(
-            title="healthcode",
-            version=healthcode.__version__,
-            description=(
-                "Health-code service: identity documents (mainland ID, passports, "
-                "HK/Macao/Taiwan permits), enrollment, daily status, signed passes. "
-                "Errors are RFC 9457 problem details with a stable `code` and messages "
-                "in Chinese and English."
-            ),
-            path="/schema",
-            render_plugins=[ScalarRenderPlugin()],
+    return lifespan
+
+
+def _middleware(settings: Settings) -> list[DefineMiddleware]:
+    """Load shedding first (a rush gets 503), then the per-client rate limit (429)."""
+    return [
+        DefineMiddleware(
+            LoadShedder,
+            limit=settings.max_in_flight,
+            retry_after=settings.retry_after_seconds,
+            exempt=(HEALTH_PREFIX,),
+            counter=InFlight(),
         ),
-        on_app_init=[_note_settings(settings)],
-        before_send=[_complete_allow_header],
-        debug=False,
+        DefineMiddleware(
+            RateLimiter,
+            per_minute=settings.rate_limit_per_minute,
+            exempt=(HEALTH_PREFIX, "/schema"),
+            windows=ClientWindows(),
+        ),
+    ]
+
+
+def _openapi_config() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="healthcode",
+        version=healthcode.__version__,
+        description=(
+            "Health-code service: identity documents (mainland ID, passports, "
+            "HK/Macao/Taiwan permits), enrollment, daily status, signed passes. "
+            "Errors are RFC 9457 problem details with a stable `code` and messages "
+            "in Chinese and English."
+        ),
+        path="/schema",
+        render_plugins=[ScalarRenderPlugin()],
     )
-    _close_request_schemas(app)
-    return app
 
 
 async def _complete_allow_header(message: Message, scope: Scope) -> None:

@@ -12,6 +12,7 @@ import msgspec
 from healthcode.core.enrollment import status_to_dict
 from healthcode.core.models import CheckResult, DocumentType, Status
 from healthcode.core.models import Problem as DomainProblem
+from healthcode.core.passes.models import Verdict
 
 
 class DocumentCheckRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -246,3 +247,22 @@ class TrustedIssuerView(msgspec.Struct, kw_only=True):
 class TrustAddRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     export: str
     """The peer's signed issuer export (``HCK1:...``, from its ``/public/issuer``)."""
+
+
+def verdict_to_wire(verdict: Verdict) -> VerificationResponse:
+    """What a guard's screen shows of a verdict: colour, masked identity, issuer,
+    validity, or the refusal's code and messages; the notices' codes."""
+    return VerificationResponse(
+        ok=verdict.ok,
+        code=verdict.code,
+        message_en=verdict.message_en,
+        message_zh=verdict.message_zh,
+        colour=verdict.colour.value if verdict.colour else None,
+        label_zh=verdict.colour.label_zh if verdict.colour else None,
+        label_en=verdict.colour.label_en if verdict.colour else None,
+        masked_name=verdict.masked.masked_name if verdict.masked else None,
+        masked_number=verdict.masked.masked_number if verdict.masked else None,
+        issuer=verdict.issuer,
+        valid_until=verdict.valid_until.isoformat() if verdict.valid_until else None,
+        notices=[n.code for n in verdict.notices],
+    )

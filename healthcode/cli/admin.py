@@ -1,6 +1,6 @@
 """Operator commands: ``init`` (database + secrets), ``status import|show|purge``.
 
-The lead's ``main.py`` mounts ``init_command`` as ``healthcode init``,
+``healthcode.cli.main`` mounts ``init_command`` as ``healthcode init``,
 ``status_app`` as ``healthcode status`` and ``purge_command`` as ``healthcode purge``.
 Everything here is a thin shell over ``healthcode.core.status`` and
 ``healthcode.core.storage.database``.
@@ -8,13 +8,10 @@ Everything here is a thin shell over ``healthcode.core.status`` and
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import json
 import sys
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import attrs
 import typer
@@ -29,43 +26,25 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from healthcode.cli.errors import EXIT_INVALID, EXIT_USAGE, fail
-from healthcode.core.errors import HealthcodeError
+from healthcode.cli.errors import EXIT_INVALID, EXIT_USAGE
+from healthcode.cli.options import (
+    DatabaseOption,
+    JsonOption,
+    NowOption,
+    SecretsOption,
+    parse_now,
+    print_json,
+    run_async,
+    with_database,
+)
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from healthcode.core.models import Status, Subject
+    from healthcode.core.status import ImportSummary, ListImport
 
 status_app = typer.Typer(
     help="Daily statuses: import authority data, show, purge.", no_args_is_help=True
 )
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-DatabaseOption = Annotated[
-    str | None,
-    typer.Option(
-        "--database",
-        help="Database URL (sqlite:///path or postgresql://...); default: "
-        "$HEALTHCODE_DATABASE_URL, else an embedded SQLite file.",
-        show_default=False,
-    ),
-]
-SecretsOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--secrets-file",
-        help="Operator secrets file; default: $HEALTHCODE_SECRETS_FILE, else the user config dir.",
-        show_default=False,
-    ),
-]
-NowOption = Annotated[
-    str | None, typer.Option("--now", help="Act as of this ISO datetime (tests).", hidden=True)
-]
-
-
-def _run(coro: Coroutine[Any, Any, T], *, as_json: bool) -> T:
-    try:
-        return asyncio.run(coro)
-    except HealthcodeError as exc:
-        fail(exc, as_json=as_json)
 
 
 def _parse_import_day(
@@ -79,25 +58,9 @@ def _parse_import_day(
         return parse_import_day(value, now=now, allow_any_day=any_day)
     except ImportDayError as exc:
         if as_json:
-            _print_json({"ok": False, "error": exc.as_dict()})
+            print_json({"ok": False, "error": exc.as_dict()})
         print(f"error [{exc.code}]: {exc.message_en}\n错误：{exc.message_zh}", file=sys.stderr)
         raise typer.Exit(EXIT_USAGE) from None
-
-
-def _parse_now(value: str | None) -> dt.datetime | None:
-    if value is None:
-        return None
-    try:
-        now = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter("use an ISO datetime with offset", param_hint="--now") from None
-    if now.tzinfo is None:
-        raise typer.BadParameter("the datetime needs a UTC offset", param_hint="--now")
-    return now
-
-
-def _print_json(payload: Any) -> None:
-    print(json.dumps(payload, ensure_ascii=False, indent=2))
 
 
 # --- init -------------------------------------------------------------------------
@@ -109,10 +72,10 @@ def init_command(
     """Create or upgrade the database and create the operator secrets (safe to rerun)."""
     from healthcode.core.storage.database import init_instance
 
-    result = _run(init_instance(database, secrets_file), as_json=as_json)
+    result = run_async(init_instance(database, secrets_file), as_json=as_json)
     payload = {"ok": True, **attrs.asdict(result)}
     if as_json:
-        _print_json(payload)
+        print_json(payload)
         return
     console = Console()
     console.print(f"database / 数据库: {result.database} (schema {result.revision})")
@@ -129,41 +92,48 @@ def init_command(
 # --- status -----------------------------------------------------------------------
 
 
+ImportFileArgument = Annotated[
+    Path, typer.Argument(help="CSV (kind,number,status[,issuing_state]) or JSON Lines.")
+]
+ImportDayOption = Annotated[
+    str,
+    typer.Option(
+        "--day",
+        help="The day the list is for (YYYY-MM-DD): yesterday, today or tomorrow "
+        "in Asia/Shanghai, unless --any-day.",
+    ),
+]
+SourceOption = Annotated[
+    str, typer.Option("--source", help="Name of the authority or peer that sent the list.")
+]
+MergeOption = Annotated[
+    bool,
+    typer.Option("--merge", help="Add to this source's list for the day instead of replacing it."),
+]
+FormatOption = Annotated[
+    str | None, typer.Option("--format", help="csv or jsonl; default: from the file.")
+]
+FailOnInvalidOption = Annotated[
+    bool, typer.Option("--fail-on-invalid", help="Exit 1 when any row was invalid.")
+]
+AnyDayOption = Annotated[
+    bool,
+    typer.Option(
+        "--any-day",
+        help="Allow a day other than yesterday, today or tomorrow (a correction, a test).",
+    ),
+]
+
+
 @status_app.command("import")
 def import_command(
-    file: Annotated[
-        Path, typer.Argument(help="CSV (kind,number,status[,issuing_state]) or JSON Lines.")
-    ],
-    day: Annotated[
-        str,
-        typer.Option(
-            "--day",
-            help="The day the list is for (YYYY-MM-DD): yesterday, today or tomorrow "
-            "in Asia/Shanghai, unless --any-day.",
-        ),
-    ],
-    source: Annotated[
-        str, typer.Option("--source", help="Name of the authority or peer that sent the list.")
-    ] = "authority",
-    merge: Annotated[
-        bool,
-        typer.Option(
-            "--merge", help="Add to this source's list for the day instead of replacing it."
-        ),
-    ] = False,
-    fmt: Annotated[
-        str | None, typer.Option("--format", help="csv or jsonl; default: from the file.")
-    ] = None,
-    fail_on_invalid: Annotated[
-        bool, typer.Option("--fail-on-invalid", help="Exit 1 when any row was invalid.")
-    ] = False,
-    any_day: Annotated[
-        bool,
-        typer.Option(
-            "--any-day",
-            help="Allow a day other than yesterday, today or tomorrow (a correction, a test).",
-        ),
-    ] = False,
+    file: ImportFileArgument,
+    day: ImportDayOption,
+    source: SourceOption = "authority",
+    merge: MergeOption = False,
+    fmt: FormatOption = None,
+    fail_on_invalid: FailOnInvalidOption = False,
+    any_day: AnyDayOption = False,
     now: NowOption = None,
     database: DatabaseOption = None,
     secrets_file: SecretsOption = None,
@@ -176,91 +146,106 @@ def import_command(
     While another import of the same source for the same day runs, it stops
     at once with import_in_progress (exit 1).
     """
-    from healthcode.core.pass_service import PassService
-    from healthcode.core.passes import KeyStore
-    from healthcode.core.passes.sharing import configured_pair_keys
-    from healthcode.core.status import import_status_file
-    from healthcode.core.storage.database import open_database
-
-    the_day = _parse_import_day(day, now=_parse_now(now), any_day=any_day, as_json=as_json)
+    the_day = _parse_import_day(day, now=parse_now(now), any_day=any_day, as_json=as_json)
     if fmt not in (None, "csv", "jsonl"):
         raise typer.BadParameter("csv or jsonl", param_hint="--format")
     err = Console(stderr=True)
-
-    async def go() -> Any:
-        db, secrets = await open_database(database, secrets_file)
-        try:
-            with Progress(
-                TextColumn("[bold]importing / 导入中"),
-                BarColumn(),
-                DownloadColumn(),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                console=err,
-                transient=as_json,
-                disable=not err.is_terminal,
-            ) as bar:
-                task = bar.add_task("import", total=None)
-
-                def progress(done: int, total: int) -> None:
-                    bar.update(task, completed=done, total=total)
-
-                summary = await import_status_file(
-                    db,
-                    secrets,
-                    file,
-                    day=the_day,
-                    source=source,
-                    fmt=fmt,  # type: ignore[arg-type]
-                    replace=not merge,
-                    progress=progress,
-                    # Hashed per peer that shares status lists with us.
-                    peer_keys=lambda: configured_pair_keys(KeyStore()),
-                )
-            # Passes issued earlier today to people now listed are revoked at once.
-            revoked = await PassService(db, KeyStore()).revoke_worsened()
-            return summary, revoked
-        finally:
-            await db.dispose()
-
-    summary, revoked = _run(go(), as_json=as_json)
+    request = _FileImport(file, the_day, source, fmt, replace=not merge)
+    result = run_async(_import_file(request, database, secrets_file, err, as_json), as_json=as_json)
     if as_json:
-        _print_json(
-            {
-                "ok": True,
-                **summary.as_dict(),
-                "passes_checked": revoked.checked,
-                "passes_revoked": revoked.revoked,
-            }
-        )
+        print_json({"ok": True, **result.as_dict()})
     else:
-        console = Console()
-        table = Table(show_header=False, box=None)
-        for label, value in (
-            ("day / 日期", summary.day.isoformat()),
-            ("source / 来源", summary.source),
-            ("mode / 方式", summary.mode),
-            ("rows read / 读取行数", summary.rows_read),
-            ("imported / 已导入", summary.rows_imported),
-            ("invalid / 无效", summary.rows_invalid),
-            ("duplicates / 重复", summary.duplicates if summary.duplicates is not None else "-"),
-            ("red / 集中观察", summary.red),
-            ("yellow / 居家观察", summary.yellow),
-            ("seconds / 耗时", summary.seconds),
-            ("passes revoked / 已吊销通行码", revoked.revoked),
-        ):
-            table.add_row(label, str(value))
-        console.print(table)
-        for row in summary.invalid_rows:
-            err.print(
-                f"line {row.line}: [{row.code}] {row.message_en} / {row.message_zh}",
-                highlight=False,
-                markup=False,
-            )
-        if summary.invalid_rows_truncated:
-            err.print(f"... {summary.rows_invalid - len(summary.invalid_rows)} more invalid rows")
-    if fail_on_invalid and summary.rows_invalid:
+        _print_import(result, err)
+    if fail_on_invalid and result.summary.rows_invalid:
         raise typer.Exit(EXIT_INVALID)
+
+
+@attrs.frozen
+class _FileImport:
+    """What ``status import`` was asked to import."""
+
+    file: Path
+    day: dt.date
+    source: str
+    fmt: str | None
+    replace: bool
+
+
+async def _import_file(
+    request: _FileImport,
+    database: str | None,
+    secrets_file: Path | None,
+    err: Console,
+    as_json: bool,
+) -> ListImport[ImportSummary]:
+    """The import (then the revocation of passes it makes stale), with a
+    progress bar on a terminal."""
+    from healthcode.core.passes import KeyStore
+    from healthcode.core.passes.service import PassService
+    from healthcode.core.status import StatusImportService
+    from healthcode.core.status.peer_tokens import configured_pair_keys
+
+    async def body(db: Any, secrets: Any) -> ListImport[ImportSummary]:
+        imports = StatusImportService(
+            db,
+            secrets,
+            PassService(db, KeyStore()),
+            # Hashed per peer that shares status lists with us.
+            peer_keys=lambda: configured_pair_keys(KeyStore()),
+        )
+        with _import_progress(err, as_json) as bar:
+            task = bar.add_task("import", total=None)
+            return await imports.import_authority_file(
+                request.file,
+                day=request.day,
+                source=request.source,
+                fmt=request.fmt,  # type: ignore[arg-type]
+                replace=request.replace,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+
+    return await with_database(database, secrets_file, body)
+
+
+def _import_progress(err: Console, as_json: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]importing / 导入中"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=as_json,
+        disable=not err.is_terminal,
+    )
+
+
+def _print_import(result: ListImport[ImportSummary], err: Console) -> None:
+    summary = result.summary
+    table = Table(show_header=False, box=None)
+    for label, value in (
+        ("day / 日期", summary.day.isoformat()),
+        ("source / 来源", summary.source),
+        ("mode / 方式", summary.mode),
+        ("rows read / 读取行数", summary.rows_read),
+        ("imported / 已导入", summary.rows_imported),
+        ("invalid / 无效", summary.rows_invalid),
+        ("duplicates / 重复", summary.duplicates if summary.duplicates is not None else "-"),
+        ("red / 集中观察", summary.red),
+        ("yellow / 居家观察", summary.yellow),
+        ("seconds / 耗时", summary.seconds),
+        ("passes revoked / 已吊销通行码", result.passes_revoked),
+    ):
+        table.add_row(label, str(value))
+    Console().print(table)
+    for row in summary.invalid_rows:
+        err.print(
+            f"line {row.line}: [{row.code}] {row.message_en} / {row.message_zh}",
+            highlight=False,
+            markup=False,
+        )
+    if summary.invalid_rows_truncated:
+        err.print(f"... {summary.rows_invalid - len(summary.invalid_rows)} more invalid rows")
 
 
 @status_app.command("show")
@@ -279,51 +264,49 @@ def show_command(
     as_json: JsonOption = False,
 ) -> None:
     """Today's status of one document (the lookup is recorded for audit)."""
-    from healthcode.core.documents import make_submission, mask_document, parse_document
-    from healthcode.core.models import Subject
-    from healthcode.core.privacy_crypto import document_key_for, subject_id_hex
-    from healthcode.core.status import resolve_status
-    from healthcode.core.storage.database import open_database
+    from healthcode.core.enrollment import status_to_dict
 
-    at = _parse_now(now)
-
-    async def go() -> Any:
-        submission, _ = make_submission(kind=kind, number=number, issuing_state=issuing_state)
-        document = parse_document(submission)
-        db, secrets = await open_database(database, secrets_file)
-        try:
-            subject = Subject(
-                subject_id=subject_id_hex(document_key_for(secrets, document)),
-                masked=mask_document(document),
-            )
-            return subject, await resolve_status(db, subject, now=at)
-        finally:
-            await db.dispose()
-
-    subject, status = _run(go(), as_json=as_json)
+    at = parse_now(now)
+    document = (kind, number, issuing_state)
+    subject, status = run_async(_show(document, at, database, secrets_file), as_json=as_json)
+    masked = subject.masked
     payload: dict[str, Any] = {
         "ok": True,
-        "kind": subject.masked.kind,
-        "masked_name": subject.masked.masked_name,
-        "masked_number": subject.masked.masked_number,
-        "colour": status.colour.value,
-        "label_zh": status.colour.label_zh,
-        "label_en": status.colour.label_en,
-        "valid_until": status.valid_until.isoformat(),
+        "kind": masked.kind,
+        "masked_name": masked.masked_name,
+        "masked_number": masked.masked_number,
+        **status_to_dict(status, with_reasons=reasons),
     }
-    if reasons:
-        payload["reasons"] = list(status.reasons)
-        payload["sources"] = list(status.sources)
     if as_json:
-        _print_json(payload)
+        print_json(payload)
         return
     console = Console()
     console.print(
-        f"{subject.masked.masked_number}: [bold {status.colour.value}]{status.colour.label_zh} / "
+        f"{masked.masked_number}: [bold {status.colour.value}]{status.colour.label_zh} / "
         f"{status.colour.label_en}[/] (valid until {status.valid_until.isoformat()})"
     )
     for reason in payload.get("reasons", ()):
         console.print(f"  {reason}", highlight=False, markup=False)
+
+
+async def _show(
+    document: tuple[str, str, str | None],
+    at: dt.datetime | None,
+    database: str | None,
+    secrets_file: Path | None,
+) -> tuple[Subject, Status]:
+    """The subject a document (kind, number, issuing state) names, and its status."""
+    from healthcode.core.documents import make_submission, parse_document
+    from healthcode.core.status import resolve_document_status
+
+    kind, number, issuing_state = document
+    submission, _ = make_submission(kind=kind, number=number, issuing_state=issuing_state)
+    parsed = parse_document(submission)
+    return await with_database(
+        database,
+        secrets_file,
+        lambda db, secrets: resolve_document_status(db, secrets, parsed, now=at),
+    )
 
 
 def purge_command(
@@ -334,7 +317,7 @@ def purge_command(
     from healthcode.core.status import purge_expired
     from healthcode.core.storage.database import Database
 
-    at = _parse_now(now)
+    at = parse_now(now)
 
     async def go() -> Any:
         db = Database(database)
@@ -344,9 +327,9 @@ def purge_command(
         finally:
             await db.dispose()
 
-    summary = _run(go(), as_json=as_json)
+    summary = run_async(go(), as_json=as_json)
     if as_json:
-        _print_json({"ok": True, **summary.as_dict()})
+        print_json({"ok": True, **summary.as_dict()})
         return
     total = sum(summary.deleted.values())
     print(f"purged {total} rows of days before {summary.before.isoformat()} / 已清除 {total} 行")

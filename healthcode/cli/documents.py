@@ -4,7 +4,6 @@ list known kinds."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from healthcode.cli.errors import EXIT_INVALID, EXIT_OK, EXIT_USAGE, fail
+from healthcode.cli.options import JsonOption, MrzOption, StateOption, or_fail, print_json
 from healthcode.core.documents import check_document, document_types, make_submission
 from healthcode.core.errors import HealthcodeError
 from healthcode.core.images import MAX_IMAGE_BYTES
@@ -22,10 +22,12 @@ from healthcode.core.text import MAX_MRZ_LENGTH
 
 app = typer.Typer(help="Identity documents: check numbers and MRZs.", no_args_is_help=True)
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 KindOption = Annotated[
     str | None,
     typer.Option("--kind", "-k", help="Document kind (see `documents kinds`); default: detect."),
+]
+TodayOption = Annotated[
+    str | None, typer.Option("--today", help="Check as of this date (YYYY-MM-DD).", hidden=True)
 ]
 
 # Reading stdin is capped: no legitimate input is anywhere near this.
@@ -111,17 +113,10 @@ def check_command(
     number: Annotated[
         str | None, typer.Option("--number", "-n", help="A typed document number.")
     ] = None,
-    mrz: Annotated[
-        str | None,
-        typer.Option("--mrz", "-m", help="MRZ text; separate lines with a newline or '|'."),
-    ] = None,
+    mrz: MrzOption = None,
     kind: KindOption = None,
-    issuing_state: Annotated[
-        str | None, typer.Option("--issuing-state", help="ICAO code, for typed passport numbers.")
-    ] = None,
-    today: Annotated[
-        str | None, typer.Option("--today", help="Check as of this date (YYYY-MM-DD).", hidden=True)
-    ] = None,
+    issuing_state: StateOption = None,
+    today: TodayOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Check a document number or MRZ (from the options, or from stdin).
@@ -134,39 +129,59 @@ def check_command(
         raise typer.Exit(EXIT_USAGE)
     day = _parse_today(today)
     if kind is not None:
-        try:
-            known = document_types()
-        except HealthcodeError as exc:
-            fail(exc, as_json=as_json)
-        if kind not in known:
-            typer.echo(
-                f"error: unknown --kind {kind!r}; known kinds: {', '.join(sorted(known))}\n"
-                f"错误：未知的证件类型；可用类型见 `healthcode documents kinds`",
-                err=True,
-            )
-            raise typer.Exit(EXIT_USAGE)
+        _require_known_kind(kind, as_json=as_json)
     if number is None and mrz is None:
-        if sys.stdin.isatty():
-            typer.echo("error: give --number, --mrz, or pipe the text on stdin", err=True)
-            raise typer.Exit(EXIT_USAGE)
-        text = _read_stdin()
-        if _looks_like_mrz(text):
-            mrz = text
-        else:
-            number = text
-    try:
-        submission, warnings = make_submission(
-            kind=kind, number=number, mrz=mrz, issuing_state=issuing_state
-        )
-        result = check_document(submission, today=day, warnings=warnings)
-    except HealthcodeError as exc:
-        fail(exc, as_json=as_json)
+        number, mrz = _number_or_mrz_from_stdin()
+    result = _check(
+        day, as_json=as_json, kind=kind, number=number, mrz=mrz, issuing_state=issuing_state
+    )
     payload = _result_payload(result)
     if as_json:
-        print(json.dumps(payload, ensure_ascii=False, indent=2))
+        print_json(payload)
     else:
         _print_human(result, payload)
     raise typer.Exit(EXIT_OK if result.is_valid else EXIT_INVALID)
+
+
+def _require_known_kind(kind: str, *, as_json: bool) -> None:
+    """Exit with a usage error when no plugin registers ``kind``."""
+    known = or_fail(document_types, as_json=as_json)
+    if kind not in known:
+        typer.echo(
+            f"error: unknown --kind {kind!r}; known kinds: {', '.join(sorted(known))}\n"
+            f"错误：未知的证件类型；可用类型见 `healthcode documents kinds`",
+            err=True,
+        )
+        raise typer.Exit(EXIT_USAGE)
+
+
+def _number_or_mrz_from_stdin() -> tuple[str | None, str | None]:
+    """The piped text, as an MRZ when it looks like one, else as a number."""
+    if sys.stdin.isatty():
+        typer.echo("error: give --number, --mrz, or pipe the text on stdin", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    text = _read_stdin()
+    return (None, text) if _looks_like_mrz(text) else (text, None)
+
+
+def _check(
+    day: dt.date | None,
+    *,
+    as_json: bool,
+    kind: str | None,
+    number: str | None = None,
+    mrz: str | None = None,
+    image: bytes | None = None,
+    issuing_state: str | None = None,
+) -> CheckResult:
+    """Check one submission through core; a refusal exits with its error's code."""
+    try:
+        submission, warnings = make_submission(
+            kind=kind, number=number, mrz=mrz, image=image, issuing_state=issuing_state
+        )
+        return check_document(submission, today=day, warnings=warnings)
+    except HealthcodeError as exc:
+        fail(exc, as_json=as_json)
 
 
 @app.command("read")
@@ -178,9 +193,7 @@ def read_command(
         ),
     ],
     kind: KindOption = None,
-    today: Annotated[
-        str | None, typer.Option("--today", help="Check as of this date (YYYY-MM-DD).", hidden=True)
-    ] = None,
+    today: TodayOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Read a document's machine-readable zone from a photo or scan (needs tesseract).
@@ -197,20 +210,10 @@ def read_command(
     with image.open("rb") as handle:
         # The decoder refuses anything over the cap; never read more than that.
         data = handle.read(MAX_IMAGE_BYTES + 1)
-    try:
-        submission, warnings = make_submission(kind=kind, image=data)
-        result = check_document(submission, today=day, warnings=warnings)
-    except HealthcodeError as exc:
-        fail(exc, as_json=as_json)
-    payload = _result_payload(result)
-    facts = dict(result.document.extra.get("image") or {})
-    payload["confidence"] = facts.get("confidence")
-    payload["portrait_box"] = facts.get("portrait_box")
-    payload["timings"] = facts.get("timings")
-    payload["engine"] = facts.get("engine")
-    payload["ocr_notes"] = facts.get("notes")
+    result = _check(day, as_json=as_json, kind=kind, image=data)
+    payload = _image_payload(result)
     if as_json:
-        print(json.dumps(payload, ensure_ascii=False, indent=2))
+        print_json(payload)
     else:
         _print_human(result, payload)
         timings = payload["timings"] or {}
@@ -223,25 +226,35 @@ def read_command(
     raise typer.Exit(EXIT_OK if result.is_valid else EXIT_INVALID)
 
 
+def _image_payload(result: CheckResult) -> dict[str, Any]:
+    """``check``'s payload plus the OCR's non-personal facts."""
+    payload = _result_payload(result)
+    facts = dict(result.document.extra.get("image") or {})
+    payload["confidence"] = facts.get("confidence")
+    payload["portrait_box"] = facts.get("portrait_box")
+    payload["timings"] = facts.get("timings")
+    payload["engine"] = facts.get("engine")
+    payload["ocr_notes"] = facts.get("notes")
+    return payload
+
+
 @app.command("kinds")
 def kinds_command(as_json: JsonOption = False) -> None:
     """List the document kinds the installed plugins handle."""
-    try:
-        kinds = document_types()
-    except HealthcodeError as exc:
-        fail(exc, as_json=as_json)
+    kinds = or_fail(document_types, as_json=as_json)
     if as_json:
-        payload = [
-            {
-                "kind": k.kind,
-                "name_en": k.name_en,
-                "name_zh": k.name_zh,
-                "inputs": sorted(k.inputs),
-                "example": k.example,
-            }
-            for k in kinds.values()
-        ]
-        print(json.dumps(payload, ensure_ascii=False, indent=2))
+        print_json(
+            [
+                {
+                    "kind": k.kind,
+                    "name_en": k.name_en,
+                    "name_zh": k.name_zh,
+                    "inputs": sorted(k.inputs),
+                    "example": k.example,
+                }
+                for k in kinds.values()
+            ]
+        )
         return
     table = Table("kind", "名称", "name", "inputs", "example")
     for k in kinds.values():

@@ -1,7 +1,7 @@
 """Enrollment commands: ``enroll challenge|submit|renew``, ``dependants add|list``,
 ``assist check``.
 
-The lead's ``main.py`` mounts ``enroll_app`` as ``healthcode enroll``,
+``healthcode.cli.main`` mounts ``enroll_app`` as ``healthcode enroll``,
 ``dependants_app`` as ``healthcode dependants`` and ``assist_app`` as
 ``healthcode assist``. Everything here is a thin shell over
 ``healthcode.core.enrollment``; images are read with the safe decoder, and
@@ -10,6 +10,7 @@ the face stack loads only inside the commands that need it.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -18,14 +19,17 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from healthcode.cli.admin import (
+from healthcode.cli.options import (
     DatabaseOption,
     JsonOption,
+    MrzOption,
     NowOption,
     SecretsOption,
-    _parse_now,
-    _print_json,
-    _run,
+    StateOption,
+    parse_now,
+    print_json,
+    run_async,
+    with_database,
 )
 from healthcode.core.errors import InputError
 
@@ -53,16 +57,9 @@ def _assist_group() -> None:
 
 KindOption = Annotated[str | None, typer.Option("--kind", "-k", help="Document kind.")]
 NumberOption = Annotated[str | None, typer.Option("--number", "-n", help="Document number.")]
-MrzOption = Annotated[
-    str | None,
-    typer.Option("--mrz", "-m", help="MRZ text; separate lines with a newline or '|'."),
-]
 ImageOption = Annotated[
     Path | None,
     typer.Option("--image", exists=True, dir_okay=False, help="Photo of the data page."),
-]
-StateOption = Annotated[
-    str | None, typer.Option("--issuing-state", help="ICAO code, for typed passport numbers.")
 ]
 NameOption = Annotated[
     str, typer.Option("--name", help="The name as written on the document (checked against it).")
@@ -81,33 +78,54 @@ CaptureOption = Annotated[
     Path,
     typer.Option("--capture", exists=True, dir_okay=False, help="A still photo of the person."),
 ]
+DeviceKeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--device-key",
+        exists=True,
+        dir_okay=False,
+        help="The holder's device public key (P-256 or Ed25519, DER or PEM).",
+    ),
+]
+PreviousKindOption = Annotated[
+    str | None, typer.Option("--previous-kind", help="Kind of the document enrolled before.")
+]
+PreviousNumberOption = Annotated[
+    str | None,
+    typer.Option("--previous-number", help="A renewed document: the number enrolled before."),
+]
+PreviousMrzOption = Annotated[
+    str | None, typer.Option("--previous-mrz", help="A renewed document: the MRZ before.")
+]
+PreviousStateOption = Annotated[
+    str | None, typer.Option("--previous-issuing-state", help="ICAO code of the previous.")
+]
 SubjectOption = Annotated[str, typer.Option("--subject", help="The holder's subject id.")]
 HolderOption = Annotated[str, typer.Option("--holder", help="The holder's subject id.")]
 
 
 def _service_call(
+    body: Callable[[Any, dt.datetime | None], Awaitable[T]],
+    now: str | None,
     database: str | None,
     secrets_file: Path | None,
-    body: Callable[[Any], Awaitable[T]],
     *,
     as_json: bool,
 ) -> T:
+    """``body(service, at)``: an ``EnrollmentService`` on the database, and ``--now``."""
     from healthcode.core.enrollment import EnrollmentService
     from healthcode.core.passes import KeyStore
-    from healthcode.core.passes.sharing import configured_pair_keys
-    from healthcode.core.storage.database import open_database
+    from healthcode.core.status.peer_tokens import configured_pair_keys
 
-    async def go() -> T:
-        db, secrets = await open_database(database, secrets_file)
+    at = parse_now(now)
+
+    async def go(db: Any, secrets: Any) -> T:
         keys = KeyStore()
-        try:
-            return await body(
-                EnrollmentService(db, secrets, peer_keys=lambda: configured_pair_keys(keys))
-            )
-        finally:
-            await db.dispose()
+        return await body(
+            EnrollmentService(db, secrets, peer_keys=lambda: configured_pair_keys(keys)), at
+        )
 
-    return _run(go(), as_json=as_json)
+    return run_async(with_database(database, secrets_file, go), as_json=as_json)
 
 
 def _submission(
@@ -213,13 +231,13 @@ def challenge_command(
         raise typer.BadParameter("enroll, renew or dependant", param_hint="--purpose")
     fixed = [a.strip() for a in actions.split(",")] if actions else None
 
-    async def body(service: Any) -> Any:
+    async def body(service: Any, _at: dt.datetime | None) -> Any:
         try:
             return await service.issue_challenge(purpose=purpose, length=length, actions=fixed)
         except ValueError as exc:
             raise InputError(str(exc), "挑战参数无效。", code="invalid_challenge") from None
 
-    challenge = _service_call(database, secrets_file, body, as_json=as_json)
+    challenge = _service_call(body, None, database, secrets_file, as_json=as_json)
     payload = {
         "nonce": challenge.nonce,
         "purpose": purpose,
@@ -228,7 +246,7 @@ def challenge_command(
         "expires_at": challenge.expires_at.isoformat(),
     }
     if as_json:
-        _print_json(payload)
+        print_json(payload)
         return
     console = Console()
     console.print(f"nonce: {challenge.nonce}", highlight=False)
@@ -247,39 +265,19 @@ def submit_command(
     mrz: MrzOption = None,
     image: ImageOption = None,
     issuing_state: StateOption = None,
-    device_key: Annotated[
-        Path | None,
-        typer.Option(
-            "--device-key",
-            exists=True,
-            dir_okay=False,
-            help="The holder's device public key (P-256 or Ed25519, DER or PEM).",
-        ),
-    ] = None,
-    previous_kind: Annotated[
-        str | None, typer.Option("--previous-kind", help="Kind of the document enrolled before.")
-    ] = None,
-    previous_number: Annotated[
-        str | None,
-        typer.Option("--previous-number", help="A renewed document: the number enrolled before."),
-    ] = None,
-    previous_mrz: Annotated[
-        str | None, typer.Option("--previous-mrz", help="A renewed document: the MRZ before.")
-    ] = None,
-    previous_state: Annotated[
-        str | None, typer.Option("--previous-issuing-state", help="ICAO code of the previous.")
-    ] = None,
+    device_key: DeviceKeyOption = None,
+    previous_kind: PreviousKindOption = None,
+    previous_number: PreviousNumberOption = None,
+    previous_mrz: PreviousMrzOption = None,
+    previous_state: PreviousStateOption = None,
     now: NowOption = None,
     database: DatabaseOption = None,
     secrets_file: SecretsOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Enroll (or re-enroll) with a document, liveness FRAMES and a capture."""
-    from healthcode.core.enrollment import status_to_dict, subject_to_dict
 
-    at = _parse_now(now)
-
-    async def body(service: Any) -> Any:
+    async def body(service: Any, at: dt.datetime | None) -> Any:
         submission, warnings = _submission(kind, number, mrz, image, issuing_state)
         previous = None
         if previous_number is not None or previous_mrz is not None:
@@ -291,8 +289,25 @@ def submit_command(
         )
         return await service.enroll(request, now=at)
 
-    result = _service_call(database, secrets_file, body, as_json=as_json)
-    payload = {
+    result = _service_call(body, now, database, secrets_file, as_json=as_json)
+    payload = _enrollment_payload(result)
+    if as_json:
+        print_json(payload)
+        return
+    console = Console()
+    console.print(
+        f"{result.outcome} / 已登记: subject {result.subject.subject_id}", highlight=False
+    )
+    console.print(_status_line(payload), highlight=False)
+    for warning in result.warnings:
+        console.print(f"warning [{warning.code}]: {warning.message_en} / {warning.message_zh}")
+
+
+def _enrollment_payload(result: Any) -> dict[str, Any]:
+    """What `enroll submit --json` prints about an ``EnrollmentResult``."""
+    from healthcode.core.enrollment import status_to_dict, subject_to_dict
+
+    return {
         "ok": True,
         "outcome": result.outcome,
         **subject_to_dict(result.subject),
@@ -306,16 +321,6 @@ def submit_command(
         "warnings": [w.as_dict() for w in result.warnings],
         "timings": dict(result.timings),
     }
-    if as_json:
-        _print_json(payload)
-        return
-    console = Console()
-    console.print(
-        f"{result.outcome} / 已登记: subject {result.subject.subject_id}", highlight=False
-    )
-    console.print(_status_line(payload), highlight=False)
-    for warning in result.warnings:
-        console.print(f"warning [{warning.code}]: {warning.message_en} / {warning.message_zh}")
 
 
 @enroll_app.command("renew")
@@ -332,16 +337,14 @@ def renew_command(
     """Today's status by face alone (a `--purpose renew` challenge answered)."""
     from healthcode.core.enrollment import status_to_dict, subject_to_dict
 
-    at = _parse_now(now)
-
-    async def body(service: Any) -> Any:
+    async def body(service: Any, at: dt.datetime | None) -> Any:
         from healthcode.core.images import read_image_file
 
         return await service.renew(
             subject, _answer(challenge, frames), read_image_file(capture), now=at
         )
 
-    result = _service_call(database, secrets_file, body, as_json=as_json)
+    result = _service_call(body, now, database, secrets_file, as_json=as_json)
     payload = {
         "ok": True,
         **subject_to_dict(result.subject),
@@ -349,7 +352,7 @@ def renew_command(
         "similarity": round(result.match.similarity, 3),
     }
     if as_json:
-        _print_json(payload)
+        print_json(payload)
         return
     Console().print(_status_line(payload), highlight=False)
 
@@ -378,17 +381,15 @@ def dependants_add_command(
     (FRAMES and --capture show the dependant, with a `--purpose dependant` challenge)."""
     from healthcode.core.enrollment import status_to_dict
 
-    at = _parse_now(now)
-
-    async def body(service: Any) -> Any:
+    async def body(service: Any, at: dt.datetime | None) -> Any:
         submission, warnings = _submission(kind, number, mrz, image, issuing_state)
         request = _request(submission, warnings, name, challenge, frames, capture)
         return await service.add_dependant(holder, request, now=at)
 
-    view = _service_call(database, secrets_file, body, as_json=as_json)
+    view = _service_call(body, now, database, secrets_file, as_json=as_json)
     payload = _dependant_payload(view, status_to_dict)
     if as_json:
-        _print_json({"ok": True, **payload})
+        print_json({"ok": True, **payload})
         return
     Console().print(f"slot {view.slot}: " + _status_line(payload), highlight=False)
 
@@ -419,15 +420,13 @@ def dependants_list_command(
 
     from healthcode.core.enrollment import status_to_dict
 
-    at = _parse_now(now)
-
-    async def body(service: Any) -> Any:
+    async def body(service: Any, at: dt.datetime | None) -> Any:
         return await service.list_dependants(holder, now=at)
 
-    views = _service_call(database, secrets_file, body, as_json=as_json)
+    views = _service_call(body, now, database, secrets_file, as_json=as_json)
     payloads = [_dependant_payload(v, status_to_dict) for v in views]
     if as_json:
-        _print_json({"ok": True, "dependants": payloads})
+        print_json({"ok": True, "dependants": payloads})
         return
     table = Table("slot / 序号", "name / 姓", "number / 号码", "status / 状态", "valid until")
     for p in payloads:
@@ -462,13 +461,11 @@ def assist_check_command(
     so the limit matters for the API, not here)."""
     from healthcode.core.enrollment import status_to_dict
 
-    at = _parse_now(now)
-
-    async def body(service: Any) -> Any:
+    async def body(service: Any, at: dt.datetime | None) -> Any:
         submission, _warnings = _submission(kind, number, None, None, issuing_state)
         return await service.assist_check(operator, submission, now=at)
 
-    result = _service_call(database, secrets_file, body, as_json=as_json)
+    result = _service_call(body, now, database, secrets_file, as_json=as_json)
     payload = {
         "ok": True,
         "kind": result.masked.kind,
@@ -478,6 +475,6 @@ def assist_check_command(
         "display_seconds": result.display_seconds,
     }
     if as_json:
-        _print_json(payload)
+        print_json(payload)
         return
     Console().print(_status_line(payload), highlight=False)

@@ -20,14 +20,11 @@ from typing import Annotated, Any
 import typer
 
 from healthcode.cli.errors import EXIT_INVALID, EXIT_OK, EXIT_UNAVAILABLE, fail
+from healthcode.cli.options import KeyOption, ServerOption
 from healthcode.core.errors import HealthcodeError
 
 app = typer.Typer(help="A holder's phone, as a client of the HTTP API.", no_args_is_help=True)
 
-ServerOption = Annotated[
-    str, typer.Option("--server", help="Base URL of the service.", envvar="HEALTHCODE_SERVER")
-]
-KeyOption = Annotated[Path, typer.Option("--key", help="The device key file (PEM).")]
 SubjectOption = Annotated[
     str, typer.Option("--subject", help="Your subject id (printed at enrollment).")
 ]

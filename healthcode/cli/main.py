@@ -1,7 +1,10 @@
 """The ``healthcode`` admin CLI: one Typer sub-app per noun.
 
-Commands for documents must start fast: nothing here imports the image or
-face stacks; those sub-apps import them inside their commands.
+Plugins add their own commands through ``healthcode_register_commands``
+(the face plugin brings ``faces`` and ``models``), called once the CLI's own
+sub-apps are in place. Commands for documents must start fast: nothing here
+imports the image or face stacks; those sub-apps import them inside their
+commands.
 """
 
 from __future__ import annotations
@@ -14,14 +17,16 @@ from healthcode.cli import (
     admin,
     documents,
     enroll,
-    faces,
     holder,
-    models,
+    keys,
     passes,
     plugins,
     serve,
     tokens,
+    trust,
+    verify,
 )
+from healthcode.core.plugins import get_plugin_manager
 
 app = typer.Typer(
     name="healthcode",
@@ -34,18 +39,17 @@ app.command("purge")(admin.purge_command)
 app.command("serve")(serve.serve_command)
 app.add_typer(documents.app, name="documents")
 app.add_typer(plugins.app, name="plugins")
-app.add_typer(faces.app, name="faces")
-app.add_typer(models.app, name="models")
 app.add_typer(admin.status_app, name="status")
 app.add_typer(enroll.enroll_app, name="enroll")
 app.add_typer(enroll.dependants_app, name="dependants")
 app.add_typer(enroll.assist_app, name="assist")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(holder.app, name="holder")
-app.add_typer(passes.keys_app, name="keys")
-app.add_typer(passes.trust_app, name="trust")
-app.add_typer(passes.passes_app, name="passes")
-app.command("verify")(passes.verify_command)
+app.add_typer(keys.app, name="keys")
+app.add_typer(trust.app, name="trust")
+app.add_typer(passes.app, name="passes")
+app.command("verify")(verify.verify_command)
+get_plugin_manager().hook.healthcode_register_commands(app=app)
 
 
 def main() -> None:

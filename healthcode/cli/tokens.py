@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -12,33 +11,32 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from healthcode.cli.errors import EXIT_INVALID, fail
-from healthcode.core.errors import HealthcodeError
+from healthcode.cli.errors import EXIT_INVALID
+from healthcode.cli.options import (
+    DatabaseOption,
+    JsonOption,
+    SecretsOption,
+    print_json,
+    run_async,
+    with_database,
+)
 
 T = TypeVar("T")
 
 app = typer.Typer(help="API tokens for guards and admins.", no_args_is_help=True)
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-DatabaseOption = Annotated[
-    str | None, typer.Option("--database", help="Database URL; default as for `serve`.")
-]
-SecretsOption = Annotated[Path | None, typer.Option("--secrets-file", help="Operator secrets.")]
-
 
 def _with_db(
-    database: str | None, secrets_file: Path | None, body: Callable[[Any], Awaitable[T]]
+    database: str | None,
+    secrets_file: Path | None,
+    body: Callable[[Any], Awaitable[T]],
+    *,
+    as_json: bool,
 ) -> T:
-    from healthcode.core.storage.database import open_database
-
-    async def go() -> T:
-        db, _ = await open_database(database, secrets_file)
-        try:
-            return await body(db)
-        finally:
-            await db.dispose()
-
-    return asyncio.run(go())
+    """``body(db)``; a domain error exits through ``fail``."""
+    return run_async(
+        with_database(database, secrets_file, lambda db, _secrets: body(db)), as_json=as_json
+    )
 
 
 @app.command("create")
@@ -54,10 +52,9 @@ def create_command(
 
     if role not in ROLES:
         raise typer.BadParameter(f"one of {', '.join(ROLES)}", param_hint="--role")
-    try:
-        token = _with_db(database, secrets_file, lambda db: create_token(db, role, label))
-    except HealthcodeError as exc:
-        fail(exc, as_json=as_json)
+    token = _with_db(
+        database, secrets_file, lambda db: create_token(db, role, label), as_json=as_json
+    )
     if as_json:
         print(json.dumps({"ok": True, "role": role, "token": token}))
     else:
@@ -74,12 +71,9 @@ def list_command(
     """List tokens (ids, roles, labels; never the secrets)."""
     from healthcode.core.auth import list_tokens
 
-    try:
-        tokens = _with_db(database, secrets_file, list_tokens)
-    except HealthcodeError as exc:
-        fail(exc, as_json=as_json)
+    tokens = _with_db(database, secrets_file, list_tokens, as_json=as_json)
     if as_json:
-        print(json.dumps(tokens, ensure_ascii=False, indent=2))
+        print_json(tokens)
         return
     table = Table("token id", "role", "label", "created", "revoked")
     for t in tokens:
@@ -99,10 +93,9 @@ def revoke_command(
     """Revoke a token at once."""
     from healthcode.core.auth import revoke_token
 
-    try:
-        changed = _with_db(database, secrets_file, lambda db: revoke_token(db, token_id))
-    except HealthcodeError as exc:
-        fail(exc, as_json=as_json)
+    changed = _with_db(
+        database, secrets_file, lambda db: revoke_token(db, token_id), as_json=as_json
+    )
     if as_json:
         print(json.dumps({"ok": changed, "token_id": token_id}))
     elif not changed:

@@ -26,17 +26,20 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
 import weakref
+from collections.abc import Callable
 
+import attrs
 import sqlalchemy as sa
-from attrs import frozen
+from attrs import define, frozen
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from healthcode.core.clock import now_utc
 from healthcode.core.errors import HealthcodeError
 from healthcode.core.passes.codec import PrivateKey, load_public_der, sign_raw, verify_raw
-from healthcode.core.privacy_crypto import subject_key_bytes
+from healthcode.core.privacy import subject_key_bytes
 from healthcode.core.replay import PURPOSE_REQUEST, use_once
 from healthcode.core.storage import tables
 from healthcode.core.storage.database import Database, write_audit
@@ -318,3 +321,52 @@ async def authenticate_holder(
     ):
         raise RequestReplayedError()
     return Caller(role="holder", subject_id=subject_id)
+
+
+# --- per worker: checked tokens ---------------------------------------------------
+
+# Checked tokens, kept briefly so that a guard's scans do not each cost a
+# token read. A revocation empties the cache at once in the process that made
+# it, and in every other worker within TOKEN_RECHECK_SECONDS.
+TOKEN_CACHE_SECONDS = 30.0
+TOKEN_RECHECK_SECONDS = 1.0
+_TOKEN_CACHE_MAX = 10_000
+
+
+@define
+class TokenCache:
+    """Guard and admin tokens already checked, per worker.
+
+    Like the online revocation set (``PassService.is_revoked``), it is brought
+    up to date at most once a ``TOKEN_RECHECK_SECONDS``, here with one
+    primary-key read of the tokens revision, which every revocation changes.
+    """
+
+    clock: Callable[[], float] = time.monotonic
+    """Monotonic seconds; tests drive it."""
+    entries: dict[str, tuple[float, Caller]] = attrs.field(factory=dict)
+    revision: str | None = None
+    """The tokens revision the entries were checked under."""
+    revoked_here: int = 0
+    """Revocations this process made through the database, when last looked at."""
+    checked_at: float = float("-inf")
+
+    async def caller(self, db: Database, header: str) -> Caller:
+        now = self.clock()
+        if local_revocations(db) != self.revoked_here:
+            self.revoked_here = local_revocations(db)
+            self.entries.clear()
+        if now - self.checked_at >= TOKEN_RECHECK_SECONDS:
+            revision = await tokens_revision(db)
+            self.checked_at = now
+            if revision != self.revision:
+                self.revision = revision
+                self.entries.clear()
+        cached = self.entries.get(header)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        caller = await authenticate_token(db, header or None)
+        if len(self.entries) >= _TOKEN_CACHE_MAX:
+            self.entries.clear()
+        self.entries[header] = (now + TOKEN_CACHE_SECONDS, caller)
+        return caller

@@ -25,6 +25,7 @@ from healthcode.core.models import (
     Document,
     DocumentSubmission,
     DocumentType,
+    Image,
     MachineZoneReading,
     MaskedDocument,
     Problem,
@@ -182,42 +183,8 @@ def _parse_image(submission: DocumentSubmission, data: bytes, pm: pluggy.PluginM
         raise PdfNotSupportedError(details={"size_bytes": len(data)})
     image = decode_image(data)
     decoded = time.perf_counter()
-    reading = pm.hook.healthcode_read_machine_zone(image=image)
-    if reading is None:
-        raise ImageReadingUnavailableError()
-    if not isinstance(reading, MachineZoneReading):
-        raise PluginError(
-            f"healthcode_read_machine_zone returned {type(reading).__name__}, "
-            "expected MachineZoneReading.",
-            "healthcode_read_machine_zone 返回值类型错误。",
-        )
-    if not reading.candidates:
-        raise MachineZoneNotFoundError(details={"width": image.width, "height": image.height})
-    chosen: tuple[int, Document] | None = None
-    first_error: DocumentError | None = None
-    for index, candidate in enumerate(reading.candidates):
-        text_submission = DocumentSubmission(kind=submission.kind, mrz=candidate.text)
-        try:
-            document = pm.hook.healthcode_parse_document(submission=text_submission)
-        except DocumentError as exc:
-            first_error = first_error or exc
-            continue
-        if not isinstance(document, Document):
-            continue
-        if chosen is None:
-            chosen = (index, document)
-        if not any(p.code.startswith("check_digit") for p in document.problems):
-            chosen = (index, document)
-            break
-    if chosen is None:
-        if submission.kind is not None and first_error is not None:
-            raise first_error
-        raise MachineZoneNotFoundError(
-            "A machine-readable zone was seen but could not be read as any known document.",
-            "检测到机读区，但无法识别为任何已知证件。",
-            details={"candidates": len(reading.candidates)},
-        )
-    index, document = chosen
+    reading = _read_machine_zone(image, pm)
+    index, document = _choose_candidate(submission.kind, reading, pm)
     timings = dict(reading.timings)
     timings["decode"] = round(decoded - started, 4)
     timings["total"] = round(time.perf_counter() - started, 4)
@@ -235,6 +202,56 @@ def _parse_image(submission: DocumentSubmission, data: bytes, pm: pluggy.PluginM
         "height": image.height,
     }
     return attrs.evolve(document, source="image", extra=extra)
+
+
+def _read_machine_zone(image: Image, pm: pluggy.PluginManager) -> MachineZoneReading:
+    """The OCR plugin's reading, with at least one candidate MRZ."""
+    reading = pm.hook.healthcode_read_machine_zone(image=image)
+    if reading is None:
+        raise ImageReadingUnavailableError()
+    if not isinstance(reading, MachineZoneReading):
+        raise PluginError(
+            f"healthcode_read_machine_zone returned {type(reading).__name__}, "
+            "expected MachineZoneReading.",
+            "healthcode_read_machine_zone 返回值类型错误。",
+        )
+    if not reading.candidates:
+        raise MachineZoneNotFoundError(details={"width": image.width, "height": image.height})
+    return reading
+
+
+def _choose_candidate(
+    kind: str | None, reading: MachineZoneReading, pm: pluggy.PluginManager
+) -> tuple[int, Document]:
+    """The first candidate whose check digits hold, else the first that parses.
+
+    With a ``kind`` named and no candidate read, the first plugin error is
+    raised (it says why that kind could not be read).
+    """
+    chosen: tuple[int, Document] | None = None
+    first_error: DocumentError | None = None
+    for index, candidate in enumerate(reading.candidates):
+        text_submission = DocumentSubmission(kind=kind, mrz=candidate.text)
+        try:
+            document = pm.hook.healthcode_parse_document(submission=text_submission)
+        except DocumentError as exc:
+            first_error = first_error or exc
+            continue
+        if not isinstance(document, Document):
+            continue
+        if chosen is None:
+            chosen = (index, document)
+        if not any(p.code.startswith("check_digit") for p in document.problems):
+            return index, document
+    if chosen is None:
+        if kind is not None and first_error is not None:
+            raise first_error
+        raise MachineZoneNotFoundError(
+            "A machine-readable zone was seen but could not be read as any known document.",
+            "检测到机读区，但无法识别为任何已知证件。",
+            details={"candidates": len(reading.candidates)},
+        )
+    return chosen
 
 
 def validate_document(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import pluggy
 
@@ -21,6 +22,7 @@ from healthcode.core.models import (
     FaceMatch,
     Image,
     Issuer,
+    LivenessAction,
     LivenessChallenge,
     LivenessResult,
     MachineZoneReading,
@@ -29,6 +31,11 @@ from healthcode.core.models import (
     StatusContribution,
     Subject,
 )
+
+if TYPE_CHECKING:
+    import typer
+
+    from healthcode.core.status import StatusEntries
 
 PROJECT_NAME = "healthcode"
 
@@ -45,6 +52,8 @@ def healthcode_document_types() -> Sequence[DocumentType]:
 
     Called for every plugin; results are concatenated. Core refuses two plugins
     that register the same ``kind`` (``DuplicateDocumentKindError``).
+
+    Added in 0.1.
 
     Example::
 
@@ -70,6 +79,12 @@ def healthcode_parse_document(submission: DocumentSubmission) -> Document | None
 
     Plugins whose formats overlap order themselves with ``tryfirst``/``trylast``.
 
+    :param submission: what a person handed in: the ``kind`` they claim
+        (``None``: any), a typed ``number``, ``mrz`` text or an ``image`` (the
+        file's bytes), text already normalised.
+
+    Added in 0.1.
+
     Example::
 
         @hookimpl
@@ -90,6 +105,11 @@ def healthcode_validate_document(document: Document, today: dt.date) -> Sequence
     sequence (or ``None``) for documents of kinds you do not handle. ``today``
     is the current date in Asia/Shanghai.
 
+    :param document: a document parsed by ``healthcode_parse_document``.
+    :param today: the current date in Asia/Shanghai.
+
+    Added in 0.1.
+
     Example::
 
         @hookimpl
@@ -107,6 +127,10 @@ def healthcode_mask_document(document: Document) -> MaskedDocument | None:
     ``firstresult``: the plugin owning ``document.kind`` answers; others
     return ``None``. Core falls back to a generic mask (number first 2 + last
     2, Latin primary identifier) when no plugin answers.
+
+    :param document: a parsed document; answer only for your own ``kind``.
+
+    Added in 0.1.
 
     Example::
 
@@ -134,6 +158,10 @@ def healthcode_read_machine_zone(image: Image) -> MachineZoneReading | None:
     ``HealthcodeError`` for a photo that cannot be used (e.g. two documents)
     or an engine that is missing.
 
+    :param image: the decoded photo or scan (RGB, EXIF orientation applied).
+
+    Added in 0.1.
+
     Example::
 
         @hookimpl
@@ -156,6 +184,10 @@ def healthcode_detect_faces(image: Image) -> Sequence[Face] | None:
     ``firstresult``: one face plugin answers. ``None`` means no face plugin
     is able to (e.g. its models are missing); an empty list means no face.
 
+    :param image: the decoded photo (RGB).
+
+    Added in 0.1.
+
     Example::
 
         @hookimpl
@@ -172,6 +204,11 @@ def healthcode_assess_face_quality(image: Image, faces: Sequence[Face]) -> Seque
 
     ``firstresult``: the face plugin that detected the faces answers. ``None``:
     no plugin judges quality (core then checks only that there is one face).
+
+    :param image: the decoded photo (RGB).
+    :param faces: the faces ``healthcode_detect_faces`` found in ``image``.
+
+    Added in 0.1.
 
     Example::
 
@@ -190,6 +227,11 @@ def healthcode_face_template(image: Image, face: Face) -> bytes | None:
     ``firstresult``. Core encrypts templates at rest; plugins return plain
     bytes. ``None``: this plugin cannot template this face.
 
+    :param image: the decoded photo (RGB).
+    :param face: one face detected in ``image``.
+
+    Added in 0.1.
+
     Example::
 
         @hookimpl
@@ -203,6 +245,11 @@ def healthcode_compare_templates(a: bytes, b: bytes) -> FaceMatch | None:
     """Compare two templates produced by ``healthcode_face_template`` (1:1).
 
     ``firstresult``. Return ``None`` for templates this plugin did not make.
+
+    :param a: a template from ``healthcode_face_template``.
+    :param b: another template, from the same or another photo.
+
+    Added in 0.1.
 
     Example::
 
@@ -222,11 +269,61 @@ def healthcode_check_liveness(
     ``firstresult``. The answer says passed or not, a score and the reasons.
     ``None``: no plugin can judge liveness here.
 
+    :param challenge: the challenge issued to the person (nonce, actions, validity).
+    :param frames: the decoded frames, in the order they were taken.
+
+    Added in 0.1.
+
     Example::
 
         @hookimpl
         def healthcode_check_liveness(challenge, frames):
             return LivenessResult(passed=False, score=0.0, reasons=("no_blink",))
+    """
+
+
+@hookspec
+def healthcode_liveness_actions() -> Sequence[LivenessAction]:
+    """Register the actions this plugin's liveness judge can recognise.
+
+    Called for every plugin; results are concatenated. Core draws the actions of
+    every challenge it issues from them (``healthcode.core.enrollment.challenges``)
+    and refuses two plugins that register the same ``name``
+    (``DuplicateLivenessActionError``). Return an empty sequence (or ``None``)
+    when the plugin judges no liveness. Where no plugin registers any action,
+    core issues only challenges whose actions the caller fixes.
+
+    Added in 0.2.
+
+    Example::
+
+        @hookimpl
+        def healthcode_liveness_actions():
+            return [LivenessAction("blink", "Blink", "眨眼")]
+    """
+
+
+@hookspec(firstresult=True)
+def healthcode_portrait_region(page: Image, box: tuple[int, int, int, int]) -> Image | None:
+    """Cut the portrait out of a photographed document page.
+
+    ``firstresult``: the face plugin answers. Core calls it during enrollment
+    with the portrait area an image reader reported
+    (``MachineZoneReading.portrait_box``), before looking for the holder's face
+    in it. ``None``: no plugin cuts portraits, or the area is too small to be
+    one; core then looks for the face on the whole page.
+
+    :param page: the decoded page (RGB).
+    :param box: ``x, y, width, height`` of the reported portrait, in pixels of ``page``.
+
+    Added in 0.2.
+
+    Example::
+
+        @hookimpl
+        def healthcode_portrait_region(page, box):
+            x, y, w, h = box
+            return image_from_array(page.pixels[y : y + h, x : x + w])
     """
 
 
@@ -236,6 +333,11 @@ def healthcode_presentation_attack_score(image: Image, face: Face) -> float | No
     is a photo, a screen or a mask (0 = live, 1 = attack).
 
     ``firstresult``. ``None``: no passive check is configured (the default).
+
+    :param image: the decoded photo (RGB).
+    :param face: the face in ``image`` to judge.
+
+    Added in 0.1.
 
     Example::
 
@@ -252,6 +354,10 @@ def healthcode_reference_face(document: Document) -> Image | None:
     For integrations with an authority's photo database. ``firstresult``;
     ``None``: no reference is available for this document.
 
+    :param document: the parsed document whose holder's photo is wanted.
+
+    Added in 0.1.
+
     Example::
 
         @hookimpl
@@ -265,7 +371,7 @@ def healthcode_reference_face(document: Document) -> Image | None:
 
 @hookspec
 def healthcode_resolve_status(
-    subject: Subject, day: dt.date
+    subject: Subject, day: dt.date, entries: StatusEntries
 ) -> StatusContribution | Sequence[StatusContribution] | None:
     """Say what one status source knows about ``subject`` on ``day``.
 
@@ -276,13 +382,38 @@ def healthcode_resolve_status(
     ``None`` when your source does not report this subject (green "nothing
     abnormal" is the result when no source reports anything).
 
+    Hooks are synchronous and storage is async, so core reads what it holds
+    about the subject for the day before the call and hands it to every
+    plugin alike in ``entries``: the built-in ``authority_status`` and
+    ``peer_status`` plugins are written against these arguments only.
+
+    :param subject: the person asked about: ``subject_id`` (a keyed hash, hex)
+        and masked document fields; never a document number.
+    :param day: the day asked about (Asia/Shanghai).
+    :param entries: ``StatusEntries`` (``healthcode.core.status``) for this
+        subject and day: ``authority``, the imported authority lists naming
+        the subject (``AuthorityEntry(source, colour)``, one per source), and
+        ``peers``, the peer regions' shared lists naming the subject
+        (``PeerEntry(peer_region, colour)``, one per peer). Added in 0.2: an
+        implementation written for 0.1 may leave it out of its signature
+        (pluggy passes only the arguments an implementation names).
+
+    Added in 0.1.
+
     Example::
 
         @hookimpl
-        def healthcode_resolve_status(subject, day):
+        def healthcode_resolve_status(subject, day, entries):
             if subject.subject_id in red_list(day):
                 return StatusContribution("cdc_list", Colour.RED, "listed by CDC")
             return None
+
+    or, from what core read (as ``authority_status`` does)::
+
+        @hookimpl
+        def healthcode_resolve_status(subject, day, entries):
+            return [StatusContribution(e.source, e.colour, "on an imported list")
+                    for e in entries.authority]
     """
 
 
@@ -295,9 +426,43 @@ def healthcode_trusted_issuers() -> Sequence[Issuer]:
 
     Called for every plugin; results are concatenated.
 
+    Added in 0.1.
+
     Example::
 
         @hookimpl
         def healthcode_trusted_issuers():
             return [Issuer(region_code="120000", name="天津市", public_keys={kid: der})]
+    """
+
+
+# --- CLI ------------------------------------------------------------------------
+
+
+@hookspec
+def healthcode_register_commands(app: typer.Typer) -> None:
+    """Add this plugin's commands to the ``healthcode`` CLI.
+
+    Called for every plugin, once, when the CLI is built
+    (``healthcode.cli.main``), after the CLI's own sub-apps; the return value is
+    ignored (``None``). Add a sub-app per noun (``app.add_typer``) or single
+    commands (``app.command``); import heavy libraries inside the commands, so
+    that every other command still starts fast. Command names must not clash
+    with the CLI's own.
+
+    :param app: the root Typer application.
+
+    Added in 0.2.
+
+    Example::
+
+        @hookimpl
+        def healthcode_register_commands(app):
+            xx = typer.Typer(help="XX cards.", no_args_is_help=True)
+
+            @xx.command("scan")
+            def scan(path: Path) -> None:
+                ...
+
+            app.add_typer(xx, name="xx")
     """

@@ -174,9 +174,17 @@ def _open_checked(data: bytes, *, max_bytes: int, max_pixels: int) -> tuple[Any,
     """Open ``data`` from its header, refuse what must not be decoded and, for a
     JPEG over ``max_pixels``, set the reduced decoding scale. No pixel is
     decoded; the caller closes the returned Pillow image."""
-    from PIL import Image as PILImage
-    from PIL import UnidentifiedImageError
+    _check_file_size(data, max_bytes)
+    pil = _open_header(data)
+    try:
+        details = _limit_pixels(pil, max_pixels)
+    except BaseException:
+        pil.close()
+        raise
+    return pil, details
 
+
+def _check_file_size(data: bytes, max_bytes: int) -> None:
     if not data:
         raise NotAnImageError("The file is empty.", "文件为空。", details={"size_bytes": 0})
     if len(data) > max_bytes:
@@ -185,12 +193,19 @@ def _open_checked(data: bytes, *, max_bytes: int, max_pixels: int) -> tuple[Any,
             f"图片文件超过 {max_bytes // (1024 * 1024)} MiB。",
             details={"size_bytes": len(data), "max_bytes": max_bytes},
         )
+
+
+def _open_header(data: bytes) -> Any:
+    """A Pillow image of ``data`` with only its header read."""
+    from PIL import Image as PILImage
+    from PIL import UnidentifiedImageError
+
     try:
         with warnings.catch_warnings():
             # Pillow warns (DecompressionBombWarning) between its own limits;
             # we apply ours below, from the header, before decoding.
             warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
-            pil = PILImage.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+            return PILImage.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except PILImage.DecompressionBombError as exc:
         raise ImageTooLargeError(details={"reason": "pixel_count"}) from exc
     except UnidentifiedImageError as exc:
@@ -198,30 +213,30 @@ def _open_checked(data: bytes, *, max_bytes: int, max_pixels: int) -> tuple[Any,
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageCorruptError(details={"stage": "header"}) from exc
 
-    try:
-        width, height = pil.size
-        pixels = width * height
-        details: dict[str, Any] = {"width": width, "height": height, "max_pixels": max_pixels}
-        if width <= 0 or height <= 0:
-            raise ImageCorruptError(details=details)
-        if pixels > max_pixels:
-            if pil.format != "JPEG" or pixels > MAX_HEADER_PIXELS:
-                raise ImageTooLargeError(
-                    f"The image has {pixels} pixels; at most {max_pixels} are accepted.",
-                    f"图片像素数为 {pixels}，最多接受 {max_pixels}。",
-                    details=details,
-                )
-            # libjpeg decodes at 1/2, 1/4 or 1/8 scale for the price of the reduced image.
-            scale = 1
-            while scale < 8 and -(-width // scale) * -(-height // scale) > max_pixels:
-                scale *= 2
-            pil.draft("RGB", (-(-width // scale), -(-height // scale)))
-            if pil.size[0] * pil.size[1] > max_pixels:
-                raise ImageTooLargeError(details=details)
-    except BaseException:
-        pil.close()
-        raise
-    return pil, details
+
+def _limit_pixels(pil: Any, max_pixels: int) -> dict[str, Any]:
+    """Refuse an image over ``max_pixels``, or for a JPEG have libjpeg decode it
+    at 1/2, 1/4 or 1/8 scale (for the price of the reduced image) to fit."""
+    width, height = pil.size
+    pixels = width * height
+    details: dict[str, Any] = {"width": width, "height": height, "max_pixels": max_pixels}
+    if width <= 0 or height <= 0:
+        raise ImageCorruptError(details=details)
+    if pixels <= max_pixels:
+        return details
+    if pil.format != "JPEG" or pixels > MAX_HEADER_PIXELS:
+        raise ImageTooLargeError(
+            f"The image has {pixels} pixels; at most {max_pixels} are accepted.",
+            f"图片像素数为 {pixels}，最多接受 {max_pixels}。",
+            details=details,
+        )
+    scale = 1
+    while scale < 8 and -(-width // scale) * -(-height // scale) > max_pixels:
+        scale *= 2
+    pil.draft("RGB", (-(-width // scale), -(-height // scale)))
+    if pil.size[0] * pil.size[1] > max_pixels:
+        raise ImageTooLargeError(details=details)
+    return details
 
 
 def _to_rgb(pil: Any) -> Any:

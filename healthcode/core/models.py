@@ -174,9 +174,22 @@ class FaceMatch:
 class LivenessChallenge:
     nonce: str
     actions: tuple[str, ...]
-    """Ordered actions: ``blink``, ``turn_left``, ``turn_right``, ``open_mouth``, ``nod``."""
+    """Ordered action names, drawn from the ``LivenessAction`` records the face
+    plugins register (``healthcode_liveness_actions``)."""
     issued_at: dt.datetime
     expires_at: dt.datetime
+
+
+@frozen
+class LivenessAction:
+    """One action a liveness challenge may ask for, as a face plugin registers
+    it (``healthcode_liveness_actions``); core draws challenges from these."""
+
+    name: str
+    """Stable snake_case identifier, e.g. ``turn_left`` (the person's own left)."""
+    instruction_en: str
+    """What a client tells the person to do, e.g. "Turn your head to your left"."""
+    instruction_zh: str
 
 
 @frozen

@@ -32,6 +32,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "healthcode.plugins.id_card",
     "healthcode.plugins.hkmo_permit",
     "healthcode.plugins.passport",
+    "healthcode.plugins.mrz_ocr",
     "healthcode.plugins.face",
     "healthcode.plugins.authority_status",
     "healthcode.plugins.peer_status",

@@ -9,7 +9,8 @@ the signed text cannot.
   ``used_signatures``; the primary key turns every later use, from any worker
   sharing the database, into a conflict, so two workers racing on one request
   accept it exactly once. A row expires when the signed thing would be refused
-  as stale anyway; :func:`purge_used` deletes expired rows.
+  as stale anyway; :func:`purge_used` deletes expired rows, and each worker's
+  :class:`UsedPurger` runs it every few minutes.
 * Offline (:class:`SeenList`): a guard's verifier keeps the digests of the live
   codes it accepted in a small JSON file until they expire.
 """
@@ -20,11 +21,14 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import platformdirs
+from attrs import define
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -33,12 +37,16 @@ from healthcode.core.storage import tables
 from healthcode.core.storage.database import Database
 from healthcode.core.storage.errors import StorageError
 
+log = logging.getLogger(__name__)
+
 PURPOSE_REQUEST = "request"
 PURPOSE_PRESENTATION = "presentation"
 SEEN_FILE_ENV = "HEALTHCODE_SEEN_FILE"
 PURGE_GRACE = dt.timedelta(minutes=5)
 """Records are kept this long after they expire, for workers whose clocks run
 behind the purging one's."""
+USED_PURGE_SECONDS = 300.0
+"""How often each worker deletes expired records of used requests and live codes."""
 _SEEN_MAX = 100_000
 """Entries kept in a seen-list file at most (a day of scans at a busy door)."""
 
@@ -84,6 +92,29 @@ async def delete_expired_uses(conn: AsyncConnection, *, now: dt.datetime | None 
     before = (now or now_utc()) - PURGE_GRACE
     result = await conn.execute(table.delete().where(table.c.expires_at < before))
     return int(result.rowcount or 0)
+
+
+@define
+class UsedPurger:
+    """One worker's purge of expired use records, at most once per
+    ``every_s``: the table stays small between the nightly purges. A failure
+    is logged, never a failed request."""
+
+    db: Database
+    every_s: float = USED_PURGE_SECONDS
+    clock: Callable[[], float] = time.monotonic
+    """Monotonic seconds; tests drive it."""
+    last_run: float = float("-inf")
+
+    async def maybe_purge(self) -> None:
+        now = self.clock()
+        if now - self.last_run < self.every_s:
+            return
+        self.last_run = now
+        try:
+            await purge_used(self.db)
+        except Exception:
+            log.warning("purging used signatures failed", exc_info=True)
 
 
 # --- offline: the verifier's seen-list ----------------------------------------------
@@ -170,6 +201,7 @@ __all__ = [
     "PURPOSE_REQUEST",
     "SeenList",
     "SeenListError",
+    "UsedPurger",
     "default_seen_file",
     "delete_expired_uses",
     "purge_used",

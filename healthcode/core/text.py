@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 
 from healthcode.core.errors import EmptyInputError, InputTooLongError, InvalidCharactersError
 
@@ -21,6 +22,54 @@ MAX_MRZ_LENGTH = 256
 _NUMBER_ALPHABET = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _MRZ_ALPHABET = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ<\n")
 _CANONICAL_MRZ = re.compile(r"[0-9A-Z<]+(?:\n[0-9A-Z<]+)*")
+
+
+@dataclass(frozen=True)
+class _Field:
+    """A typed field's refusals for missing and overlong input."""
+
+    name: str
+    max_length: int
+    empty_en: str
+    empty_zh: str
+    too_long_en: str
+    too_long_zh: str
+
+    def empty(self) -> EmptyInputError:
+        return EmptyInputError(self.empty_en, self.empty_zh, details={"field": self.name})
+
+    def too_long(self, length: int | None = None) -> InputTooLongError:
+        details: dict[str, object] = {"field": self.name, "max_length": self.max_length}
+        if length is not None:
+            details["length"] = length
+        return InputTooLongError(self.too_long_en, self.too_long_zh, details=details)
+
+    def check_given(self, text: str | None) -> str:
+        """``text`` when there is some, and not absurdly long (checked before
+        doing any work on it); else the refusal."""
+        if text is None or not text.strip():
+            raise self.empty()
+        if len(text) > self.max_length * 4:
+            raise self.too_long()
+        return text
+
+
+_NUMBER = _Field(
+    "number",
+    MAX_NUMBER_LENGTH,
+    "Enter a document number.",
+    "请输入证件号码。",
+    f"A document number has at most {MAX_NUMBER_LENGTH} characters.",
+    f"证件号码最多 {MAX_NUMBER_LENGTH} 个字符。",
+)
+_MRZ = _Field(
+    "mrz",
+    MAX_MRZ_LENGTH,
+    "Enter the machine-readable zone.",
+    "请输入机读区内容。",
+    f"A machine-readable zone has at most {MAX_MRZ_LENGTH} characters.",
+    f"机读区最多 {MAX_MRZ_LENGTH} 个字符。",
+)
 
 
 def _fold(text: str) -> str:
@@ -40,29 +89,12 @@ def normalise_number(text: str | None) -> str:
     # Fast path for the common case: already compact ASCII letters and digits.
     if text and len(text) <= MAX_NUMBER_LENGTH and text.isascii() and text.isalnum():
         return text.upper()
-    if text is None or not text.strip():
-        raise EmptyInputError(
-            "Enter a document number.", "请输入证件号码。", details={"field": "number"}
-        )
-    if len(text) > MAX_NUMBER_LENGTH * 4:
-        # Refuse before doing any work on absurdly large input.
-        raise InputTooLongError(
-            f"A document number has at most {MAX_NUMBER_LENGTH} characters.",
-            f"证件号码最多 {MAX_NUMBER_LENGTH} 个字符。",
-            details={"field": "number", "max_length": MAX_NUMBER_LENGTH},
-        )
-    folded = _fold(text)
+    folded = _fold(_NUMBER.check_given(text))
     compact = "".join(c for c in folded if not c.isspace() and c != "-").upper()
     if not compact:
-        raise EmptyInputError(
-            "Enter a document number.", "请输入证件号码。", details={"field": "number"}
-        )
+        raise _NUMBER.empty()
     if len(compact) > MAX_NUMBER_LENGTH:
-        raise InputTooLongError(
-            f"A document number has at most {MAX_NUMBER_LENGTH} characters.",
-            f"证件号码最多 {MAX_NUMBER_LENGTH} 个字符。",
-            details={"field": "number", "max_length": MAX_NUMBER_LENGTH, "length": len(compact)},
-        )
+        raise _NUMBER.too_long(len(compact))
     bad = sorted({c for c in compact if c not in _NUMBER_ALPHABET})
     if bad:
         raise InvalidCharactersError(
@@ -87,17 +119,7 @@ def normalise_mrz(text: str | None) -> tuple[str, bool]:
     # OCR produce) needs no folding.
     if text and len(text) <= MAX_MRZ_LENGTH and _CANONICAL_MRZ.fullmatch(text):
         return text, False
-    if text is None or not text.strip():
-        raise EmptyInputError(
-            "Enter the machine-readable zone.", "请输入机读区内容。", details={"field": "mrz"}
-        )
-    if len(text) > MAX_MRZ_LENGTH * 4:
-        raise InputTooLongError(
-            f"A machine-readable zone has at most {MAX_MRZ_LENGTH} characters.",
-            f"机读区最多 {MAX_MRZ_LENGTH} 个字符。",
-            details={"field": "mrz", "max_length": MAX_MRZ_LENGTH},
-        )
-    folded = _fold(text).replace("\r\n", "\n").replace("\r", "\n")
+    folded = _fold(_MRZ.check_given(text)).replace("\r\n", "\n").replace("\r", "\n")
     # '|' and '/' are common line separators when an MRZ is pasted on one line
     # in a form; spaces inside a line are never part of an MRZ.
     lines = [
@@ -105,11 +127,7 @@ def normalise_mrz(text: str | None) -> tuple[str, bool]:
     ]
     mrz = "\n".join(lines)
     if len(mrz) > MAX_MRZ_LENGTH:
-        raise InputTooLongError(
-            f"A machine-readable zone has at most {MAX_MRZ_LENGTH} characters.",
-            f"机读区最多 {MAX_MRZ_LENGTH} 个字符。",
-            details={"field": "mrz", "max_length": MAX_MRZ_LENGTH, "length": len(mrz)},
-        )
+        raise _MRZ.too_long(len(mrz))
     upper = mrz.upper()
     bad = sorted({c for c in upper if c not in _MRZ_ALPHABET})
     if bad:

@@ -17,11 +17,11 @@ from __future__ import annotations
 import datetime as dt
 import random
 import string
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from healthcode.core.checkdigits import icao_check_digit
+from healthcode.core.mrz import LAYOUTS as MRZ_LAYOUTS
 
 Layout = Literal["TD1", "TD2", "TD3", "MRV-A", "MRV-B"]
 LAYOUTS: tuple[Layout, ...] = ("TD3", "TD2", "TD1", "MRV-A", "MRV-B")
@@ -29,11 +29,17 @@ LAYOUTS: tuple[Layout, ...] = ("TD3", "TD2", "TD1", "MRV-A", "MRV-B")
 _LETTERS = string.ascii_uppercase
 _ALNUM = string.ascii_uppercase + string.digits
 
+
+def _width(layout: Layout, name: str) -> int:
+    field = MRZ_LAYOUTS[layout].field(name)
+    return field.end - field.start
+
+
 # Width of the name field and of the optional-data field(s) per layout.
-_NAME_WIDTH: dict[Layout, int] = {"TD3": 39, "TD2": 31, "TD1": 30, "MRV-A": 39, "MRV-B": 31}
-_OPTIONAL_WIDTH: dict[Layout, int] = {"TD3": 14, "TD2": 7, "TD1": 15, "MRV-A": 16, "MRV-B": 8}
-_OPTIONAL_2_WIDTH = 11  # TD1 line 2
-_LONG_NUMBER_LAYOUTS = frozenset({"TD1", "TD2", "TD3"})
+_NAME_WIDTH: dict[Layout, int] = {layout: _width(layout, "name") for layout in LAYOUTS}
+_OPTIONAL_WIDTH: dict[Layout, int] = {layout: _width(layout, "optional_data") for layout in LAYOUTS}
+_OPTIONAL_2_WIDTH = _width("TD1", "optional_data_2")
+_LONG_NUMBER_LAYOUTS = frozenset(layout for layout in LAYOUTS if MRZ_LAYOUTS[layout].long_numbers)
 
 # A sample of codes, ICAO-specific ones included, so that ``D<<`` is exercised.
 COUNTRY_SAMPLE: tuple[str, ...] = (
@@ -97,36 +103,42 @@ def _number_and_overflow(fields: MRZFields, optional_width: int) -> tuple[str, s
 
 
 def format_mrz(fields: MRZFields) -> str:
-    """The MRZ text (lines joined by ``\\n``) for ``fields``, every check digit right."""
-    layout = fields.layout
-    code = _pad(fields.document_code, 2)
-    state = _pad(fields.issuing_state, 3)
-    nationality = _pad(fields.nationality, 3)
-    birth = _yymmdd(fields.birth_date)
-    birth += icao_check_digit(birth)
-    expiry = _yymmdd(fields.expiry_date)
-    expiry += icao_check_digit(expiry)
-    sex = fields.sex or "<"
-    name = _name_field(fields, _NAME_WIDTH[layout])
-    number, optional = _number_and_overflow(fields, _OPTIONAL_WIDTH[layout])
-    if layout == "TD1":
-        line1 = code + state + number + optional
-        optional_2 = _pad(fields.optional_data_2, _OPTIONAL_2_WIDTH)
-        line2 = birth + sex + expiry + nationality + optional_2
-        composite = line1[5:30] + line2[0:7] + line2[8:15] + line2[18:29]
-        return "\n".join((line1, line2 + icao_check_digit(composite), name))
-    line1 = code + state + name
-    line2 = number + nationality + birth + sex + expiry
-    if layout == "TD3":
-        if fields.optional_check_filler and not optional.strip("<"):
-            line2 += optional + "<"
+    """The MRZ text (lines joined by ``\\n``) for ``fields``, every check digit right.
+
+    Each field is written where ``healthcode.core.mrz`` places it, then every
+    check digit in the layout's order (the composite last, over the others).
+    """
+    layout = MRZ_LAYOUTS[fields.layout]
+    number, optional = _number_and_overflow(fields, _OPTIONAL_WIDTH[fields.layout])
+    texts = {
+        "document_code": _pad(fields.document_code, 2),
+        "issuing_state": _pad(fields.issuing_state, 3),
+        "name": _name_field(fields, _NAME_WIDTH[fields.layout]),
+        "document_number": number[:9],
+        "nationality": _pad(fields.nationality, 3),
+        "birth_date": _yymmdd(fields.birth_date),
+        "sex": fields.sex or "<",
+        "expiry_date": _yymmdd(fields.expiry_date),
+        "optional_data": optional,
+        "optional_data_2": _pad(fields.optional_data_2, _OPTIONAL_2_WIDTH),
+    }
+    lines = ["<" * layout.width] * layout.lines
+    for field in layout.fields:
+        _write(lines, field.line, field.start, texts[field.name])
+    for check in layout.checks:
+        data = check.data(lines)
+        if check.name == "document_number":
+            digit = number[9]  # '<' for a long number: its check is in the optional data
+        elif check.may_be_filler and fields.optional_check_filler and not data.strip("<"):
+            digit = "<"
         else:
-            line2 += optional + icao_check_digit(optional)
-    else:
-        line2 += optional
-    if layout in ("TD3", "TD2"):
-        line2 += icao_check_digit(line2[0:10] + line2[13:20] + line2[21:])
-    return line1 + "\n" + line2
+            digit = icao_check_digit(data)
+        _write(lines, *check.position, digit)
+    return "\n".join(lines)
+
+
+def _write(lines: list[str], line: int, start: int, text: str) -> None:
+    lines[line] = lines[line][:start] + text + lines[line][start + len(text) :]
 
 
 def _word(rng: random.Random, low: int, high: int) -> str:
@@ -156,37 +168,14 @@ def random_fields(
     comparisons with peer libraries that refuse ICAO's rarer variants (sex
     ``X``, a name with no secondary identifier).
     """
-    first = _code_letter(layout, rng)
-    second = rng.choice("<<<<" + _LETTERS)
-    if first == "C" and second in "RTSD":
-        second = "<"  # CR, CT, CS, CD are the Chinese permits' codes
-    optional_width = _OPTIONAL_WIDTH[layout]
-    if long_number and layout in _LONG_NUMBER_LAYOUTS:
-        number = "".join(rng.choices(_ALNUM, k=rng.randint(10, min(12, 9 + optional_width - 1))))
-        room = optional_width - (len(number) - 9) - 2  # head, check, filler
-    else:
-        number = "".join(rng.choices(_ALNUM, k=rng.randint(6, 9)))
-        room = optional_width
-    optional = (
-        "".join(rng.choices(_ALNUM, k=rng.randint(0, max(room, 0)))) if rng.random() < 0.5 else ""
-    )
-    surname = " ".join(_word(rng, 2, 10) for _ in range(rng.choice((1, 1, 1, 2))))
-    width = _NAME_WIDTH[layout]
-    given: str | None = (
-        " ".join(_word(rng, 2, 8) for _ in range(rng.randint(1 if plain else 0, 3))) or None
-    )
-    while given and len(surname) + 2 + len(given) >= width:
-        given = " ".join(given.split()[:-1]) or None
-    birth = today - dt.timedelta(days=rng.randint(0, 90 * 365))
-    if plain:
-        expiry = today + dt.timedelta(days=rng.randint(1, 10 * 365))
-    else:
-        expiry = today + dt.timedelta(days=rng.randint(-15 * 365, 15 * 365))
-    if expiry <= birth:
-        expiry = birth + dt.timedelta(days=rng.randint(1, 3650))
+    # The draws happen in a fixed order, so that a seed gives the same fields.
+    document_code = _random_document_code(rng, layout)
+    number, optional = _random_number_and_optional(rng, layout, long_number=long_number)
+    surname, given = _random_names(rng, layout, plain=plain)
+    birth, expiry = _random_dates(rng, today, plain=plain)
     return MRZFields(
         layout=layout,
-        document_code=first + second.rstrip("<"),
+        document_code=document_code,
         issuing_state=rng.choice(COUNTRY_SAMPLE),
         nationality=rng.choice(COUNTRY_SAMPLE),
         surname=surname,
@@ -205,6 +194,55 @@ def random_fields(
     )
 
 
+def _random_document_code(rng: random.Random, layout: Layout) -> str:
+    first = _code_letter(layout, rng)
+    second = rng.choice("<<<<" + _LETTERS)
+    if first == "C" and second in "RTSD":
+        second = "<"  # CR, CT, CS, CD are the Chinese permits' codes
+    return first + second.rstrip("<")
+
+
+def _random_number_and_optional(
+    rng: random.Random, layout: Layout, *, long_number: bool
+) -> tuple[str, str]:
+    """A number (10-12 characters when ``long_number``) and optional data that fits beside it."""
+    optional_width = _OPTIONAL_WIDTH[layout]
+    if long_number and layout in _LONG_NUMBER_LAYOUTS:
+        number = "".join(rng.choices(_ALNUM, k=rng.randint(10, min(12, 9 + optional_width - 1))))
+        room = optional_width - (len(number) - 9) - 2  # head, check, filler
+    else:
+        number = "".join(rng.choices(_ALNUM, k=rng.randint(6, 9)))
+        room = optional_width
+    optional = (
+        "".join(rng.choices(_ALNUM, k=rng.randint(0, max(room, 0)))) if rng.random() < 0.5 else ""
+    )
+    return number, optional
+
+
+def _random_names(rng: random.Random, layout: Layout, *, plain: bool) -> tuple[str, str | None]:
+    """A surname and given names (``None`` at times, unless ``plain``) that fit the field."""
+    surname = " ".join(_word(rng, 2, 10) for _ in range(rng.choice((1, 1, 1, 2))))
+    width = _NAME_WIDTH[layout]
+    given: str | None = (
+        " ".join(_word(rng, 2, 8) for _ in range(rng.randint(1 if plain else 0, 3))) or None
+    )
+    while given and len(surname) + 2 + len(given) >= width:
+        given = " ".join(given.split()[:-1]) or None
+    return surname, given
+
+
+def _random_dates(rng: random.Random, today: dt.date, *, plain: bool) -> tuple[dt.date, dt.date]:
+    """A birth date in the last 90 years and an expiry after it, near ``today``."""
+    birth = today - dt.timedelta(days=rng.randint(0, 90 * 365))
+    if plain:
+        expiry = today + dt.timedelta(days=rng.randint(1, 10 * 365))
+    else:
+        expiry = today + dt.timedelta(days=rng.randint(-15 * 365, 15 * 365))
+    if expiry <= birth:
+        expiry = birth + dt.timedelta(days=rng.randint(1, 3650))
+    return birth, expiry
+
+
 def random_mrz(
     rng: random.Random, layout: Layout = "TD3", *, today: dt.date, long_number: bool = False
 ) -> tuple[str, MRZFields]:
@@ -218,10 +256,3 @@ def random_td3_batch(
 ) -> list[str]:
     """``count`` random valid TD3 MRZs (the benchmark's input); see ``random_fields``."""
     return [format_mrz(random_fields(rng, "TD3", today=today, plain=plain)) for _ in range(count)]
-
-
-def random_batch(
-    rng: random.Random, count: int, *, today: dt.date, layouts: Sequence[Layout] = LAYOUTS
-) -> list[tuple[str, MRZFields]]:
-    """``count`` random valid MRZs, layouts drawn from ``layouts``."""
-    return [random_mrz(rng, rng.choice(layouts), today=today) for _ in range(count)]

@@ -16,6 +16,7 @@ from attrs import frozen
 
 from healthcode.core.checkdigits import gb11643_check_char, icao_check_digit
 from healthcode.core.models import Sex
+from healthcode.core.mrz import CARD, PERMIT_TD1, CheckDigit
 from healthcode.plugins.hkmo_permit.kinds import (
     HK_MO_EXIT_ENTRY_PERMIT,
     HOME_RETURN_PERMIT,
@@ -129,8 +130,17 @@ def card_line_mrz(code: str, number: str, birth_date: dt.date, expiry_date: dt.d
     part_number = number_field + icao_check_digit(number_field)
     part_expiry = expiry + icao_check_digit(expiry)
     part_birth = birth + icao_check_digit(birth)
-    composite = icao_check_digit(part_number + part_expiry + part_birth)
-    return f"{code}{part_number}<{part_expiry}<{part_birth}<{composite}"
+    return _with_composite(f"{code}{part_number}<{part_expiry}<{part_birth}<<", CARD.composite)
+
+
+def _with_composite(mrz: str, composite: CheckDigit | None) -> str:
+    """``mrz`` with its composite check digit written where the layout puts it."""
+    assert composite is not None
+    lines = mrz.split("\n")
+    line, column = composite.position
+    digit = icao_check_digit(composite.data(lines))
+    lines[line] = lines[line][:column] + digit + lines[line][column + 1 :]
+    return "\n".join(lines)
 
 
 def _name_field(text: str) -> str:
@@ -167,11 +177,10 @@ def td1_permit_mrz(
         birth + icao_check_digit(birth) + sex + expiry + icao_check_digit(expiry)
     ) + nationality.ljust(3, "<")
     optional2 = optional_data.ljust(11, "<")[:11]
-    composite = icao_check_digit(line1[5:30] + upper[0:7] + upper[8:15] + optional2)
-    line2 = upper + optional2 + composite
+    line2 = upper + optional2 + "<"
     name = _name_field(surname) + "<<" + _name_field(given_names)
     line3 = name[:30].ljust(30, "<")
-    return "\n".join((line1, line2, line3))
+    return _with_composite("\n".join((line1, line2, line3)), PERMIT_TD1.composite)
 
 
 def random_mrz_sample(rng: random.Random, kind: str) -> PermitSample:

@@ -147,15 +147,31 @@ def render_page(
 
     ``mrz=None`` draws the page without a machine-readable zone (for the
     "no MRZ found" case)."""
-    from PIL import Image as PILImage
-    from PIL import ImageDraw, ImageFont
+    from PIL import ImageDraw
 
     width_mm, height_mm = _PAGE_MM[layout]
     width, height = int(width_mm * _PX_PER_MM), int(height_mm * _PX_PER_MM)
+    page = _background(width, height, rng)
+    draw = ImageDraw.Draw(page)
+    lines = mrz.split("\n") if mrz else []
+    mrz_top = height - int((len(lines) * _LINE_PITCH_MM + 4) * _PX_PER_MM) if lines else height
+    box = _portrait_box(width, mrz_top)
+    px, py, portrait_w, portrait_h = box
+    page.paste(_portrait(portrait_w, portrait_h, rng), (px, py))
+    _draw_labels(draw, px + portrait_w + int(4 * _PX_PER_MM), mrz_top, rng)
+    if lines:
+        _draw_mrz(draw, lines, width, mrz_top)
+    return page, box
+
+
+def _background(width: int, height: int, rng: random.Random) -> Any:
+    """A tinted page with a guilloche-like security background: thin, light sine curves."""
+    from PIL import Image as PILImage
+    from PIL import ImageDraw
+
     tint = (rng.randint(225, 250), rng.randint(228, 250), rng.randint(220, 248))
     page = PILImage.new("RGB", (width, height), tint)
     draw = ImageDraw.Draw(page)
-    # Guilloche-like security background: thin, light sine curves.
     phase = rng.uniform(0, math.tau)
     for k in range(0, height, 9):
         points = [
@@ -163,20 +179,24 @@ def render_page(
         ]
         shade = tuple(max(c - rng.randint(12, 22), 0) for c in tint)
         draw.line(points, fill=shade, width=1)
+    return page
 
-    # Portrait area on the left, above the MRZ; a face-like drawing inside.
+
+def _portrait_box(width: int, mrz_top: int) -> tuple[int, int, int, int]:
+    """The portrait area: on the left, above the MRZ (x, y, width, height)."""
     margin = int(5 * _PX_PER_MM)
-    lines = mrz.split("\n") if mrz else []
-    mrz_top = height - int((len(lines) * _LINE_PITCH_MM + 4) * _PX_PER_MM) if lines else height
     portrait_w = int(width * 0.26)
     portrait_h = min(int(portrait_w * 1.3), mrz_top - int(margin * 1.6))
     px, py = margin, max(mrz_top - portrait_h - int(2 * _PX_PER_MM), int(margin * 0.8))
-    box = (px, py, portrait_w, portrait_h)
-    page.paste(_portrait(portrait_w, portrait_h, rng), (px, py))
-    # Printed labels and values to the right of the portrait (not MRZ-like text).
+    return (px, py, portrait_w, portrait_h)
+
+
+def _draw_labels(draw: Any, x: int, mrz_top: int, rng: random.Random) -> None:
+    """Printed labels and values right of the portrait (text that is not MRZ-like)."""
+    from PIL import ImageFont
+
     label_font = ImageFont.load_default(size=max(int(2.2 * _PX_PER_MM), 8))
     value_font = ImageFont.load_default(size=max(int(3.0 * _PX_PER_MM), 8))
-    x = px + portrait_w + int(4 * _PX_PER_MM)
     y = int(4 * _PX_PER_MM)
     draw.text(
         (x, y), rng.choice(("UTOPIA", "ATLANTIS", "ZENITH")), fill=(20, 20, 60), font=value_font
@@ -191,16 +211,17 @@ def render_page(
         draw.text((x + 4, y), value.strip() or "A", fill=(10, 10, 10), font=value_font)
         y += int(4.4 * _PX_PER_MM)
 
-    if lines:
-        pitch = _PITCH_MM * _PX_PER_MM
-        ocr_b, _ = _fonts(pitch / 0.723)  # OCR-B advances 0.723 em
-        line_width = pitch * len(lines[0])
-        x0 = (width - line_width) / 2
-        for row, line in enumerate(lines):
-            top = mrz_top + int(2 * _PX_PER_MM) + row * _LINE_PITCH_MM * _PX_PER_MM - pitch * 0.3
-            for col, char in enumerate(line):
-                draw.text((x0 + col * pitch, top), char, fill=(15, 15, 15), font=ocr_b)
-    return page, box
+
+def _draw_mrz(draw: Any, lines: Sequence[str], width: int, mrz_top: int) -> None:
+    """The MRZ in OCR-B at ICAO's pitch, centred, one character per cell."""
+    pitch = _PITCH_MM * _PX_PER_MM
+    ocr_b, _ = _fonts(pitch / 0.723)  # OCR-B advances 0.723 em
+    line_width = pitch * len(lines[0])
+    x0 = (width - line_width) / 2
+    for row, line in enumerate(lines):
+        top = mrz_top + int(2 * _PX_PER_MM) + row * _LINE_PITCH_MM * _PX_PER_MM - pitch * 0.3
+        for col, char in enumerate(line):
+            draw.text((x0 + col * pitch, top), char, fill=(15, 15, 15), font=ocr_b)
 
 
 def _portrait(width: int, height: int, rng: random.Random) -> Any:
@@ -256,16 +277,32 @@ def photograph(
 
     Returns (encoded image, width, height, portrait box in the photo, the
     degradations drawn)."""
-    import numpy as np
-    from PIL import Image as PILImage
-    from PIL import ImageFilter
+    # The draws happen in a fixed order, so that a seed gives the same photo.
+    params = _draw_degradations(DEGRADATIONS[level], rng)
+    # The page on a table, with a border around it.
+    pad = int(0.12 * max(page.size))
+    table = (rng.randint(60, 140), rng.randint(50, 120), rng.randint(40, 100))
+    canvas = _on_table(page, pad, table)
+    if params["uneven_light"] > 0:
+        canvas = _uneven_light(canvas, params["uneven_light"], rng)
+    photo, forward = _tilt(canvas, params, table, rng)
+    bx, by, bw, bh = portrait_box
+    box = _bounding_box(
+        [_apply(forward, bx + pad + dx, by + pad + dy) for dx in (0, bw) for dy in (0, bh)],
+        photo.width,
+        photo.height,
+    )
+    photo = _blur_and_noise(photo, params, rng)
+    return _encode(photo, level, params), photo.width, photo.height, box, params
 
-    spec = DEGRADATIONS[level]
+
+def _draw_degradations(spec: Degradation, rng: random.Random) -> dict[str, float]:
+    """Each degradation between half and all of the level's maximum."""
 
     def draw_value(maximum: float) -> float:
         return rng.uniform(0.5, 1.0) * maximum
 
-    params = {
+    return {
         "rotation_deg": draw_value(spec.rotation_deg) * rng.choice((-1, 1)),
         "perspective": draw_value(spec.perspective),
         "uneven_light": draw_value(spec.uneven_light),
@@ -274,29 +311,64 @@ def photograph(
         "noise_sigma": draw_value(spec.noise_sigma),
         "jpeg_quality": float(rng.randint(spec.jpeg_quality, max(spec.jpeg_quality, 95))),
     }
-    # The page on a table, with a border around it.
-    pad = int(0.12 * max(page.size))
-    table = (rng.randint(60, 140), rng.randint(50, 120), rng.randint(40, 100))
+
+
+def _on_table(page: Any, pad: int, table: tuple[int, int, int]) -> Any:
+    from PIL import Image as PILImage
+
     canvas = PILImage.new("RGB", (page.width + 2 * pad, page.height + 2 * pad), table)
     canvas.paste(page, (pad, pad))
+    return canvas
+
+
+def _uneven_light(canvas: Any, depth: float, rng: random.Random) -> Any:
+    """A linear light gradient in a random direction, multiplied in."""
+    import numpy as np
+    from PIL import Image as PILImage
+
     cw, ch = canvas.size
+    angle = rng.uniform(0, math.tau)
+    yy, xx = np.mgrid[0:ch, 0:cw].astype(np.float32)
+    ramp = (xx / cw - 0.5) * math.cos(angle) + (yy / ch - 0.5) * math.sin(angle)
+    ramp = (ramp - ramp.min()) / max(float(ramp.max() - ramp.min()), 1e-6)
+    gain = 1.0 - depth * ramp
+    lit = np.asarray(canvas, dtype=np.float32) * gain[:, :, None]
+    return PILImage.fromarray(np.clip(lit, 0, 255).astype(np.uint8))
 
-    # Uneven light: a linear gradient in a random direction, multiplied in.
-    if params["uneven_light"] > 0:
-        angle = rng.uniform(0, math.tau)
-        yy, xx = np.mgrid[0:ch, 0:cw].astype(np.float32)
-        ramp = (xx / cw - 0.5) * math.cos(angle) + (yy / ch - 0.5) * math.sin(angle)
-        ramp = (ramp - ramp.min()) / max(float(ramp.max() - ramp.min()), 1e-6)
-        gain = 1.0 - params["uneven_light"] * ramp
-        lit = np.asarray(canvas, dtype=np.float32) * gain[:, :, None]
-        canvas = PILImage.fromarray(np.clip(lit, 0, 255).astype(np.uint8))
 
-    # Rotation and perspective as one homography, at the output resolution.
+def _tilt(
+    canvas: Any, params: dict[str, float], table: tuple[int, int, int], rng: random.Random
+) -> tuple[Any, Any]:
+    """Rotation and perspective as one homography, at the output resolution.
+
+    Returns the photo and the homography from canvas to photo coordinates."""
+    import numpy as np
+    from PIL import Image as PILImage
+
+    cw, ch = canvas.size
+    corners = [(0.0, 0.0), (float(cw), 0.0), (float(cw), float(ch)), (0.0, float(ch))]
+    moved = _moved_corners(corners, params, rng)
+    forward = _homography(corners, moved)
+    inverse = np.linalg.inv(forward)
+    coefficients = tuple(float(c) for c in (inverse / inverse[2, 2]).flatten()[:8])
+    photo = canvas.transform(
+        (math.ceil(max(p[0] for p in moved)), math.ceil(max(p[1] for p in moved))),
+        PILImage.Transform.PERSPECTIVE,
+        coefficients,
+        resample=PILImage.Resampling.BICUBIC,
+        fillcolor=table,
+    )
+    return photo, forward
+
+
+def _moved_corners(
+    corners: Sequence[tuple[float, float]], params: dict[str, float], rng: random.Random
+) -> list[tuple[float, float]]:
+    """The canvas corners rotated, jittered and scaled, shifted to start at (0, 0)."""
     scale = params["resolution"]
     theta = math.radians(params["rotation_deg"])
-    cx, cy = cw / 2, ch / 2
-    corners = [(0.0, 0.0), (float(cw), 0.0), (float(cw), float(ch)), (0.0, float(ch))]
-    jitter = params["perspective"] * max(cw, ch)
+    cx, cy = corners[2][0] / 2, corners[2][1] / 2
+    jitter = params["perspective"] * max(corners[2])
     moved = []
     for x, y in corners:
         rx = cx + (x - cx) * math.cos(theta) - (y - cy) * math.sin(theta)
@@ -309,42 +381,44 @@ def photograph(
         )
     min_x = min(p[0] for p in moved)
     min_y = min(p[1] for p in moved)
-    moved = [(x - min_x, y - min_y) for x, y in moved]
-    out_w = math.ceil(max(p[0] for p in moved))
-    out_h = math.ceil(max(p[1] for p in moved))
-    forward = _homography(corners, moved)
-    inverse = np.linalg.inv(forward)
-    coefficients = tuple(float(c) for c in (inverse / inverse[2, 2]).flatten()[:8])
-    photo = canvas.transform(
-        (out_w, out_h),
-        PILImage.Transform.PERSPECTIVE,
-        coefficients,
-        resample=PILImage.Resampling.BICUBIC,
-        fillcolor=table,
-    )
-    bx, by, bw, bh = portrait_box
-    box_corners = [
-        _apply(forward, bx + pad + dx, by + pad + dy) for dx in (0, bw) for dy in (0, bh)
-    ]
-    left = max(int(min(p[0] for p in box_corners)), 0)
-    top = max(int(min(p[1] for p in box_corners)), 0)
-    right = min(math.ceil(max(p[0] for p in box_corners)), out_w)
-    bottom = min(math.ceil(max(p[1] for p in box_corners)), out_h)
+    return [(x - min_x, y - min_y) for x, y in moved]
+
+
+def _bounding_box(
+    points: Sequence[tuple[float, float]], width: int, height: int
+) -> tuple[int, int, int, int]:
+    """x, y, width, height of the points' bounding box, clipped to the image."""
+    left = max(int(min(p[0] for p in points)), 0)
+    top = max(int(min(p[1] for p in points)), 0)
+    right = min(math.ceil(max(p[0] for p in points)), width)
+    bottom = min(math.ceil(max(p[1] for p in points)), height)
+    return (left, top, right - left, bottom - top)
+
+
+def _blur_and_noise(photo: Any, params: dict[str, float], rng: random.Random) -> Any:
+    import numpy as np
+    from PIL import Image as PILImage
+    from PIL import ImageFilter
 
     if params["blur_sigma"] > 0:
         photo = photo.filter(ImageFilter.GaussianBlur(params["blur_sigma"]))
     if params["noise_sigma"] > 0:
         noise_rng = np.random.default_rng(rng.getrandbits(32))
         noisy = np.asarray(photo, dtype=np.float32) + noise_rng.normal(
-            0, params["noise_sigma"], (out_h, out_w, 1)
+            0, params["noise_sigma"], (photo.height, photo.width, 1)
         ).astype(np.float32)
         photo = PILImage.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
+    return photo
+
+
+def _encode(photo: Any, level: Level, params: dict[str, float]) -> bytes:
+    """PNG for ``clean`` (lossless ground truth), JPEG at the drawn quality otherwise."""
     buffer = io.BytesIO()
     if level == "clean":
         photo.save(buffer, format="PNG")
     else:
         photo.save(buffer, format="JPEG", quality=int(params["jpeg_quality"]))
-    return buffer.getvalue(), out_w, out_h, (left, top, right - left, bottom - top), params
+    return buffer.getvalue()
 
 
 def synthetic_document(

@@ -3,9 +3,7 @@ public, signed documents peers and offline verifiers fetch."""
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any
 
 from litestar import Controller, Request, delete, get, post
@@ -26,10 +24,9 @@ from healthcode.api.wire import (
     TrustedIssuerView,
 )
 from healthcode.core.clock import now_utc
-from healthcode.core.errors import InputError
 from healthcode.core.passes import export_issuer
-from healthcode.core.passes.sharing import configured_pair_keys
-from healthcode.core.status import detect_format, import_status_rows, parse_import_day
+from healthcode.core.status import AuditNote, StatusImportService, parse_import_day
+from healthcode.core.status.peer_tokens import configured_pair_keys
 from healthcode.core.storage.database import write_audit
 
 ADMIN_RESPONSES = {**COMMON_RESPONSES, **AUTH_RESPONSES}
@@ -71,30 +68,19 @@ class AdminController(Controller):
         caller = await require_token(request, "admin")
         day = parse_import_day(data.day, now=now_utc(), allow_any_day=data.allow_any_day)
         svc = services(request.app.state)
-        raw = await data.file.read()
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise InputError(
-                "The list must be UTF-8 text.", "名单须为 UTF-8 文本。", code="import_not_utf8"
-            ) from None
-        lines = io.StringIO(text)
-        first = text.split("\n", 1)[0]
-        fmt = detect_format(_filename(data.file), first)
-        summary = await import_status_rows(
+        imports = StatusImportService(
             svc.db,
             svc.secrets,
-            lines,
-            day=day,
-            fmt=fmt,
-            source=data.source,
-            pm=svc.enrollment.pm,
+            svc.passes,
+            pm=svc.pm,
             peer_keys=lambda: configured_pair_keys(svc.keys),
         )
-        revoked = await svc.passes.revoke_worsened()
-        async with svc.db.begin() as conn:
-            await write_audit(
-                conn,
+        result = await imports.import_authority_upload(
+            await data.file.read(),
+            data.file.filename,
+            day=day,
+            source=data.source,
+            audit=AuditNote(
                 "api_status_import",
                 {
                     "token_id": caller.token_id,
@@ -102,15 +88,17 @@ class AdminController(Controller):
                     "source": data.source,
                     "allow_any_day": data.allow_any_day,
                 },
-            )
+            ),
+        )
+        summary = result.summary
         return StatusImportResponse(
             day=day.isoformat(),
             source=summary.source,
             imported=summary.rows_imported,
             invalid=summary.rows_invalid,
             invalid_rows=[row.as_dict() for row in summary.invalid_rows],
-            passes_checked=revoked.checked,
-            passes_revoked=revoked.revoked,
+            passes_checked=result.passes_checked,
+            passes_revoked=result.passes_revoked,
         )
 
     @post("/purge", operation_id="purge", status_code=200, responses=ADMIN_RESPONSES)
@@ -153,7 +141,7 @@ class AdminController(Controller):
         svc = services(request.app.state)
         info = svc.keys.rotate(alg=data.alg)
         svc.trust.refresh()
-        svc.reload_trust()
+        svc.verification.reload_trust()
         async with svc.db.begin() as conn:
             await write_audit(
                 conn, "api_key_rotate", {"token_id": caller.token_id, "kid": info.kid.hex()}
@@ -191,7 +179,7 @@ class AdminController(Controller):
         caller = await require_token(request, "admin")
         svc = services(request.app.state)
         issuer = svc.trust.add(data.export)
-        svc.reload_trust()
+        svc.verification.reload_trust()
         async with svc.db.begin() as conn:
             await write_audit(
                 conn,
@@ -218,7 +206,7 @@ class AdminController(Controller):
         svc = services(request.app.state)
         if not svc.trust.remove(region_code):
             raise NotFoundException()
-        svc.reload_trust()
+        svc.verification.reload_trust()
         async with svc.db.begin() as conn:
             await write_audit(
                 conn, "api_trust_remove", {"token_id": caller.token_id, "region": region_code}
@@ -240,7 +228,3 @@ class PublicController(Controller):
     async def revocations(self, request: Request[Any, Any, Any]) -> TextDocument:
         """The signed revocation list (``HCR1:``) of this region's unexpired passes."""
         return TextDocument(text=await services(request.app.state).passes.revocation_list())
-
-
-def _filename(upload: UploadFile) -> Path:
-    return Path(upload.filename or "upload.csv")

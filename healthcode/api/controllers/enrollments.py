@@ -12,7 +12,7 @@ import base64
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from litestar import Controller, Request, post
 from litestar.datastructures import UploadFile
@@ -36,6 +36,7 @@ from healthcode.core.enrollment import (
     EnrollmentService,
     LivenessAnswer,
     Purpose,
+    check_frame_count,
     normalise_device_key,
 )
 from healthcode.core.errors import EmptyInputError, InputError
@@ -80,18 +81,59 @@ async def answer_images(
     used or expired (a look-up; the challenge is used up later, when judged);
     too many frames for this challenge; an image whose header is refused; too
     many pixels in all. Decoding then runs in the service's bounded pool."""
-    if len(frames) > MAX_ANSWER_FRAMES:
-        raise InputError(
-            f"At most {MAX_ANSWER_FRAMES} frames may be sent.",
-            f"最多可提交 {MAX_ANSWER_FRAMES} 帧。",
-            code="too_many_images",
-            details={"max": MAX_ANSWER_FRAMES, "frames": len(frames)},
-        )
+    check_frame_count(
+        len(frames), MAX_ANSWER_FRAMES, "At most {max} frames may be sent.", "最多可提交 {max} 帧。"
+    )
     challenge = await enrollment.check_challenge(nonce, purpose)
     frame_bytes = [await f.read() for f in frames]
     capture_bytes = await capture.read()
     async with enrollment.image_intake(challenge, frame_bytes, capture_bytes) as (decoded, still):
         yield LivenessAnswer(nonce=nonce, frames=decoded), still
+
+
+class DocumentForm(Protocol):
+    """The fields an enrollment's form and a dependant's share: the document,
+    the declared name and the answer to a challenge."""
+
+    challenge_nonce: str
+    declared_name: str
+    capture: UploadFile
+    frames: list[UploadFile]
+    number: str | None
+    mrz: str | None
+    kind: str | None
+    issuing_state: str | None
+    document_image: UploadFile | None
+
+
+@contextlib.asynccontextmanager
+async def form_request(
+    enrollment: EnrollmentService,
+    purpose: Purpose,
+    form: DocumentForm,
+    device_public_key: bytes | None = None,
+) -> AsyncIterator[EnrollmentRequest]:
+    """The request ``form`` makes, held while the block runs: its document is
+    read first, then its answer to the challenge (:func:`answer_images`)."""
+    image_bytes = await form.document_image.read() if form.document_image else None
+    submission, warnings = make_submission(
+        kind=form.kind,
+        number=form.number,
+        mrz=form.mrz,
+        image=image_bytes,
+        issuing_state=form.issuing_state,
+    )
+    async with answer_images(
+        enrollment, purpose, form.challenge_nonce, form.frames, form.capture
+    ) as (liveness, capture):
+        yield EnrollmentRequest(
+            submission=submission,
+            declared_name=form.declared_name,
+            liveness=liveness,
+            capture=capture,
+            device_public_key=device_public_key,
+            warnings=tuple(warnings),
+        )
 
 
 def device_key_bytes(text: str) -> bytes:
@@ -162,28 +204,9 @@ class EnrollmentController(Controller):
                 "请以号码、机读区或照片形式提供证件。",
             )
         device_key = normalise_device_key(device_key_bytes(data.device_public_key))
-        image_bytes = await data.document_image.read() if data.document_image else None
-        submission, warnings = make_submission(
-            kind=data.kind,
-            number=data.number,
-            mrz=data.mrz,
-            image=image_bytes,
-            issuing_state=data.issuing_state,
-        )
         enrollment = services(request.app.state).enrollment
-        async with answer_images(
-            enrollment, "enroll", data.challenge_nonce, data.frames, data.capture
-        ) as (liveness, capture):
-            result = await enrollment.enroll(
-                EnrollmentRequest(
-                    submission=submission,
-                    declared_name=data.declared_name,
-                    liveness=liveness,
-                    capture=capture,
-                    device_public_key=device_key,
-                    warnings=tuple(warnings),
-                )
-            )
+        async with form_request(enrollment, "enroll", data, device_key) as enrollment_request:
+            result = await enrollment.enroll(enrollment_request)
         return EnrollmentResponse(
             outcome=result.outcome,
             subject=subject_view(result.subject),

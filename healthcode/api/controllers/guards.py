@@ -16,11 +16,9 @@ from healthcode.api.wire import (
     VerificationRequest,
     VerificationResponse,
     status_to_wire,
+    verdict_to_wire,
 )
 from healthcode.core.documents import make_submission
-from healthcode.core.passes.errors import PassError, PresentationReplayedError, RevokedError
-from healthcode.core.passes.models import Verdict
-from healthcode.core.replay import PURPOSE_PRESENTATION, use_once
 
 GUARD_RESPONSES = {**COMMON_RESPONSES, **AUTH_RESPONSES}
 
@@ -46,27 +44,8 @@ class GuardController(Controller):
         Always 200: ``ok`` says accepted or refused, ``code`` says why.
         """
         await require_token(request, "guard", "admin")
-        svc = services(request.app.state)
-        svc.maybe_reload_trust()
-        verdict = svc.verifier.verify(data.presentation)
-        if not verdict.ok:
-            return _verdict_response(verdict)
-        signed, expires_at = svc.verifier.signed_presentation(data.presentation)
-        # Online: this instance knows at once which of its own passes it revoked
-        # (peers' revocations reach it through their signed lists).
-        if (
-            verdict.pass_id is not None
-            and verdict.issuer == svc.region_code
-            and await svc.passes.is_revoked(verdict.pass_id)
-        ):
-            return _refusal(RevokedError())
-        # Last: only a code that is otherwise accepted uses up its one showing.
-        # Shared by every worker through the database; racing workers insert
-        # the same key and exactly one of them succeeds.
-        if not await use_once(svc.db, PURPOSE_PRESENTATION, signed, expires_at=expires_at):
-            return _refusal(PresentationReplayedError())
-        await svc.maybe_purge_used()
-        return _verdict_response(verdict)
+        verification = services(request.app.state).verification
+        return verdict_to_wire(await verification.verify(data.presentation))
 
     @post(
         "/assisted-checks",
@@ -92,26 +71,3 @@ class GuardController(Controller):
             status=status_to_wire(result.status),
             display_seconds=result.display_seconds,
         )
-
-
-def _refusal(error: PassError) -> VerificationResponse:
-    return VerificationResponse(
-        ok=False, code=error.code, message_en=error.message_en, message_zh=error.message_zh
-    )
-
-
-def _verdict_response(verdict: Verdict) -> VerificationResponse:
-    return VerificationResponse(
-        ok=verdict.ok,
-        code=verdict.code,
-        message_en=verdict.message_en,
-        message_zh=verdict.message_zh,
-        colour=verdict.colour.value if verdict.colour else None,
-        label_zh=verdict.colour.label_zh if verdict.colour else None,
-        label_en=verdict.colour.label_en if verdict.colour else None,
-        masked_name=verdict.masked.masked_name if verdict.masked else None,
-        masked_number=verdict.masked.masked_number if verdict.masked else None,
-        issuer=verdict.issuer,
-        valid_until=verdict.valid_until.isoformat() if verdict.valid_until else None,
-        notices=[n.code for n in verdict.notices],
-    )

@@ -13,6 +13,7 @@ from litestar.params import Body
 
 from healthcode.api.controllers.enrollments import (
     answer_images,
+    form_request,
     masked_subject_view,
     subject_view,
 )
@@ -26,11 +27,7 @@ from healthcode.api.wire import (
     status_to_wire,
 )
 from healthcode.core.auth import Caller
-from healthcode.core.documents import make_submission
-from healthcode.core.enrollment import EnrollmentRequest
-from healthcode.core.pass_service import load_subject
-from healthcode.core.privacy_crypto import subject_key_bytes
-from healthcode.core.status import resolve_status
+from healthcode.core.enrollment import DependantView
 
 HOLDER_RESPONSES = {**COMMON_RESPONSES, **AUTH_RESPONSES}
 FACE_RESPONSES = {
@@ -71,6 +68,14 @@ def _caller(request: Request[Any, Any, Any]) -> Caller:
     return caller
 
 
+def _dependant_response(view: DependantView) -> DependantResponse:
+    return DependantResponse(
+        slot=view.slot,
+        subject=masked_subject_view(view.subject_id, view.masked),
+        status=status_to_wire(view.status),
+    )
+
+
 class HolderController(Controller):
     path = "/me"
     tags = ["holders"]
@@ -80,13 +85,8 @@ class HolderController(Controller):
     )
     async def status(self, request: Request[Any, Any, Any]) -> StatusView:
         """Today's status, valid until 24:00 Asia/Shanghai (reasons are never shown)."""
-        caller = _caller(request)
-        svc = services(request.app.state)
-        async with svc.db.begin() as conn:
-            subject, _ = await load_subject(conn, subject_key_bytes(caller.subject_id or ""))
-        # A look-up records nothing: decisions are recorded when a pass is issued.
-        status = await resolve_status(svc.db, subject, pm=svc.enrollment.pm, record=False)
-        return status_to_wire(status)
+        passes = services(request.app.state).passes
+        return status_to_wire(await passes.current_status(_caller(request).subject_id or ""))
 
     @post(
         "/passes",
@@ -145,14 +145,7 @@ class HolderController(Controller):
         views = await services(request.app.state).enrollment.list_dependants(
             caller.subject_id or ""
         )
-        return [
-            DependantResponse(
-                slot=v.slot,
-                subject=masked_subject_view(v.subject_id, v.masked),
-                status=status_to_wire(v.status),
-            )
-            for v in views
-        ]
+        return [_dependant_response(v) for v in views]
 
     # A path of its own: Litestar's automatic OPTIONS answer lists only one
     # handler's methods when two handlers share a path.
@@ -170,30 +163,7 @@ class HolderController(Controller):
     ) -> DependantResponse:
         """Add a dependant (他人代查): their document and a one-time face check."""
         caller = _caller(request)
-        image_bytes = await data.document_image.read() if data.document_image else None
-        submission, warnings = make_submission(
-            kind=data.kind,
-            number=data.number,
-            mrz=data.mrz,
-            image=image_bytes,
-            issuing_state=data.issuing_state,
-        )
         enrollment = services(request.app.state).enrollment
-        async with answer_images(
-            enrollment, "dependant", data.challenge_nonce, data.frames, data.capture
-        ) as (liveness, capture):
-            view = await enrollment.add_dependant(
-                caller.subject_id or "",
-                EnrollmentRequest(
-                    submission=submission,
-                    declared_name=data.declared_name,
-                    liveness=liveness,
-                    capture=capture,
-                    warnings=tuple(warnings),
-                ),
-            )
-        return DependantResponse(
-            slot=view.slot,
-            subject=masked_subject_view(view.subject_id, view.masked),
-            status=status_to_wire(view.status),
-        )
+        async with form_request(enrollment, "dependant", data) as enrollment_request:
+            view = await enrollment.add_dependant(caller.subject_id or "", enrollment_request)
+        return _dependant_response(view)

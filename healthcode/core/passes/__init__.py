@@ -5,11 +5,19 @@ The public surface; see each module for the formats:
 * :mod:`~healthcode.core.passes.keys` -- issuer keys on disk, rotation;
 * :mod:`~healthcode.core.passes.passes` -- issuing passes, presentations;
 * :mod:`~healthcode.core.passes.holder` -- the holder's device client;
-* :mod:`~healthcode.core.passes.verify` -- the guard's verifier;
+* :mod:`~healthcode.core.passes.verify` -- the guard's verifier (offline);
+* :mod:`~healthcode.core.passes.service` -- issuing, recording and revoking
+  passes in the database, a holder's current status;
+* :mod:`~healthcode.core.passes.verification` -- online verification at a
+  node (own revocations, one use per live code).
 * :mod:`~healthcode.core.passes.trust` -- trust lists, mutual recognition;
 * :mod:`~healthcode.core.passes.revocation` -- compact signed revocation lists;
-* :mod:`~healthcode.core.passes.sharing` -- hashed status lists for peers;
+* :mod:`~healthcode.core.passes.signed` -- signing and opening those signed
+  documents (also the shared status lists), and the times they carry;
 * :mod:`~healthcode.core.passes.qr` -- QR rendering and reading.
+
+Status lists shared with peer regions are signed with the same keys but
+belong to the status domain: :mod:`healthcode.core.status.sharing`.
 """
 
 from __future__ import annotations
@@ -22,12 +30,6 @@ from healthcode.core.passes.revocation import (
     RevocationList,
     build_revocation_list,
     load_revocation_list,
-)
-from healthcode.core.passes.sharing import (
-    SharedStatusList,
-    export_status_list,
-    pair_hash,
-    parse_status_export,
 )
 from healthcode.core.passes.trust import (
     TrustList,
@@ -46,7 +48,6 @@ __all__ = [
     "Notice",
     "PassClaims",
     "RevocationList",
-    "SharedStatusList",
     "SigningKey",
     "TrustList",
     "TrustStore",
@@ -55,13 +56,10 @@ __all__ = [
     "build_revocation_list",
     "default_keys_dir",
     "export_issuer",
-    "export_status_list",
     "issue_pass",
     "load_revocation_list",
     "load_trust_list",
     "make_presentation",
-    "pair_hash",
-    "parse_status_export",
     "read_issuer_export",
     "read_pass",
 ]

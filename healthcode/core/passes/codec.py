@@ -272,6 +272,16 @@ def sign1(key: PrivateKey, kid: bytes, payload: bytes) -> bytes:
 
 def parse_sign1(item: Any, *, error: type[PassError] = MalformedPassError) -> Sign1:
     """Check the shape of a decoded COSE_Sign1 and its headers, strictly."""
+    protected, unprotected, payload, signature = _sign1_parts(item, error)
+    header = cbor_loads(protected, error=error) if protected else {}
+    if not isinstance(header, dict):
+        raise error(details={"reason": "cose_header"})
+    alg, kid = _check_headers(header, unprotected, error)
+    return Sign1(protected=protected, alg=alg, kid=kid, payload=payload, signature=signature)
+
+
+def _sign1_parts(item: Any, error: type[PassError]) -> tuple[bytes, dict[Any, Any], bytes, bytes]:
+    """The four members of a (possibly tagged) COSE_Sign1 array, type-checked."""
     if isinstance(item, cbor2.CBORTag):
         if item.tag != COSE_SIGN1_TAG:
             raise error(details={"reason": "cose_tag"})
@@ -286,9 +296,13 @@ def parse_sign1(item: Any, *, error: type[PassError] = MalformedPassError) -> Si
         and isinstance(signature, bytes)
     ):
         raise error(details={"reason": "cose_types"})
-    header = cbor_loads(protected, error=error) if protected else {}
-    if not isinstance(header, dict):
-        raise error(details={"reason": "cose_header"})
+    return protected, unprotected, payload, signature
+
+
+def _check_headers(
+    header: dict[Any, Any], unprotected: dict[Any, Any], error: type[PassError]
+) -> tuple[Algorithm, bytes]:
+    """The signed algorithm and the key id; nothing else may be in the headers."""
     if HEADER_CRIT in header or HEADER_CRIT in unprotected:
         # We define no critical extension; anything marked critical is unknown.
         raise UnknownCriticalHeaderError(details={"reason": "crit"})
@@ -307,4 +321,4 @@ def parse_sign1(item: Any, *, error: type[PassError] = MalformedPassError) -> Si
     kid = header.get(HEADER_KID, unprotected.get(HEADER_KID))
     if not isinstance(kid, bytes) or len(kid) != KID_LENGTH:
         raise error(details={"reason": "kid"})
-    return Sign1(protected=protected, alg=alg, kid=kid, payload=payload, signature=signature)
+    return alg, kid

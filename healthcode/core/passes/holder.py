@@ -25,9 +25,6 @@ from healthcode.core.passes.codec import (
 from healthcode.core.passes.errors import HolderKeyError
 from healthcode.core.passes.passes import make_presentation, read_pass
 
-RENEW_EVERY = dt.timedelta(seconds=5)
-"""How often a holder app should show a new code (well inside the 30 s window)."""
-
 
 @frozen
 class HolderDevice:

@@ -68,10 +68,6 @@ class SigningKey:
     name: str
 
 
-def _iso(moment: dt.datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
-
-
 def _from_iso(value: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(value) if value else None
 

@@ -9,6 +9,7 @@ from typing import Any
 import attrs
 from attrs import frozen
 
+from healthcode.core.errors import HealthcodeError
 from healthcode.core.models import Colour, MaskedDocument
 from healthcode.core.passes.codec import Algorithm, PublicKey
 
@@ -119,6 +120,18 @@ class Verdict:
     """Age of the newest revocation list consulted (offline); None when none."""
     notices: tuple[Notice, ...] = ()
     details: Mapping[str, Any] = attrs.field(factory=dict)
+
+    @classmethod
+    def refusal(cls, error: HealthcodeError, *, notices: tuple[Notice, ...] = ()) -> Verdict:
+        """A refusal for ``error``: its code, messages and details."""
+        return cls(
+            ok=False,
+            code=error.code,
+            message_en=error.message_en,
+            message_zh=error.message_zh,
+            notices=notices,
+            details=error.details,
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {

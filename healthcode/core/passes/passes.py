@@ -148,21 +148,25 @@ def issue_pass(
         pass_id=pass_id,
         holder_key=holder_key,
     )
-    payload = cbor2.dumps(
+    cose = sign1(key, kid, encode_claims(claims))
+    return IssuedPass(text=wrap(PASS_PREFIX, cose), claims=claims, kid=kid)
+
+
+def encode_claims(claims: PassClaims) -> bytes:
+    """The CWT payload of a pass (CBOR map, integer and private-use labels)."""
+    return cbor2.dumps(
         {
             CLAIM_ISS: claims.issuer,
             CLAIM_IAT: claims.issued_at,
             CLAIM_EXP: claims.expires_at,
             CLAIM_CTI: claims.pass_id,
-            CLAIM_CNF: {1: cose_key_of(holder_key)},
+            CLAIM_CNF: {1: cose_key_of(claims.holder_key)},
             CLAIM_COLOUR: claims.colour.value,
             CLAIM_KIND: claims.document_kind,
             CLAIM_MASKED_NAME: claims.masked_name,
             CLAIM_MASKED_NUMBER: claims.masked_number,
         }
     )
-    cose = sign1(key, kid, payload)
-    return IssuedPass(text=wrap(PASS_PREFIX, cose), claims=claims, kid=kid)
 
 
 # --- decoding ------------------------------------------------------------------------

@@ -25,14 +25,14 @@ from attrs import frozen
 from healthcode.core.passes.codec import KID_LENGTH
 from healthcode.core.passes.errors import MalformedPassError, RevocationListError
 from healthcode.core.passes.keys import SigningKey
-from healthcode.core.passes.trust import (
-    TrustList,
-    _dt,
-    _ts,
+from healthcode.core.passes.signed import (
     check_signature,
+    from_timestamp,
     open_document,
     sign_document,
+    to_timestamp,
 )
+from healthcode.core.passes.trust import TrustList
 
 REVOCATION_PREFIX = "HCR1:"
 DEFAULT_FALSE_POSITIVE_RATE = 1e-6
@@ -120,7 +120,7 @@ def build_revocation_list(
         for kid, ids in sorted(by_kid.items())
         for b in [BloomFilter.build(kid, ids, rate)]
     }
-    body = {1: key.region_code, 2: _ts(now), 3: partitions}
+    body = {1: key.region_code, 2: to_timestamp(now), 3: partitions}
     return sign_document(key, REVOCATION_PREFIX, body)
 
 
@@ -149,7 +149,7 @@ def load_revocation_list(text: str, trust: TrustList) -> RevocationList:
     try:
         if not isinstance(body, dict) or set(body) != {1, 2, 3} or not isinstance(body[3], dict):
             raise MalformedPassError(details={"reason": "revocation_list"})
-        issued_at = _dt(body[2])
+        issued_at = from_timestamp(body[2])
         partitions = {kid: _partition(kid, item) for kid, item in body[3].items()}
     except MalformedPassError as exc:
         raise RevocationListError(details=exc.details) from None

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import cbor2
 from attrs import frozen
 
 from healthcode.core.clock import now_utc
@@ -27,23 +26,22 @@ from healthcode.core.models import Issuer
 from healthcode.core.passes.codec import (
     ALGORITHM_BY_ID,
     ALGORITHMS,
-    MAX_LIST_SIZE,
     Algorithm,
     PublicKey,
-    Sign1,
     algorithm_of,
-    cbor_loads,
     kid_for,
     load_public_der,
-    parse_sign1,
-    sign1,
-    unwrap,
-    verify_raw,
-    wrap,
 )
 from healthcode.core.passes.errors import MalformedPassError, PassError, TrustListError
 from healthcode.core.passes.keys import KeyStore, SigningKey
 from healthcode.core.passes.models import IssuerKeyInfo
+from healthcode.core.passes.signed import (
+    check_signature,
+    from_timestamp,
+    open_document,
+    sign_document,
+    to_timestamp,
+)
 
 TRUST_PREFIX = "HCT1:"
 ISSUER_EXPORT_PREFIX = "HCK1:"
@@ -78,26 +76,14 @@ class TrustedIssuer:
     keys: tuple[TrustedKey, ...]
 
 
-def _ts(moment: dt.datetime | None) -> int | None:
-    return None if moment is None else int(moment.timestamp())
-
-
-def _dt(value: Any) -> dt.datetime | None:
-    if value is None:
-        return None
-    if type(value) is not int or not 0 <= value < 2**37:
-        raise MalformedPassError(details={"reason": "time"})
-    return dt.datetime.fromtimestamp(value, dt.UTC)
-
-
 def _key_to_cbor(key: TrustedKey) -> dict[int, Any]:
     return {
         1: key.kid,
         2: ALGORITHMS[key.alg],
         3: key.public_key_der,
-        4: _ts(key.valid_from),
-        5: _ts(key.sign_until),
-        6: _ts(key.valid_until),
+        4: to_timestamp(key.valid_from),
+        5: to_timestamp(key.sign_until),
+        6: to_timestamp(key.valid_until),
         7: key.revoked,
     }
 
@@ -110,7 +96,7 @@ def _key_from_cbor(item: Any) -> TrustedKey:
         raise MalformedPassError(details={"reason": "trusted_key"})
     alg = ALGORITHM_BY_ID.get(alg_id) if type(alg_id) is int else None
     public = load_public_der(der)
-    valid_from = _dt(item[4])
+    valid_from = from_timestamp(item[4])
     if alg is None or valid_from is None or item[1] != kid_for(public):
         raise MalformedPassError(details={"reason": "trusted_key"})
     return TrustedKey(
@@ -119,8 +105,8 @@ def _key_from_cbor(item: Any) -> TrustedKey:
         public_key=public,
         public_key_der=der,
         valid_from=valid_from,
-        sign_until=_dt(item[5]),
-        valid_until=_dt(item[6]),
+        sign_until=from_timestamp(item[5]),
+        valid_until=from_timestamp(item[6]),
         revoked=revoked,
     )
 
@@ -154,34 +140,6 @@ def _issuer_from_cbor(item: Any) -> TrustedIssuer:
     return TrustedIssuer(item[1], item[2], tuple(_key_from_cbor(k) for k in item[3]))
 
 
-# --- signing and opening signed documents ----------------------------------------
-
-
-def sign_document(key: SigningKey, prefix: str, body: Any) -> str:
-    return wrap(prefix, sign1(key.private_key, key.kid, cbor2.dumps(body)))
-
-
-def open_document(text: str, prefix: str, error: type[PassError]) -> tuple[Sign1, Any]:
-    """Decode a signed document; the caller checks the signature's key."""
-    try:
-        raw = unwrap(prefix, text.strip(), error=error, max_size=MAX_LIST_SIZE)
-        sign = parse_sign1(cbor_loads(raw))
-        return sign, cbor_loads(sign.payload)
-    except PassError as exc:
-        if isinstance(exc, error):
-            raise
-        raise error(details={"reason": exc.code, **exc.details}) from None
-
-
-def check_signature(sign: Sign1, key: TrustedKey, error: type[PassError]) -> None:
-    if (
-        key.revoked
-        or sign.alg != key.alg
-        or not verify_raw(key.public_key, sign.signature, sign.to_be_signed())
-    ):
-        raise error(details={"reason": "signature"})
-
-
 # --- issuer exports (what a region hands to its peers) ---------------------------
 
 
@@ -193,7 +151,7 @@ def export_issuer(store: KeyStore, now: dt.datetime | None = None) -> str:
         store.name,
         tuple(trusted_key_from_info(k) for k in store.verification_keys(now)),
     )
-    body = {1: _issuer_to_cbor(issuer), 2: _ts(now)}
+    body = {1: _issuer_to_cbor(issuer), 2: to_timestamp(now)}
     return sign_document(store.active(), ISSUER_EXPORT_PREFIX, body)
 
 
@@ -204,7 +162,7 @@ def read_issuer_export(text: str) -> tuple[TrustedIssuer, dt.datetime]:
         if not isinstance(body, dict) or set(body) != {1, 2}:
             raise MalformedPassError(details={"reason": "issuer_export"})
         issuer = _issuer_from_cbor(body[1])
-        exported_at = _dt(body[2])
+        exported_at = from_timestamp(body[2])
     except MalformedPassError as exc:
         raise TrustListError(details=exc.details) from None
     signer = next((k for k in issuer.keys if k.kid == sign.kid), None)
@@ -245,7 +203,7 @@ def build_trust_list(
     key: SigningKey, issuers: Iterable[TrustedIssuer], now: dt.datetime
 ) -> TrustList:
     ordered = sorted(issuers, key=lambda i: i.region_code)
-    body = {1: key.region_code, 2: _ts(now), 3: [_issuer_to_cbor(i) for i in ordered]}
+    body = {1: key.region_code, 2: to_timestamp(now), 3: [_issuer_to_cbor(i) for i in ordered]}
     text = sign_document(key, TRUST_PREFIX, body)
     return TrustList(
         owner=key.region_code,
@@ -266,7 +224,7 @@ def load_trust_list(text: str, anchors: Iterable[TrustedKey]) -> TrustList:
             or not isinstance(body[3], list)
         ):
             raise MalformedPassError(details={"reason": "trust_list"})
-        issued_at = _dt(body[2])
+        issued_at = from_timestamp(body[2])
         issuers = [_issuer_from_cbor(i) for i in body[3]]
     except MalformedPassError as exc:
         raise TrustListError(details=exc.details) from None

@@ -277,14 +277,7 @@ class Verifier:
         try:
             (claims, issuer, key), age_ms, rl_age = self._check(text, now)
         except PassError as exc:
-            return Verdict(
-                ok=False,
-                code=exc.code,
-                message_en=exc.message_en,
-                message_zh=exc.message_zh,
-                notices=self.notices(now),
-                details=exc.details,
-            )
+            return Verdict.refusal(exc, notices=self.notices(now))
         notices = self.notices(now)
         if (
             rl_age is None

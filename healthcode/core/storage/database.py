@@ -37,7 +37,7 @@ from sqlalchemy import event, exc
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from healthcode.core.secrets import OperatorSecrets, create_secrets, load_secrets, secrets_path
+from healthcode.core.privacy import OperatorSecrets, create_secrets, load_secrets, secrets_path
 from healthcode.core.storage import tables
 from healthcode.core.storage.errors import (
     DatabaseUnavailableError,

@@ -2,7 +2,7 @@
 
 What is never stored: a raw document number, a full name, a plain face
 template. People are known by 32-byte keyed hashes (``subject_key`` /
-``document_key``, see ``healthcode.core.privacy_crypto``); what may be shown
+``document_key``, see ``healthcode.core.privacy``); what may be shown
 is stored already masked.
 
 Day-scoped tables carry a ``day`` column (the Asia/Shanghai calendar day they

@@ -2,23 +2,28 @@
 status import`` (one contribution per imported source that lists the subject).
 
 Core reads the imported entries for the subject and day (one indexed read)
-before calling the hooks; this plugin turns them into contributions. Called
-outside ``healthcode.core.status.resolve_status`` it has nothing to say.
+and hands them to every status source as the hook's ``entries`` argument;
+this plugin turns ``entries.authority`` into contributions, using nothing a
+third-party plugin could not.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 from healthcode.core.hookspecs import hookimpl
 from healthcode.core.models import StatusContribution, Subject
-from healthcode.core.status_entries import authority_entries
+
+if TYPE_CHECKING:
+    from healthcode.core.status import StatusEntries
 
 
 @hookimpl
-def healthcode_resolve_status(subject: Subject, day: dt.date) -> list[StatusContribution] | None:
-    entries = authority_entries(subject.subject_id, day)
-    if not entries:
+def healthcode_resolve_status(
+    subject: Subject, day: dt.date, entries: StatusEntries
+) -> list[StatusContribution] | None:
+    if not entries.authority:
         return None
     return [
         StatusContribution(
@@ -29,5 +34,5 @@ def healthcode_resolve_status(subject: Subject, day: dt.date) -> list[StatusCont
                 f"for {day.isoformat()}"
             ),
         )
-        for entry in entries
+        for entry in entries.authority
     ]

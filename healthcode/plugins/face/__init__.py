@@ -1,5 +1,7 @@
 """Built-in face plugin: detection and landmarks (mediapipe), SFace templates
-(onnxruntime), active liveness, optional passive presentation-attack check.
+(onnxruntime), active liveness and its vocabulary of actions, the document
+portrait, optional passive presentation-attack check, and the ``faces`` and
+``models`` CLI commands.
 
 Models are pinned files fetched at set-up (``healthcode models fetch``); a
 missing model raises ``ModelMissingError`` naming that command. Heavy imports
@@ -9,16 +11,21 @@ missing model raises ``ModelMissingError`` naming that command. Heavy imports
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from healthcode.core.hookspecs import hookimpl
 from healthcode.core.models import (
     Face,
     FaceMatch,
     Image,
+    LivenessAction,
     LivenessChallenge,
     LivenessResult,
     Problem,
 )
+
+if TYPE_CHECKING:
+    import typer
 
 __version__ = "0.1.0"
 
@@ -70,3 +77,25 @@ def healthcode_presentation_attack_score(image: Image, face: Face) -> float | No
     from healthcode.plugins.face.pad import presentation_attack_score
 
     return presentation_attack_score(image, face)
+
+
+@hookimpl
+def healthcode_liveness_actions() -> Sequence[LivenessAction]:
+    from healthcode.plugins.face.actions import LIVENESS_ACTIONS
+
+    return LIVENESS_ACTIONS
+
+
+@hookimpl
+def healthcode_portrait_region(page: Image, box: tuple[int, int, int, int]) -> Image | None:
+    from healthcode.plugins.face.portrait import portrait_region
+
+    return portrait_region(page, box)
+
+
+@hookimpl
+def healthcode_register_commands(app: typer.Typer) -> None:
+    from healthcode.plugins.face.cli import faces_app, models_app
+
+    app.add_typer(faces_app, name="faces")
+    app.add_typer(models_app, name="models")

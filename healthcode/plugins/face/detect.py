@@ -25,7 +25,7 @@ import contextlib
 import functools
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -221,7 +221,11 @@ def assess_quality(faces: Sequence[Face]) -> tuple[Problem, ...]:
                 faces=len(faces),
             ),
         )
-    m = faces[0].measurements
+    return _measured_problems(faces[0].measurements)
+
+
+def _measured_problems(m: Mapping[str, float]) -> tuple[Problem, ...]:
+    """The gates on one face's measurements: in frame, large, lit and sharp enough."""
     problems = []
     if m["out_of_frame"] > MAX_OUT_OF_FRAME:
         problems.append(
@@ -265,16 +269,22 @@ def assess_quality(faces: Sequence[Face]) -> tuple[Problem, ...]:
     return tuple(problems)
 
 
+def quality_error(problems: Sequence[Problem]) -> FaceQualityError:
+    """The error that refuses a face for ``problems`` (not empty): the first one
+    says why, all of them are listed in its details."""
+    first = problems[0]
+    return FaceQualityError(
+        first.message_en,
+        first.message_zh,
+        code=first.code,
+        details={"problems": [p.code for p in problems], **first.details},
+    )
+
+
 def single_face(image: Image) -> Face:
     """The one usable face in ``image``, or ``FaceQualityError`` saying why not."""
     faces = detect_faces(image)
     problems = assess_quality(faces)
     if problems:
-        first = problems[0]
-        raise FaceQualityError(
-            first.message_en,
-            first.message_zh,
-            code=first.code,
-            details={"problems": [p.code for p in problems], **first.details},
-        )
+        raise quality_error(problems)
     return faces[0]

@@ -1,9 +1,12 @@
 """Active liveness: a random challenge ("blink, turn your head") and its judgement.
 
 The server issues a :class:`~healthcode.core.models.LivenessChallenge`: two or
-three distinct actions drawn at random from ``blink``, ``turn_left``,
-``turn_right``, ``open_mouth`` and ``nod`` (60 possible orders of three), a
-random nonce, and an expiry. The client films the person and sends frames.
+three distinct actions drawn at random from those this plugin registers
+(``healthcode.plugins.face.actions``: ``blink``, ``turn_left``,
+``turn_right``, ``open_mouth`` and ``nod``; 60 possible orders of three), a
+random nonce, and an expiry; core draws them
+(``healthcode.core.enrollment.challenges.draw_challenge``). The client films
+the person and sends frames.
 
 Judging is split in two so that the logic is testable without video:
 
@@ -38,9 +41,8 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import secrets
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -48,10 +50,11 @@ import numpy as np
 import numpy.typing as npt
 from attrs import frozen
 
+from healthcode.core.enrollment.challenges import draw_challenge
 from healthcode.core.models import Image, LivenessChallenge, LivenessResult
+from healthcode.plugins.face.actions import ACTIONS
 from healthcode.plugins.face.errors import ChallengeFormatError
 
-ACTIONS: tuple[str, ...] = ("blink", "turn_left", "turn_right", "open_mouth", "nod")
 DEFAULT_LENGTH = 3
 DEFAULT_TTL = dt.timedelta(seconds=60)
 MIN_FRAMES = 2
@@ -119,20 +122,9 @@ def new_challenge(
     length: int = DEFAULT_LENGTH,
     ttl: dt.timedelta = DEFAULT_TTL,
 ) -> LivenessChallenge:
-    """A fresh random challenge of ``length`` distinct actions."""
-    if not 1 <= length <= len(ACTIONS):
-        raise ValueError(f"length must be between 1 and {len(ACTIONS)}")
-    issued = now or dt.datetime.now(dt.UTC)
-    pool = list(ACTIONS)
-    actions = []
-    for _ in range(length):
-        actions.append(pool.pop(secrets.randbelow(len(pool))))
-    return LivenessChallenge(
-        nonce=secrets.token_urlsafe(16),
-        actions=tuple(actions),
-        issued_at=issued,
-        expires_at=issued + ttl,
-    )
+    """A fresh random challenge of ``length`` distinct actions (drawn as core
+    draws those it issues)."""
+    return draw_challenge(ACTIONS, length=length, ttl=ttl, now=now or dt.datetime.now(dt.UTC))
 
 
 def challenge_to_dict(challenge: LivenessChallenge) -> dict[str, Any]:
@@ -144,8 +136,9 @@ def challenge_to_dict(challenge: LivenessChallenge) -> dict[str, Any]:
     }
 
 
-def challenge_from_dict(data: Any) -> LivenessChallenge:
-    """Parse and check a challenge as ``challenge_to_dict`` writes it."""
+def challenge_from_dict(data: Any, vocabulary: Collection[str] = ACTIONS) -> LivenessChallenge:
+    """Parse and check a challenge as ``challenge_to_dict`` writes it, its
+    actions drawn from ``vocabulary``."""
     try:
         nonce = data["nonce"]
         actions = tuple(data["actions"])
@@ -156,7 +149,7 @@ def challenge_from_dict(data: Any) -> LivenessChallenge:
     problems = []
     if not isinstance(nonce, str) or not 8 <= len(nonce) <= 128:
         problems.append("nonce")
-    if not actions or len(actions) > len(ACTIONS) or any(a not in ACTIONS for a in actions):
+    if not actions or len(actions) > len(vocabulary) or any(a not in vocabulary for a in actions):
         problems.append("actions")
     if issued.tzinfo is None or expires.tzinfo is None or expires <= issued:
         problems.append("times")
@@ -266,6 +259,73 @@ def match_actions(
     return done, unexpected
 
 
+_SCORE_VOIDING = ("challenge_expired", "challenge_already_used", "no_face", "more_than_one_face")
+"""Reasons that make the score 0, whatever actions were done."""
+
+
+def _challenge_reasons(
+    challenge: LivenessChallenge, now: dt.datetime, fresh_nonce: bool
+) -> list[str]:
+    reasons = []
+    if not fresh_nonce:
+        reasons.append("challenge_already_used")
+    if now > challenge.expires_at + CLOCK_SKEW:
+        reasons.append("challenge_expired")
+    if now < challenge.issued_at - CLOCK_SKEW:
+        reasons.append("challenge_not_yet_valid")
+    return reasons
+
+
+def _timing_reasons(challenge: LivenessChallenge, frames: Sequence[FrameObservation]) -> list[str]:
+    """Frames that carry capture times must be in order and inside the window."""
+    times = [f.captured_at for f in frames if f.captured_at is not None]
+    reasons = []
+    if any(b < a for a, b in itertools.pairwise(times)):
+        reasons.append("frames_out_of_order")
+    start, end = challenge.issued_at - CLOCK_SKEW, challenge.expires_at + CLOCK_SKEW
+    if any(not start <= t <= end for t in times):
+        reasons.append("frame_outside_challenge_window")
+    return reasons
+
+
+def _face_count_reasons(frames: Sequence[FrameObservation]) -> list[str]:
+    reasons = []
+    if any(f.faces == 0 for f in frames):
+        reasons.append("no_face")
+    if any(f.faces > 1 for f in frames):
+        reasons.append("more_than_one_face")
+    return reasons
+
+
+def _is_neutral(frame: FrameObservation) -> bool:
+    """Facing the camera, eyes open, mouth closed: a baseline for the actions."""
+    return (
+        abs(frame.yaw) <= NEUTRAL_MAX_YAW
+        and abs(frame.pitch) <= NEUTRAL_MAX_PITCH
+        and frame.blink < BLINK_OFF
+        and frame.jaw_open < MOUTH_OFF
+    )
+
+
+def _identity_reasons(frames: Sequence[FrameObservation], threshold: float) -> list[str]:
+    """Empty when every compared frame shows the person of the first frame."""
+    if frames[0].embedding is None:
+        return ["identity_not_checked"]
+    reference = np.asarray(frames[0].embedding, dtype=np.float32)
+    for frame in frames[1:]:
+        if (
+            frame.faces == 1
+            and frame.embedding is not None
+            and _cosine(reference, frame.embedding) < threshold
+        ):
+            return ["different_person"]
+    return []
+
+
+def _failed(reasons: Iterable[str]) -> LivenessResult:
+    return LivenessResult(passed=False, score=0.0, reasons=tuple(dict.fromkeys(reasons)))
+
+
 def judge(
     challenge: LivenessChallenge,
     frames: Sequence[FrameObservation],
@@ -275,75 +335,25 @@ def judge(
     identity_threshold: float = IDENTITY_THRESHOLD,
 ) -> LivenessResult:
     """Decide whether the observed frames answer ``challenge`` (a pure function)."""
-    reasons: list[str] = []
-    if not fresh_nonce:
-        reasons.append("challenge_already_used")
-    if now > challenge.expires_at + CLOCK_SKEW:
-        reasons.append("challenge_expired")
-    if now < challenge.issued_at - CLOCK_SKEW:
-        reasons.append("challenge_not_yet_valid")
+    reasons = _challenge_reasons(challenge, now, fresh_nonce)
     if len(frames) < MIN_FRAMES:
         reasons.append("too_few_frames")
     if len(frames) > MAX_FRAMES:
-        return LivenessResult(passed=False, score=0.0, reasons=(*reasons, "too_many_frames"))
-    times = [f.captured_at for f in frames if f.captured_at is not None]
-    if times:
-        if any(b < a for a, b in itertools.pairwise(times)):
-            reasons.append("frames_out_of_order")
-        start, end = challenge.issued_at - CLOCK_SKEW, challenge.expires_at + CLOCK_SKEW
-        if any(not start <= t <= end for t in times):
-            reasons.append("frame_outside_challenge_window")
-    if any(f.faces == 0 for f in frames):
-        reasons.append("no_face")
-    if any(f.faces > 1 for f in frames):
-        reasons.append("more_than_one_face")
+        return _failed([*reasons, "too_many_frames"])
+    reasons += _timing_reasons(challenge, frames) + _face_count_reasons(frames)
     if not frames or frames[0].faces != 1:
-        return LivenessResult(passed=False, score=0.0, reasons=tuple(dict.fromkeys(reasons)))
-
-    base = frames[0]
-    if (
-        abs(base.yaw) > NEUTRAL_MAX_YAW
-        or abs(base.pitch) > NEUTRAL_MAX_PITCH
-        or base.blink >= BLINK_OFF
-        or base.jaw_open >= MOUTH_OFF
-    ):
+        return _failed(reasons)
+    if not _is_neutral(frames[0]):
         reasons.append("not_neutral_at_start")
-
-    identity_ok = True
-    if base.embedding is None:
-        reasons.append("identity_not_checked")
-        identity_ok = False
-    else:
-        reference = np.asarray(base.embedding, dtype=np.float32)
-        for frame in frames[1:]:
-            if (
-                frame.faces == 1
-                and frame.embedding is not None
-                and _cosine(reference, frame.embedding) < identity_threshold
-            ):
-                reasons.append("different_person")
-                identity_ok = False
-                break
+    identity = _identity_reasons(frames, identity_threshold)
+    reasons += identity
 
     done, unexpected = match_actions(challenge.actions, action_onsets(frames))
-    if done < len(challenge.actions):
-        reasons.extend(f"missing_action:{a}" for a in challenge.actions[done:])
+    reasons.extend(f"missing_action:{a}" for a in challenge.actions[done:])
     reasons.extend(f"unexpected_action:{a}" for a in dict.fromkeys(unexpected))
 
     score = done / len(challenge.actions) if challenge.actions else 0.0
-    if (
-        not identity_ok
-        or unexpected
-        or any(
-            r in reasons
-            for r in (
-                "challenge_expired",
-                "challenge_already_used",
-                "no_face",
-                "more_than_one_face",
-            )
-        )
-    ):
+    if identity or unexpected or any(r in reasons for r in _SCORE_VOIDING):
         score = 0.0
     unique = tuple(dict.fromkeys(reasons))
     return LivenessResult(passed=not unique, score=round(score, 3), reasons=unique)

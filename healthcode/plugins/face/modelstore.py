@@ -110,10 +110,6 @@ def model_spec(name: str) -> ModelFile:
         ) from None
 
 
-def model_path(name: str) -> Path:
-    return model_dir() / model_spec(name).name
-
-
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:

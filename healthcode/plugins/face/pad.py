@@ -23,7 +23,7 @@ import functools
 import os
 import threading
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -162,7 +162,3 @@ def presentation_attack_score(image: Image, face: Face) -> float | None:
     if config is None:
         return None
     return _load(config).attack_score(image, face)
-
-
-def loaded_model(config: PadConfig) -> Any:
-    return _load(config)

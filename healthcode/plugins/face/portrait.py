@@ -1,9 +1,14 @@
-"""The portrait on a document page, compared with a live capture.
+"""The portrait on a document page: where it is, and its 1:1 match with a capture.
 
 The enrollment of a passport holder has no authority photo to compare against:
-the portrait printed on the data page is the reference. We find it with the same
-landmarker (the largest face on the page), cut it out with a margin so that
-later steps see a portrait-sized image, and compare it 1:1 with the capture.
+the portrait printed on the data page is the reference. Two ways lead to it,
+cut out the same way (:func:`portrait_region`, one margin):
+
+* an image reader reports the portrait's area on the page (the passport OCR
+  does, from the page layout); enrollment cuts that area out through the
+  ``healthcode_portrait_region`` hook and looks for the face inside it;
+* :func:`find_portrait` finds it with the landmarker (the largest face on the
+  page), for ``healthcode faces portrait``.
 """
 
 from __future__ import annotations
@@ -14,8 +19,11 @@ from attrs import frozen
 from healthcode.core.models import Face, FaceMatch, Image, Problem
 from healthcode.plugins.face.errors import FaceQualityError
 
-PORTRAIT_MARGIN = 0.5
-"""Extra space around the face box on each side, as a share of the box size."""
+PORTRAIT_MARGIN = 0.15
+"""Extra space around a portrait's box on each side, as a share of the box
+size: enough for the face's outline when the reported box is tight."""
+MIN_PORTRAIT_SIDE = 16
+"""A cut-out narrower or lower than this (pixels) is no portrait."""
 
 
 @frozen
@@ -26,28 +34,52 @@ class Portrait:
     """The face, in the coordinates of ``image``."""
     box_on_page: tuple[int, int, int, int]
     """x, y, width, height of the cut-out on the page."""
+    face_on_page: Face
+    """The face, in the coordinates of the page."""
+
+
+def region_box(
+    page: Image, box: tuple[float, float, float, float]
+) -> tuple[int, int, int, int] | None:
+    """``box`` grown by ``PORTRAIT_MARGIN`` and clipped to the page, as
+    ``left, top, right, bottom``; ``None`` when too small to be a portrait."""
+    x, y, w, h = (int(v) for v in box)
+    dx, dy = int(w * PORTRAIT_MARGIN), int(h * PORTRAIT_MARGIN)
+    left, top = max(x - dx, 0), max(y - dy, 0)
+    right, bottom = min(x + w + dx, page.width), min(y + h + dy, page.height)
+    if right - left < MIN_PORTRAIT_SIDE or bottom - top < MIN_PORTRAIT_SIDE:
+        return None
+    return left, top, right, bottom
+
+
+def _cut(page: Image, edges: tuple[int, int, int, int]) -> Image:
+    left, top, right, bottom = edges
+    pixels = np.ascontiguousarray(np.asarray(page.pixels)[top:bottom, left:right])
+    return Image(pixels=pixels, width=right - left, height=bottom - top)
+
+
+def portrait_region(page: Image, box: tuple[int, int, int, int]) -> Image | None:
+    """The portrait area ``box`` of ``page`` with the margin; ``None`` when too small."""
+    edges = region_box(page, box)
+    return None if edges is None else _cut(page, edges)
 
 
 def find_portrait(page: Image) -> Portrait:
-    """The largest face on a document page, cut out with a margin."""
+    """The largest face on a document page, cut out with the portrait margin."""
     from healthcode.plugins.face.detect import detect_faces
 
     faces = detect_faces(page)
-    if not faces:
+    edges = region_box(page, faces[0].box) if faces else None  # largest first
+    if edges is None:
         raise FaceQualityError(
             "No portrait was found on the document.",
             "证件上未找到人像照片。",
             code="no_portrait",
             details={"problems": ["no_portrait"]},
         )
-    face = faces[0]  # largest first; a ghost image is smaller
+    face = faces[0]
+    left, top, right, bottom = edges
     x, y, w, h = face.box
-    left = max(int(x - w * PORTRAIT_MARGIN), 0)
-    top = max(int(y - h * PORTRAIT_MARGIN), 0)
-    right = min(int(x + w * (1 + PORTRAIT_MARGIN)), page.width)
-    bottom = min(int(y + h * (1 + PORTRAIT_MARGIN)), page.height)
-    pixels = np.ascontiguousarray(np.asarray(page.pixels)[top:bottom, left:right])
-    crop = Image(pixels=pixels, width=right - left, height=bottom - top)
     landmarks = np.asarray(face.landmarks).copy()
     landmarks[:, 0] -= left
     landmarks[:, 1] -= top
@@ -57,7 +89,12 @@ def find_portrait(page: Image) -> Portrait:
         landmarks=landmarks,
         measurements=face.measurements,
     )
-    return Portrait(image=crop, face=moved, box_on_page=(left, top, right - left, bottom - top))
+    return Portrait(
+        image=_cut(page, edges),
+        face=moved,
+        box_on_page=(left, top, right - left, bottom - top),
+        face_on_page=face,
+    )
 
 
 def compare_portrait_with_capture(page: Image, capture: Image) -> tuple[FaceMatch, list[Problem]]:
@@ -66,6 +103,8 @@ def compare_portrait_with_capture(page: Image, capture: Image) -> tuple[FaceMatc
     The capture must pass the quality gates (one face, in frame, sharp, lit);
     the portrait only needs to be found (printed portraits are small and
     screened). Returns the match and the portrait's quality findings, as warnings.
+    The portrait is aligned from the page itself, so that the cut-out's margin
+    never clips the aligned face.
     """
     from healthcode.plugins.face.detect import assess_quality, single_face
     from healthcode.plugins.face.embed import compare_embeddings, face_embedding
@@ -77,6 +116,6 @@ def compare_portrait_with_capture(page: Image, capture: Image) -> tuple[FaceMatc
         for p in assess_quality([portrait.face])
     ]
     match = compare_embeddings(
-        face_embedding(portrait.image, portrait.face), face_embedding(capture, live_face)
+        face_embedding(page, portrait.face_on_page), face_embedding(capture, live_face)
     )
     return match, warnings

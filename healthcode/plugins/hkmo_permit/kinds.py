@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Final
 
-from healthcode.core.models import DocumentType, Problem
+from healthcode.core.models import Document, DocumentType, InputKind, Problem
 
 HOME_RETURN_PERMIT: Final = "hk_mo_home_return_permit"
 """港澳居民来往内地通行证 (Home Return Permit), issued to HK and Macao residents."""
@@ -38,6 +38,7 @@ KIND_BY_MRZ_CODE: Final = {
     "CD": TW_EXIT_ENTRY_PERMIT,
 }
 MRZ_CODE_BY_KIND: Final = {kind: code for code, kind in KIND_BY_MRZ_CODE.items()}
+ISSUING_STATE: Final = "CHN"
 
 NAMES: Final[dict[str, tuple[str, str]]] = {
     HOME_RETURN_PERMIT: (
@@ -85,6 +86,28 @@ def document_types() -> list[DocumentType]:
         )
         for kind in sorted(KINDS)
     ]
+
+
+def permit_document(
+    kind: str,
+    number: str,
+    *,
+    source: InputKind,
+    raw: str,
+    problems: list[Problem],
+    **fields: Any,
+) -> Document:
+    """A permit read from a typed number or an MRZ (all are issued by China);
+    ``fields``: what the source holds."""
+    return Document(
+        kind=kind,
+        number=number,
+        source=source,
+        issuing_state=ISSUING_STATE,
+        problems=tuple(problems),
+        raw=raw,
+        **fields,
+    )
 
 
 def problem(code: str, field: str, en: str, zh: str, **details: Any) -> Problem:

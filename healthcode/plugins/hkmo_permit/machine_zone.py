@@ -61,34 +61,45 @@ A CR/CT zone whose line 1 does not show ``CHN`` at 3-5 is read with the card
 line layout above when its line 1 fits that layout exactly (assumed, by analogy
 with CS/CD); otherwise it is refused as an unrecognised layout rather than
 guessed at.
+
+The positions themselves are ``CARD`` and ``PERMIT_TD1`` in ``healthcode.core.mrz``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
+from collections.abc import Sequence
 from typing import Any, Final
 
 from healthcode.core.clock import today_shanghai
 from healthcode.core.errors import MalformedMRZError
 from healthcode.core.models import Document, Problem, Sex
-from healthcode.core.mrz import check_digit_problem, resolve_birth_date, resolve_expiry_date
+from healthcode.core.mrz import (
+    CARD,
+    LETTERS,
+    MRZ_ALPHABET,
+    PERMIT_LAYOUTS,
+    PERMIT_TD1,
+    MRZLayout,
+    check_digit_problem,
+    resolve_birth_date,
+    resolve_expiry_date,
+)
 from healthcode.plugins.hkmo_permit.kinds import (
     HK_MO_EXIT_ENTRY_PERMIT,
     HOME_RETURN_PERMIT,
+    ISSUING_STATE,
     KIND_BY_MRZ_CODE,
     KINDS,
     MRZ_CODE_BY_KIND,
     NAMES,
     invalid_date_problem,
+    permit_document,
     problem,
 )
 from healthcode.plugins.hkmo_permit.numbers import exit_entry_number_ok, series_problems
 
-LINE_LENGTH: Final = 30
-_ISSUING_STATE: Final = "CHN"
-# The card line with its fillers in the confirmed places.
-_CARD_LINE = re.compile(r"C[A-Z][A-Z0-9<]{9}[0-9A-Z<]<[0-9A-Z<]{7}<[0-9A-Z<]{7}<[0-9A-Z<]")
+LINE_LENGTH: Final = CARD.width
 _SEX: Final[dict[str, Sex]] = {"M": "M", "F": "F", "X": "X", "1": "M", "2": "F"}
 
 
@@ -107,18 +118,30 @@ def parse_permit_mrz(
     Asia/Shanghai).
     """
     code = mrz[:2]
+    mrz_kind = _kind_of(code, kind)
+    if mrz_kind is None:
+        return None
+    today = today or today_shanghai()
+    lines = mrz.split("\n")
+    if _layout_of(mrz_kind, code, lines) is CARD:
+        return _card_line(mrz_kind, code, lines[0], mrz, today)
+    return _td1(mrz_kind, code, lines, mrz, today)
+
+
+def _kind_of(code: str, kind: str | None) -> str | None:
+    """The permit kind of an MRZ with document code ``code``, when it is this
+    plugin's to read; raises when it contradicts the ``kind`` the person named."""
     mrz_kind = KIND_BY_MRZ_CODE.get(code)
     if mrz_kind is None:
-        if kind in KINDS:
-            assert kind is not None
-            raise _malformed(
-                kind,
-                f"it does not start with the document code {MRZ_CODE_BY_KIND[kind]}.",
-                f"开头不是证件代码 {MRZ_CODE_BY_KIND[kind]}。",
-                reason="document_code",
-                expected=MRZ_CODE_BY_KIND[kind],
-            )
-        return None
+        if kind is None or kind not in KINDS:
+            return None
+        raise _malformed(
+            kind,
+            f"it does not start with the document code {MRZ_CODE_BY_KIND[kind]}.",
+            f"开头不是证件代码 {MRZ_CODE_BY_KIND[kind]}。",
+            reason="document_code",
+            expected=MRZ_CODE_BY_KIND[kind],
+        )
     if kind is not None and kind != mrz_kind:
         if kind not in KINDS:
             return None
@@ -130,37 +153,51 @@ def parse_permit_mrz(
             expected=MRZ_CODE_BY_KIND[kind],
             found=code,
         )
-    today = today or today_shanghai()
-    lines = mrz.split("\n")
+    return mrz_kind
+
+
+def _layout_of(kind: str, code: str, lines: Sequence[str]) -> MRZLayout:
+    """``CARD`` or ``PERMIT_TD1``; raises when the lines have neither shape."""
     lengths = [len(line) for line in lines]
-    if code in ("CS", "CD"):
+    if PERMIT_LAYOUTS[code] is CARD:
         if len(lines) not in (1, 3) or any(n != LINE_LENGTH for n in lengths):
             raise _malformed(
-                mrz_kind,
+                kind,
                 "expected one line of 30 characters (or the three lines of 30 read from the chip).",
                 "应为 1 行 30 个字符（或从芯片读出的 3 行、每行 30 个字符）。",
                 reason="shape",
                 line_lengths=lengths,
             )
-        return _card_line(mrz_kind, code, lines[0], mrz, today)
-    if len(lines) != 3 or any(n != LINE_LENGTH for n in lengths):
+        return CARD
+    if len(lines) != PERMIT_TD1.lines or any(n != PERMIT_TD1.width for n in lengths):
         raise _malformed(
-            mrz_kind,
+            kind,
             "expected three lines of 30 characters.",
             "应为 3 行、每行 30 个字符。",
             reason="shape",
             line_lengths=lengths,
         )
-    if lines[0][2:5] == _ISSUING_STATE:
-        return _td1(mrz_kind, code, lines, mrz, today)
-    if _CARD_LINE.fullmatch(lines[0]):
-        return _card_line(mrz_kind, code, lines[0], mrz, today)
+    if PERMIT_TD1.read(lines, "issuing_state") == ISSUING_STATE:
+        return PERMIT_TD1
+    if _fits_card_line(lines[0]):
+        return CARD
     raise _malformed(
-        mrz_kind,
+        kind,
         "its first line has neither the issuing state CHN at positions 3-5 nor "
         "the layout of the permit card line.",
         "第一行第 3-5 位不是签发国代码 CHN，也不符合通行证机读码的格式。",
         reason="layout",
+    )
+
+
+def _fits_card_line(line: str) -> bool:
+    """A ``C`` + letter code, MRZ characters only and the fillers in their places."""
+    return (
+        len(line) == CARD.width
+        and line[0] == "C"
+        and line[1] in LETTERS
+        and all(char in MRZ_ALPHABET for char in line)
+        and all(line[column] == "<" for _, column in CARD.fillers)
     )
 
 
@@ -174,20 +211,29 @@ def _malformed(kind: str, en: str, zh: str, **details: Any) -> MalformedMRZError
 
 
 def _dates(
-    birth: str, expiry: str, today: dt.date, problems: list[Problem]
+    layout: MRZLayout, lines: Sequence[str], today: dt.date, problems: list[Problem]
 ) -> tuple[dt.date | None, dt.date | None]:
-    birth_date = resolve_birth_date(birth, today)
+    birth_date = resolve_birth_date(layout.read(lines, "birth_date"), today)
     if birth_date is None:
         problems.append(invalid_date_problem("birth_date"))
-    expiry_date = resolve_expiry_date(expiry, today)
+    expiry_date = resolve_expiry_date(layout.read(lines, "expiry_date"), today)
     if expiry_date is None:
         problems.append(invalid_date_problem("expiry_date"))
     return birth_date, expiry_date
 
 
-def _add(problems: list[Problem], found: Problem | None) -> None:
-    if found is not None:
-        problems.append(found)
+def _check_problems(
+    layout: MRZLayout, lines: Sequence[str], *, skip: str | None = None
+) -> list[Problem]:
+    """Findings of the layout's check digits, in order (``skip``: one read apart)."""
+    found = (
+        check_digit_problem(
+            check.name, check.data(lines), check.found(lines), start=check.position[1]
+        )
+        for check in layout.checks
+        if check.name != skip
+    )
+    return [problem for problem in found if problem is not None]
 
 
 def _number_problems(number: str, kind: str) -> list[Problem]:
@@ -219,76 +265,82 @@ def _number_from_field(field: str, kind: str) -> str:
 
 
 def _card_line(kind: str, code: str, line: str, raw: str, today: dt.date) -> Document:
-    if line[12] != "<" or line[20] != "<" or line[28] != "<":
+    if any(line[column] != "<" for _, column in CARD.fillers):
         raise _malformed(
             kind,
             "positions 13, 21 and 29 must be the filler '<'.",
             "第 13、21、29 位应为填充符“<”。",
             reason="layout",
         )
-    problems: list[Problem] = []
-    _add(problems, check_digit_problem("document_number", line[2:11], line[11], start=11))
-    _add(problems, check_digit_problem("expiry_date", line[13:19], line[19], start=19))
-    _add(problems, check_digit_problem("birth_date", line[21:27], line[27], start=27))
-    _add(
-        problems,
-        check_digit_problem(
-            "composite", line[2:12] + line[13:20] + line[21:28], line[29], start=29
-        ),
-    )
-    number = _number_from_field(line[2:11], kind)
+    lines = [line]
+    problems = _check_problems(CARD, lines)
+    number = _number_from_field(CARD.read(lines, "document_number"), kind)
     problems.extend(_number_problems(number, kind))
-    birth_date, expiry_date = _dates(line[21:27], line[13:19], today, problems)
-    return Document(
-        kind=kind,
-        number=number,
-        source="mrz",
-        document_code=code,
-        issuing_state=_ISSUING_STATE,
+    birth_date, expiry_date = _dates(CARD, lines, today, problems)
+    return _document(
+        kind,
+        code,
+        number,
+        raw,
+        problems,
+        extra={"mrz_layout": "card_line"},
         birth_date=birth_date,
         expiry_date=expiry_date,
-        extra={"mrz_layout": "card_line"},
-        problems=tuple(problems),
-        raw=raw,
     )
+
+
+def _document(
+    kind: str, code: str, number: str, raw: str, problems: list[Problem], **fields: Any
+) -> Document:
+    """A permit read from its MRZ; ``fields``: what the layout holds."""
+    return permit_document(
+        kind, number, source="mrz", raw=raw, problems=problems, document_code=code, **fields
+    )
+
+
+def _td1_number(lines: Sequence[str]) -> tuple[str, str, int]:
+    """The number field's data, its check digit and the check's column.
+
+    ICAO 9303-5: a number longer than 9 characters continues in the optional
+    data, its check digit last, and '<' stands in the check position.
+    """
+    field = PERMIT_TD1.field("document_number")
+    optional = PERMIT_TD1.field("optional_data")
+    data, check = field.read(lines), field.read_check(lines)
+    rest = optional.read(lines)
+    if check == "<" and rest[0] != "<":
+        overflow = rest.split("<", 1)[0]
+        return data + overflow[:-1], overflow[-1], optional.start + len(overflow) - 1
+    assert field.check is not None
+    return data, check, field.check
 
 
 def _td1(kind: str, code: str, lines: list[str], raw: str, today: dt.date) -> Document:
-    line1, line2, line3 = lines
+    layout = PERMIT_TD1
+    field, check, start = _td1_number(lines)
     problems: list[Problem] = []
-    field, check = line1[5:14], line1[14]
-    if check == "<" and line1[15] != "<":
-        # ICAO 9303-5: a number longer than 9 characters continues in the
-        # optional data, its check digit last, and '<' stands in position 15.
-        overflow = line1[15:].split("<", 1)[0]
-        field, check, start = field + overflow[:-1], overflow[-1], 15 + len(overflow) - 1
-    else:
-        start = 14
-    _add(problems, check_digit_problem("document_number", field, check, start=start))
-    _add(problems, check_digit_problem("birth_date", line2[0:6], line2[6], start=6))
-    _add(problems, check_digit_problem("expiry_date", line2[8:14], line2[14], start=14))
-    composite_data = line1[5:30] + line2[0:7] + line2[8:15] + line2[18:29]
-    _add(problems, check_digit_problem("composite", composite_data, line2[29], start=29))
+    number_problem = check_digit_problem("document_number", field, check, start=start)
+    if number_problem is not None:
+        problems.append(number_problem)
+    problems.extend(_check_problems(layout, lines, skip="document_number"))
     number = _number_from_field(field, kind)
-    birth_date, expiry_date = _dates(line2[0:6], line2[8:14], today, problems)
-    surname, _, given = line3.partition("<<")
+    birth_date, expiry_date = _dates(layout, lines, today, problems)
+    surname, _, given = layout.read(lines, "name").partition("<<")
     extra: dict[str, Any] = {"mrz_layout": "td1"}
     if kind == HOME_RETURN_PERMIT and number[:1] in ("H", "M"):
         extra["region"] = "HK" if number[0] == "H" else "MO"
-    nationality = line2[15:18].rstrip("<")
-    return Document(
-        kind=kind,
-        number=number,
-        source="mrz",
-        document_code=code,
-        issuing_state=_ISSUING_STATE,
+    nationality = layout.read(lines, "nationality").rstrip("<")
+    return _document(
+        kind,
+        code,
+        number,
+        raw,
+        problems,
         surname=" ".join(surname.replace("<", " ").split()) or None,
         given_names=" ".join(given.replace("<", " ").split()) or None,
         nationality=nationality or None,
         birth_date=birth_date,
-        sex=_SEX.get(line2[7]),
+        sex=_SEX.get(layout.read(lines, "sex")),
         expiry_date=expiry_date,
         extra=extra,
-        problems=tuple(problems),
-        raw=raw,
     )

@@ -50,6 +50,7 @@ from healthcode.plugins.hkmo_permit.kinds import (
     TW_COMPATRIOT_PERMIT,
     TW_EXIT_ENTRY_PERMIT,
     invalid_date_problem,
+    permit_document,
     problem,
     yyyymmdd,
 )
@@ -70,8 +71,6 @@ _CLAIM_EXIT_ENTRY = re.compile(r"[CL][0-9A-Z]\d{5,9}")
 RESIDENCE_REGIONS: Final = {"810000": "HK", "820000": "MO", "830000": "TW"}
 """Division codes of residence permits -> region (GB/T 2260 codes 81, 82, 71 are
 the regions themselves; 830000 is used for Taiwan residents' permits)."""
-
-_ISSUING_STATE: Final = "CHN"
 
 
 def claimed_kind(number: str) -> str | None:
@@ -125,15 +124,8 @@ def _malformed(kind: str, en: str, zh: str, number: str, **details: Any) -> Malf
 def _document(
     kind: str, number: str, problems: list[Problem], extra: dict[str, Any], **fields: Any
 ) -> Document:
-    return Document(
-        kind=kind,
-        number=number,
-        source="number",
-        issuing_state=_ISSUING_STATE,
-        extra=extra,
-        problems=tuple(problems),
-        raw=number,
-        **fields,
+    return permit_document(
+        kind, number, source="number", raw=number, problems=problems, extra=extra, **fields
     )
 
 

@@ -245,65 +245,31 @@ def parse_resident_id(number: str, *, explicit: bool = True) -> Document | None:
     Rule violations become ``Document.problems``; the birth date in the future
     is checked by ``validate_resident_id``, which needs today's date.
     """
-    raw = number
-    problems: list[Problem] = []
-    length = len(number)
-    if length == 18:
-        if number[17] == "x":
-            number = number[:17] + "X"
-        if not _SHAPE_18.fullmatch(number):
-            if explicit:
-                raise _malformed(number)
-            return None
-    elif length == 15 and _SHAPE_15.fullmatch(number):
-        number = number[:6] + "19" + number[6:]
-        number += gb11643_check_char(number)
-        problems.append(_LEGACY_WARNING)
-    else:
-        if explicit:
-            raise _malformed(number)
+    canonical = _canonical_number(number, explicit=explicit)
+    if canonical is None:
         return None
-
-    prefix = number[:2]
-    if prefix in RESIDENCE_PERMIT_PREFIXES:
+    full, legacy = canonical
+    problems: list[Problem] = [_LEGACY_WARNING] if legacy else []
+    prefix = full[:2]
+    permit_code = prefix in RESIDENCE_PERMIT_PREFIXES
+    if permit_code:
         if not explicit:
             return None
         problems.append(_residence_permit_problem(prefix))
-
-    if length == 18:
-        expected = gb11643_check_char(number[:17])
-        if number[17] != expected:
-            problems.append(_check_problem(expected, number[17]))
-
-    birth_date: dt.date | None
-    try:
-        birth_date = dt.date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
-    except ValueError:
-        birth_date = None
-        problems.append(_BIRTH_DATE_PROBLEM)
-
-    extra: dict[str, object] = {"division_code": number[:6]}
-    if length == 15:
+    if not legacy:
+        expected = gb11643_check_char(full[:17])
+        if full[17] != expected:
+            problems.append(_check_problem(expected, full[17]))
+    birth_date = _birth_date(full, problems)
+    extra: dict[str, object] = {"division_code": full[:6]}
+    if legacy:
         extra["legacy_15_digit"] = True
-    division = divisions().get(number[:6]) if prefix not in RESIDENCE_PERMIT_PREFIXES else None
-    if division is not None:
-        extra["division_name"] = division.name
-        extra["division_province"] = division.province
-        if division.prefecture is not None:
-            extra["division_prefecture"] = division.prefecture
-        extra["division_abolished"] = division.abolished
-        last_year = division.last_year
-        if last_year is not None:
-            extra["division_last_year"] = last_year
-            if birth_date is not None and last_year < birth_date.year:
-                problems.append(_abolished_before_birth_problem(last_year))
-    elif prefix not in RESIDENCE_PERMIT_PREFIXES:
-        problems.append(_UNKNOWN_DIVISION_PROBLEM)
-
-    sex: Sex = "M" if int(number[16]) % 2 else "F"
+    if not permit_code:
+        extra.update(_division_facts(full[:6], birth_date, problems))
+    sex: Sex = "M" if int(full[16]) % 2 else "F"
     return Document(
         kind=KIND,
-        number=number,
+        number=full,
         source="number",
         issuing_state="CHN",
         nationality="CHN",
@@ -311,8 +277,56 @@ def parse_resident_id(number: str, *, explicit: bool = True) -> Document | None:
         sex=sex,
         extra=extra,
         problems=tuple(problems),
-        raw=raw,
+        raw=number,
     )
+
+
+def _canonical_number(number: str, *, explicit: bool) -> tuple[str, bool] | None:
+    """The 18-character number, and whether it was a legacy 15-digit one.
+
+    ``None`` (or ``MalformedNumberError`` when ``explicit``) for another shape.
+    """
+    if len(number) == 18:
+        if number[17] == "x":
+            number = number[:17] + "X"
+        if _SHAPE_18.fullmatch(number):
+            return number, False
+    elif len(number) == 15 and _SHAPE_15.fullmatch(number):
+        return convert_legacy_number(number), True
+    if explicit:
+        raise _malformed(number)
+    return None
+
+
+def _birth_date(number: str, problems: list[Problem]) -> dt.date | None:
+    try:
+        return dt.date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+    except ValueError:
+        problems.append(_BIRTH_DATE_PROBLEM)
+        return None
+
+
+def _division_facts(
+    code: str, birth_date: dt.date | None, problems: list[Problem]
+) -> dict[str, object]:
+    """``Document.extra`` entries for the division a number names (none when unknown)."""
+    division = divisions().get(code)
+    if division is None:
+        problems.append(_UNKNOWN_DIVISION_PROBLEM)
+        return {}
+    facts: dict[str, object] = {
+        "division_name": division.name,
+        "division_province": division.province,
+    }
+    if division.prefecture is not None:
+        facts["division_prefecture"] = division.prefecture
+    facts["division_abolished"] = division.abolished
+    last_year = division.last_year
+    if last_year is not None:
+        facts["division_last_year"] = last_year
+        if birth_date is not None and last_year < birth_date.year:
+            problems.append(_abolished_before_birth_problem(last_year))
+    return facts
 
 
 def is_valid_resident_id(number: str, today: dt.date | None = None) -> bool:

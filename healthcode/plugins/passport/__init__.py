@@ -19,8 +19,6 @@ from healthcode.core.models import (
     Document,
     DocumentSubmission,
     DocumentType,
-    Image,
-    MachineZoneReading,
     MaskedDocument,
     Problem,
 )
@@ -131,14 +129,3 @@ def healthcode_mask_document(document: Document) -> MaskedDocument | None:
         masked_name=latin_surname(document.surname) if document.surname else "",
         masked_number=mask_number(document.number),
     )
-
-
-# --- images ---------------------------------------------------------------------
-
-
-@hookimpl
-def healthcode_read_machine_zone(image: Image) -> MachineZoneReading:
-    # Imported here: numpy, scipy and the engine check are not paid by text input.
-    from healthcode.plugins.passport.ocr import read_machine_zone
-
-    return read_machine_zone(image)

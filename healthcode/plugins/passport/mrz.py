@@ -1,6 +1,6 @@
 """ICAO 9303 machine-readable zones, read from text.
 
-Layouts (ICAO 9303 parts 4 to 7)::
+Layouts (ICAO 9303 parts 4 to 7; field positions in ``healthcode.core.mrz``)::
 
     TD3    2 x 44  passports (document code P)
     TD2    2 x 36  official travel documents (A, C, I)
@@ -33,14 +33,23 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, Final, Literal, NamedTuple
+from typing import Any, Final, Literal, NamedTuple, cast
 
 import attrs
 
 from healthcode.core.clock import today_shanghai
 from healthcode.core.errors import MalformedMRZError, MalformedNumberError
 from healthcode.core.models import Document, Problem, Sex
-from healthcode.core.mrz import check_digit_problem, resolve_birth_date, resolve_expiry_date
+from healthcode.core.mrz import (
+    ICAO_LAYOUTS,
+    PERMIT_LAYOUTS,
+    MRZField,
+    MRZLayout,
+    check_digit_problem,
+    layout_for,
+    resolve_birth_date,
+    resolve_expiry_date,
+)
 from healthcode.plugins.passport.countries import ICAO_CODES, SPECIMEN_CODE
 
 Layout = Literal["TD1", "TD2", "TD3", "MRV-A", "MRV-B"]
@@ -50,33 +59,21 @@ KIND_TRAVEL_ID: Final = "travel_id"
 KIND_VISA: Final = "visa"
 KINDS: Final = frozenset({KIND_PASSPORT, KIND_TRAVEL_ID, KIND_VISA})
 
-PERMIT_CODES: Final = frozenset({"CR", "CT", "CS", "CD"})
+PERMIT_CODES: Final = frozenset(PERMIT_LAYOUTS)
 """Document codes of the Chinese permits (Home Return Permit, Taiwan compatriot
 permit, exit-entry permits): the hkmo_permit plugin reads those."""
 
-SHAPES: Final[Mapping[Layout, tuple[int, int]]] = {
-    "TD3": (2, 44),
-    "TD2": (2, 36),
-    "TD1": (3, 30),
-    "MRV-A": (2, 44),
-    "MRV-B": (2, 36),
+SHAPES: Final[Mapping[str, tuple[int, int]]] = {
+    layout.name: layout.shape for layout in ICAO_LAYOUTS
 }
 """Layout -> (lines, characters per line)."""
 
-EXPECTED_SHAPES: Final = ((2, 44), (2, 36), (3, 30))
+EXPECTED_SHAPES: Final = tuple(dict.fromkeys(layout.shape for layout in ICAO_LAYOUTS))
+"""The distinct shapes: 2 x 44, 2 x 36, 3 x 30."""
 
 # A one-line paste of a whole MRZ (a form that drops line breaks) has one of
-# these lengths; cutting it back into lines changes no character.
-_SINGLE_LINE_WIDTHS: Final = {88: 44, 72: 36, 90: 30}
-
-# Document code letters ICAO allows per layout (parts 4, 5, 6, 7).
-_LAYOUT_CODE_LETTERS: Final[Mapping[Layout, str]] = {
-    "TD3": "P",
-    "TD2": "ACI",
-    "TD1": "ACI",
-    "MRV-A": "V",
-    "MRV-B": "V",
-}
+# these lengths (88, 72, 90); cutting it back into lines changes no character.
+_SINGLE_LINE_WIDTHS: Final = {layout.lines * layout.width: layout.width for layout in ICAO_LAYOUTS}
 
 _MRZ_TEXT = re.compile(r"[0-9A-Z<\n]*")
 _NAME_FIELD = re.compile(r"[A-Z<]+")
@@ -139,16 +136,13 @@ def split_lines(mrz: str) -> tuple[list[str], bool]:
 
 def layout_of(lines: list[str]) -> Layout | None:
     """The ICAO layout these lines have, from their shape and the first letter."""
-    count = len(lines)
-    if count == 2:
-        first, second = lines
-        if len(first) == len(second) == 44:
-            return "MRV-A" if first[:1] == "V" else "TD3"
-        if len(first) == len(second) == 36:
-            return "MRV-B" if first[:1] == "V" else "TD2"
-    elif count == 3 and len(lines[0]) == len(lines[1]) == len(lines[2]) == 30:
-        return "TD1"
-    return None
+    layout = _icao_layout(lines)
+    return None if layout is None else cast(Layout, layout.name)
+
+
+def _icao_layout(lines: list[str]) -> MRZLayout | None:
+    layout = layout_for(lines)
+    return layout if layout in ICAO_LAYOUTS else None
 
 
 def looks_like_icao_mrz(mrz: str) -> bool:
@@ -202,120 +196,28 @@ class _Where(NamedTuple):
     start: int
 
 
-class _Fields(NamedTuple):
-    """The raw fields of one MRZ, sliced per layout."""
-
-    code: str
-    state: str
-    name: str
-    number: str
-    number_check: str
-    nationality: str
-    birth: str
-    birth_check: str
-    sex: str
-    expiry: str
-    expiry_check: str
-    optional: str
-    optional_check: str | None
-    """TD3 only: the check digit over the personal number."""
-    optional_2: str | None
-    """TD1 only: the optional data of line 2."""
-    composite_data: str | None
-    composite_check: str | None
+def _where(field: MRZField) -> _Where:
+    return _Where(field.line, field.start)
 
 
-class _Positions(NamedTuple):
-    code: _Where
-    state: _Where
-    name: _Where
-    number: _Where
-    number_check: _Where
-    nationality: _Where
-    birth: _Where
-    birth_check: _Where
-    sex: _Where
-    expiry: _Where
-    expiry_check: _Where
-    optional: _Where
-    optional_check: _Where | None
-    composite_check: _Where | None
+def _check_at(field: MRZField) -> _Where:
+    assert field.check is not None, f"{field.name} has no check digit"
+    return _Where(field.line, field.check)
 
 
-def _two_line_positions(width: int, has_optional_check: bool, has_composite: bool) -> _Positions:
-    return _Positions(
-        code=_Where(0, 0),
-        state=_Where(0, 2),
-        name=_Where(0, 5),
-        number=_Where(1, 0),
-        number_check=_Where(1, 9),
-        nationality=_Where(1, 10),
-        birth=_Where(1, 13),
-        birth_check=_Where(1, 19),
-        sex=_Where(1, 20),
-        expiry=_Where(1, 21),
-        expiry_check=_Where(1, 27),
-        optional=_Where(1, 28),
-        optional_check=_Where(1, width - 2) if has_optional_check else None,
-        composite_check=_Where(1, width - 1) if has_composite else None,
-    )
+@attrs.define
+class _Reading:
+    """One MRZ being read: its layout, its lines and what was found so far."""
 
+    layout: MRZLayout
+    lines: list[str]
+    problems: list[Problem] = attrs.Factory(list)
 
-_POSITIONS: Final[Mapping[Layout, _Positions]] = {
-    "TD3": _two_line_positions(44, True, True),
-    "TD2": _two_line_positions(36, False, True),
-    "MRV-A": _two_line_positions(44, False, False),
-    "MRV-B": _two_line_positions(36, False, False),
-    "TD1": _Positions(
-        code=_Where(0, 0),
-        state=_Where(0, 2),
-        name=_Where(2, 0),
-        number=_Where(0, 5),
-        number_check=_Where(0, 14),
-        nationality=_Where(1, 15),
-        birth=_Where(1, 0),
-        birth_check=_Where(1, 6),
-        sex=_Where(1, 7),
-        expiry=_Where(1, 8),
-        expiry_check=_Where(1, 14),
-        optional=_Where(0, 15),
-        optional_check=None,
-        composite_check=_Where(1, 29),
-    ),
-}
+    def text(self, name: str) -> str:
+        return self.layout.read(self.lines, name)
 
-_OVERFLOW_LAYOUTS: Final = frozenset({"TD1", "TD2", "TD3"})
-
-
-def _fields_td3(l1: str, l2: str) -> _Fields:
-    return _Fields(
-        l1[0:2], l1[2:5], l1[5:44], l2[0:9], l2[9], l2[10:13], l2[13:19], l2[19], l2[20],
-        l2[21:27], l2[27], l2[28:42], l2[42], None,
-        l2[0:10] + l2[13:20] + l2[21:43], l2[43],
-    )  # fmt: skip
-
-
-def _fields_td2(l1: str, l2: str) -> _Fields:
-    return _Fields(
-        l1[0:2], l1[2:5], l1[5:36], l2[0:9], l2[9], l2[10:13], l2[13:19], l2[19], l2[20],
-        l2[21:27], l2[27], l2[28:35], None, None,
-        l2[0:10] + l2[13:20] + l2[21:35], l2[35],
-    )  # fmt: skip
-
-
-def _fields_mrv(l1: str, l2: str) -> _Fields:
-    return _Fields(
-        l1[0:2], l1[2:5], l1[5:], l2[0:9], l2[9], l2[10:13], l2[13:19], l2[19], l2[20],
-        l2[21:27], l2[27], l2[28:], None, None, None, None,
-    )  # fmt: skip
-
-
-def _fields_td1(l1: str, l2: str, l3: str) -> _Fields:
-    return _Fields(
-        l1[0:2], l1[2:5], l3, l1[5:14], l1[14], l2[15:18], l2[0:6], l2[6], l2[7],
-        l2[8:14], l2[14], l1[15:30], None, l2[18:29],
-        l1[5:30] + l2[0:7] + l2[8:15] + l2[18:29], l2[29],
-    )  # fmt: skip
+    def where(self, name: str) -> _Where:
+        return _where(self.layout.field(name))
 
 
 # --- problems ---------------------------------------------------------------------
@@ -544,230 +446,51 @@ def parse_mrz(
     ('passport', 'L898902C3', 'ERIKSSON', 'ANNA MARIA', datetime.date(2012, 4, 15))
     """
     if _MRZ_TEXT.fullmatch(mrz) is None:
-        lines = mrz.split("\n")
-        raise MalformedMRZError(
-            "A machine-readable zone holds only the characters 0-9, A-Z and '<'.",
-            "机读区只能包含 0-9、A-Z 和“<”。",
-            details={
-                "lines": len(lines),
-                "lengths": [len(line) for line in lines],
-                "expected": [list(shape) for shape in EXPECTED_SHAPES],
-            },
-        )
+        raise _invalid_text(mrz)
     lines, was_split = split_lines(mrz)
-    layout = layout_of(lines)
+    layout = _icao_layout(lines)
     if layout is None:
         raise _malformed(lines)
-    if layout == "TD3":
-        fields = _fields_td3(lines[0], lines[1])
-    elif layout == "TD1":
-        fields = _fields_td1(lines[0], lines[1], lines[2])
-    elif layout == "TD2":
-        fields = _fields_td2(lines[0], lines[1])
-    else:
-        fields = _fields_mrv(lines[0], lines[1])
-    return _read(
-        fields, layout, today or today_shanghai(), claimed_kind, "\n".join(lines), was_split
+    return _read(_Reading(layout, lines), today or today_shanghai(), claimed_kind, was_split)
+
+
+def _invalid_text(mrz: str) -> MalformedMRZError:
+    lines = mrz.split("\n")
+    return MalformedMRZError(
+        "A machine-readable zone holds only the characters 0-9, A-Z and '<'.",
+        "机读区只能包含 0-9、A-Z 和“<”。",
+        details={
+            "lines": len(lines),
+            "lengths": [len(line) for line in lines],
+            "expected": [list(shape) for shape in EXPECTED_SHAPES],
+        },
     )
 
 
-def _read(
-    f: _Fields,
-    layout: Layout,
-    today: dt.date,
-    claimed_kind: str | None,
-    raw: str,
-    was_split: bool,
-) -> Document:
-    pos = _POSITIONS[layout]
-    problems: list[Problem] = []
-
-    # Document code and kind.
-    code = f.code
-    if _CODE_FIELD.fullmatch(code) is None:
-        problems.append(_invalid_characters("document_code", code, "A-Z, '<'", pos.code))
-    elif code[0] not in _LAYOUT_CODE_LETTERS[layout]:
-        problems.append(
-            Problem(
-                code="unexpected_document_code",
-                field="document_code",
-                message_en=(
-                    f"ICAO 9303 expects a {layout} document code to start with "
-                    f"{' or '.join(_LAYOUT_CODE_LETTERS[layout])}, not {code[0]}."
-                ),
-                message_zh=(
-                    f"按 ICAO 9303，{layout} 证件类型代码应以 "
-                    f"{'、'.join(_LAYOUT_CODE_LETTERS[layout])} 开头，而非 {code[0]}。"
-                ),
-                details={"layout": layout, "first_letter": code[0]},
-            )
-        )
-    document_code = code.rstrip("<")
-    kind = kind_for_code(code)
-
-    issuing_state = _country(problems, "issuing_state", f.state, pos.state)
-    nationality = _country(problems, "nationality", f.nationality, pos.nationality)
-
-    # Document number, with the long-number convention where the layout has it.
-    number_data = f.number
-    number_check = f.number_check
-    optional = f.optional
-    long_number = False
-    if number_check == "<" and number_data[-1] != "<" and layout in _OVERFLOW_LAYOUTS:
-        head = optional.split("<", 1)[0]
-        if len(head) >= 2:
-            long_number = True
-            number_data += head[:-1]
-            number_check = head[-1]
-            optional = optional[len(head) + 1 :]
-    if long_number:
-        check_at = _Where(pos.optional.line, pos.optional.start + len(number_data) - 9)
-        _check(problems, "document_number", number_data, number_check, pos.number, check_at,
-               suggest=False)  # fmt: skip
-    else:
-        _check(problems, "document_number", number_data, number_check, pos.number,
-               pos.number_check)  # fmt: skip
-    number = number_data.rstrip("<")
-    if not number:
-        problems.append(
-            Problem(
-                code="missing_document_number",
-                field="document_number",
-                message_en="The document number is empty.",
-                message_zh="证件号码为空。",
-                details=_at(pos.number),
-            )
-        )
-
-    # Dates.
-    _check(problems, "birth_date", f.birth, f.birth_check, pos.birth, pos.birth_check,
-           digits_only=True)  # fmt: skip
-    birth_date = _date(problems, "birth_date", f.birth, pos.birth, today, resolve_birth_date)
-    _check(problems, "expiry_date", f.expiry, f.expiry_check, pos.expiry, pos.expiry_check,
-           digits_only=True)  # fmt: skip
-    expiry_date = _date(problems, "expiry_date", f.expiry, pos.expiry, today, resolve_expiry_date)
-    if birth_date is not None and expiry_date is not None and expiry_date <= birth_date:
-        problems.append(
-            Problem(
-                code="expiry_before_birth",
-                field="expiry_date",
-                message_en="The date of expiry is not after the date of birth.",
-                message_zh="有效期早于出生日期。",
-            )
-        )
-
-    # Sex: '<' means unspecified and is read as None ("not stated"), leaving
-    # "X" for documents that state X.
-    sex_char = f.sex
-    sex = _SEXES.get(sex_char)
-    if sex is None and sex_char != "<":
-        problems.append(
-            Problem(
-                code="invalid_sex",
-                field="sex",
-                message_en="The sex must be M, F, X or '<' (unspecified).",
-                message_zh="性别只能是 M、F、X 或“<”（未说明）。",
-                details=_at(pos.sex),
-            )
-        )
-
-    # Optional data: TD3's personal number has its own check ('<' allowed
-    # when the field is empty); elsewhere only the composite covers it.
-    if f.optional_check is not None and pos.optional_check is not None:
-        _check(problems, "optional_data", f.optional, f.optional_check, pos.optional,
-               pos.optional_check, may_be_filler=True)  # fmt: skip
-    if f.composite_data is not None and f.composite_check is not None:
-        assert pos.composite_check is not None
-        _check(problems, "composite", f.composite_data, f.composite_check,
-               None, pos.composite_check, suggest=False)  # fmt: skip
-
-    # Names.
-    name_field = f.name
-    surname: str | None = None
-    given_names: str | None = None
-    if _NAME_FIELD.fullmatch(name_field) is None:
-        problems.append(_invalid_characters("name", name_field, "A-Z, '<'", pos.name))
-    elif _NAME_STRUCTURE.fullmatch(name_field.rstrip("<")) is None:
-        problems.append(
-            Problem(
-                code="invalid_name_field",
-                field="name",
-                message_en=(
-                    "The name field is damaged: name parts must be separated by one '<', "
-                    "surname and given names by '<<', with filler only at the end."
-                ),
-                message_zh="姓名字段格式错误：名字各部分以一个“<”分隔，姓与名以“<<”分隔，填充符只能在末尾。",
-                details=_at(pos.name),
-            )
-        )
-    else:
-        surname, given_names = _split_name(name_field)
-        if not surname:
-            surname = None
-            problems.append(
-                Problem(
-                    code="missing_primary_identifier",
-                    field="name",
-                    message_en="The name has no primary identifier (surname).",
-                    message_zh="姓名缺少主标识（姓）。",
-                    details=_at(pos.name),
-                )
-            )
-        if name_field[-1] != "<":
-            problems.append(
-                Problem(
-                    code="name_truncated",
-                    severity="warning",
-                    field="name",
-                    message_en="The name fills its whole field and may be truncated.",
-                    message_zh="姓名占满了整个字段，可能被截断。",
-                    details={"layout": layout},
-                )
-            )
-
-    if issuing_state == SPECIMEN_CODE:
-        problems.append(
-            Problem(
-                code="specimen_document",
-                severity="warning",
-                field="issuing_state",
-                message_en="This is an ICAO specimen (Utopia), not a real document.",
-                message_zh="这是 ICAO 样例证件（乌托邦），并非真实证件。",
-            )
-        )
-    if was_split:
-        problems.append(
-            Problem(
-                code="mrz_lines_split",
-                severity="warning",
-                field="mrz",
-                message_en="The MRZ was entered on one line; it was read as "
-                f"{len(raw.splitlines())} lines.",
-                message_zh=f"机读区被输入为一行，已按 {len(raw.splitlines())} 行读取。",
-            )
-        )
-    if claimed_kind is not None and claimed_kind != kind:
-        problems.append(
-            Problem(
-                code="document_kind_mismatch",
-                severity="warning",
-                field="kind",
-                message_en=f"The MRZ is of a {kind.replace('_', ' ')}, not a "
-                f"{claimed_kind.replace('_', ' ')}.",
-                message_zh=f"该机读区属于{_KIND_ZH.get(kind, kind)}，"
-                f"而非{_KIND_ZH.get(claimed_kind, claimed_kind)}。",
-                details={"claimed": claimed_kind, "read": kind},
-            )
-        )
-
+def _read(reading: _Reading, today: dt.date, claimed_kind: str | None, was_split: bool) -> Document:
+    """Every field of the layout, in the order its findings are reported."""
+    problems = reading.problems
+    document_code, kind = _read_code(reading)
+    issuing_state = _country(
+        problems, "issuing_state", reading.text("issuing_state"), reading.where("issuing_state")
+    )
+    nationality = _country(
+        problems, "nationality", reading.text("nationality"), reading.where("nationality")
+    )
+    number, optional, long_number = _read_number(reading)
+    birth_date, expiry_date = _read_dates(reading, today)
+    sex = _read_sex(reading)
+    _read_other_checks(reading)
+    surname, given_names = _read_name(reading)
+    problems.extend(_notices(reading, issuing_state, kind, claimed_kind, was_split))
     extra: dict[str, Any] = {
-        "layout": layout,
+        "layout": reading.layout.name,
         "optional_data": optional.rstrip("<"),
         "long_number": long_number,
         "personal_data": PERSONAL_EXTRA_KEYS,
     }
-    if f.optional_2 is not None:
-        extra["optional_data_2"] = f.optional_2.rstrip("<")
+    if reading.layout.has("optional_data_2"):
+        extra["optional_data_2"] = reading.text("optional_data_2").rstrip("<")
     return Document(
         kind=kind,
         number=number,
@@ -782,8 +505,224 @@ def _read(
         expiry_date=expiry_date,
         extra=extra,
         problems=tuple(problems),
-        raw=raw,
+        raw="\n".join(reading.lines),
     )
+
+
+def _read_code(reading: _Reading) -> tuple[str, str]:
+    """The document code (without filler) and the kind it names."""
+    layout = reading.layout
+    code = reading.text("document_code")
+    if _CODE_FIELD.fullmatch(code) is None:
+        reading.problems.append(
+            _invalid_characters("document_code", code, "A-Z, '<'", reading.where("document_code"))
+        )
+    elif not code.startswith(layout.document_codes):
+        reading.problems.append(
+            Problem(
+                code="unexpected_document_code",
+                field="document_code",
+                message_en=(
+                    f"ICAO 9303 expects a {layout.name} document code to start with "
+                    f"{' or '.join(layout.document_codes)}, not {code[0]}."
+                ),
+                message_zh=(
+                    f"按 ICAO 9303，{layout.name} 证件类型代码应以 "
+                    f"{'、'.join(layout.document_codes)} 开头，而非 {code[0]}。"
+                ),
+                details={"layout": layout.name, "first_letter": code[0]},
+            )
+        )
+    return code.rstrip("<"), kind_for_code(code)
+
+
+def _long_number_tail(reading: _Reading, data: str, check: str, optional: str) -> str | None:
+    """The rest of a number over 9 characters and its check digit, or ``None``."""
+    if check != "<" or data[-1] == "<" or not reading.layout.long_numbers:
+        return None
+    head = optional.split("<", 1)[0]
+    return head if len(head) >= 2 else None
+
+
+def _read_number(reading: _Reading) -> tuple[str, str, bool]:
+    """The document number, the optional data after it, and whether it was long."""
+    field = reading.layout.field("document_number")
+    optional_field = reading.layout.field("optional_data")
+    data, check = field.read(reading.lines), field.read_check(reading.lines)
+    optional = optional_field.read(reading.lines)
+    tail = _long_number_tail(reading, data, check, optional)
+    if tail is None:
+        _check(reading.problems, "document_number", data, check, _where(field), _check_at(field))
+    else:
+        data, check, optional = data + tail[:-1], tail[-1], optional[len(tail) + 1 :]
+        check_at = _Where(optional_field.line, optional_field.start + len(data) - 9)
+        _check(reading.problems, "document_number", data, check, _where(field), check_at,
+               suggest=False)  # fmt: skip
+    number = data.rstrip("<")
+    if not number:
+        reading.problems.append(
+            Problem(
+                code="missing_document_number",
+                field="document_number",
+                message_en="The document number is empty.",
+                message_zh="证件号码为空。",
+                details=_at(_where(field)),
+            )
+        )
+    return number, optional, tail is not None
+
+
+def _read_date(
+    reading: _Reading,
+    name: str,
+    today: dt.date,
+    resolve: Callable[[str, dt.date], dt.date | None],
+) -> dt.date | None:
+    field = reading.layout.field(name)
+    text = field.read(reading.lines)
+    _check(reading.problems, name, text, field.read_check(reading.lines), _where(field),
+           _check_at(field), digits_only=True)  # fmt: skip
+    return _date(reading.problems, name, text, _where(field), today, resolve)
+
+
+def _read_dates(reading: _Reading, today: dt.date) -> tuple[dt.date | None, dt.date | None]:
+    birth_date = _read_date(reading, "birth_date", today, resolve_birth_date)
+    expiry_date = _read_date(reading, "expiry_date", today, resolve_expiry_date)
+    if birth_date is not None and expiry_date is not None and expiry_date <= birth_date:
+        reading.problems.append(
+            Problem(
+                code="expiry_before_birth",
+                field="expiry_date",
+                message_en="The date of expiry is not after the date of birth.",
+                message_zh="有效期早于出生日期。",
+            )
+        )
+    return birth_date, expiry_date
+
+
+def _read_sex(reading: _Reading) -> Sex | None:
+    """'<' means unspecified and is read as None ("not stated"), leaving "X"
+    for documents that state X."""
+    sex_char = reading.text("sex")
+    sex = _SEXES.get(sex_char)
+    if sex is None and sex_char != "<":
+        reading.problems.append(
+            Problem(
+                code="invalid_sex",
+                field="sex",
+                message_en="The sex must be M, F, X or '<' (unspecified).",
+                message_zh="性别只能是 M、F、X 或“<”（未说明）。",
+                details=_at(reading.where("sex")),
+            )
+        )
+    return sex
+
+
+def _read_other_checks(reading: _Reading) -> None:
+    """TD3's personal number has its own check ('<' allowed when the field is
+    empty); elsewhere only the composite covers the optional data."""
+    optional = reading.layout.field("optional_data")
+    if optional.check is not None:
+        _check(reading.problems, "optional_data", optional.read(reading.lines),
+               optional.read_check(reading.lines), _where(optional), _check_at(optional),
+               may_be_filler=optional.may_be_filler)  # fmt: skip
+    composite = reading.layout.composite
+    if composite is not None:
+        _check(reading.problems, "composite", composite.data(reading.lines),
+               composite.found(reading.lines), None, _Where(*composite.position),
+               suggest=False)  # fmt: skip
+
+
+def _read_name(reading: _Reading) -> tuple[str | None, str | None]:
+    """Surname and given names, when the name field can be read."""
+    name_field = reading.text("name")
+    where = reading.where("name")
+    if _NAME_FIELD.fullmatch(name_field) is None:
+        reading.problems.append(_invalid_characters("name", name_field, "A-Z, '<'", where))
+        return None, None
+    if _NAME_STRUCTURE.fullmatch(name_field.rstrip("<")) is None:
+        reading.problems.append(
+            Problem(
+                code="invalid_name_field",
+                field="name",
+                message_en=(
+                    "The name field is damaged: name parts must be separated by one '<', "
+                    "surname and given names by '<<', with filler only at the end."
+                ),
+                message_zh="姓名字段格式错误：名字各部分以一个“<”分隔，姓与名以“<<”分隔，填充符只能在末尾。",
+                details=_at(where),
+            )
+        )
+        return None, None
+    surname, given_names = _split_name(name_field)
+    if not surname:
+        reading.problems.append(
+            Problem(
+                code="missing_primary_identifier",
+                field="name",
+                message_en="The name has no primary identifier (surname).",
+                message_zh="姓名缺少主标识（姓）。",
+                details=_at(where),
+            )
+        )
+    if name_field[-1] != "<":
+        reading.problems.append(
+            Problem(
+                code="name_truncated",
+                severity="warning",
+                field="name",
+                message_en="The name fills its whole field and may be truncated.",
+                message_zh="姓名占满了整个字段，可能被截断。",
+                details={"layout": reading.layout.name},
+            )
+        )
+    return surname or None, given_names
+
+
+def _notices(
+    reading: _Reading,
+    issuing_state: str | None,
+    kind: str,
+    claimed_kind: str | None,
+    was_split: bool,
+) -> list[Problem]:
+    """Warnings about the document as a whole: specimen, one-line paste, kind."""
+    notices = []
+    if issuing_state == SPECIMEN_CODE:
+        notices.append(
+            Problem(
+                code="specimen_document",
+                severity="warning",
+                field="issuing_state",
+                message_en="This is an ICAO specimen (Utopia), not a real document.",
+                message_zh="这是 ICAO 样例证件（乌托邦），并非真实证件。",
+            )
+        )
+    if was_split:
+        count = len(reading.lines)
+        notices.append(
+            Problem(
+                code="mrz_lines_split",
+                severity="warning",
+                field="mrz",
+                message_en=f"The MRZ was entered on one line; it was read as {count} lines.",
+                message_zh=f"机读区被输入为一行，已按 {count} 行读取。",
+            )
+        )
+    if claimed_kind is not None and claimed_kind != kind:
+        notices.append(
+            Problem(
+                code="document_kind_mismatch",
+                severity="warning",
+                field="kind",
+                message_en=f"The MRZ is of a {kind.replace('_', ' ')}, not a "
+                f"{claimed_kind.replace('_', ' ')}.",
+                message_zh=f"该机读区属于{_KIND_ZH.get(kind, kind)}，"
+                f"而非{_KIND_ZH.get(claimed_kind, claimed_kind)}。",
+                details={"claimed": claimed_kind, "read": kind},
+            )
+        )
+    return notices
 
 
 PERSONAL_EXTRA_KEYS: Final = ("optional_data", "optional_data_2")

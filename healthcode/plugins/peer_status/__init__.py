@@ -3,26 +3,31 @@
 whose list names the subject, with the source ``peer:<region>``.
 
 Core matches the peers' daily hashes against the subject's stored peer tokens
-(see ``healthcode.core.passes.sharing``) before calling the hooks; this plugin
-turns the matches into contributions. Called outside
-``healthcode.core.status.resolve_status`` it has nothing to say.
+(see ``healthcode.core.status.sharing``) and hands the matches to every
+status source as the hook's ``entries`` argument; this plugin turns
+``entries.peers`` into contributions, using nothing a third-party plugin
+could not.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 from healthcode.core.hookspecs import hookimpl
 from healthcode.core.models import StatusContribution, Subject
-from healthcode.core.status_entries import peer_entries
+
+if TYPE_CHECKING:
+    from healthcode.core.status import StatusEntries
 
 SOURCE_PREFIX = "peer:"
 
 
 @hookimpl
-def healthcode_resolve_status(subject: Subject, day: dt.date) -> list[StatusContribution] | None:
-    entries = peer_entries(subject.subject_id, day)
-    if not entries:
+def healthcode_resolve_status(
+    subject: Subject, day: dt.date, entries: StatusEntries
+) -> list[StatusContribution] | None:
+    if not entries.peers:
         return None
     return [
         StatusContribution(
@@ -33,5 +38,5 @@ def healthcode_resolve_status(subject: Subject, day: dt.date) -> list[StatusCont
                 f"{entry.peer_region} for {day.isoformat()}"
             ),
         )
-        for entry in entries
+        for entry in entries.peers
     ]

@@ -1,8 +1,7 @@
-"""Data minimisation helpers: what a guard or a pass may show.
+"""Masking: what a guard or a pass may show of a person.
 
 The number keeps its first 2 and last 2 characters; the name keeps the
-surname only. Keyed hashing and encryption at rest join this module with the
-storage layer.
+surname only.
 """
 
 from __future__ import annotations

@@ -144,6 +144,14 @@ class FaceCheckUnavailableError(EnrollmentError, PluginError):
 # --- subjects and dependants -----------------------------------------------------------
 
 
+class DuplicateLivenessActionError(PluginError):
+    """Two plugins register a liveness action of the same name."""
+
+    code = "duplicate_liveness_action"
+    default_en = "Two plugins register the same liveness action."
+    default_zh = "两个插件注册了同名的活体检测动作。"
+
+
 class SubjectNotFoundError(EnrollmentError):
     code = "subject_not_found"
     default_en = "No enrolled person was found; enroll with your document first."
@@ -230,6 +238,7 @@ __all__ = [
     "DocumentExpiredError",
     "DocumentLinkedElsewhereError",
     "DocumentNotAcceptedError",
+    "DuplicateLivenessActionError",
     "EnrollmentConflictError",
     "EnrollmentError",
     "FaceCheckUnavailableError",

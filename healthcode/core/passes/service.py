@@ -1,9 +1,9 @@
-"""The pass service: issues signed passes to enrolled holders from their
-current status, records them, revokes them when the status becomes more
-severe before they expire, and answers online revocation checks.
+"""The pass service: tells enrolled holders their current status, issues them
+signed passes from it, records them, revokes them when the status becomes
+more severe before they expire, and answers online revocation checks.
 
-The signing itself is :mod:`healthcode.core.passes`; this module binds it to
-storage. A pass carries only masked identity (see ``issue_pass``); the table
+The signing itself is :mod:`healthcode.core.passes.passes`; this module binds
+it to storage. A pass carries only masked identity (see ``issue_pass``); the table
 of issued passes holds the subject's keyed hash, the colour and the validity.
 """
 
@@ -19,11 +19,14 @@ from attrs import frozen
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from healthcode.core.clock import now_utc
-from healthcode.core.enrollment_errors import SubjectNotFoundError
+from healthcode.core.enrollment.errors import SubjectNotFoundError
 from healthcode.core.errors import HealthcodeError
 from healthcode.core.models import Colour, MaskedDocument, Status, Subject
-from healthcode.core.passes import IssuedPass, KeyStore, build_revocation_list, issue_pass
-from healthcode.core.privacy_crypto import subject_id_hex, subject_key_bytes
+from healthcode.core.passes.keys import KeyStore
+from healthcode.core.passes.models import IssuedPass
+from healthcode.core.passes.passes import issue_pass
+from healthcode.core.passes.revocation import build_revocation_list
+from healthcode.core.privacy import subject_id_hex, subject_key_bytes
 from healthcode.core.status import purge_expired, resolve_status
 from healthcode.core.storage import tables
 from healthcode.core.storage.database import Database, write_audit
@@ -83,6 +86,13 @@ class PassService:
         self._revoked: set[bytes] = set()
         self._revoked_since: dt.datetime | None = None
         self._revoked_checked_at = float("-inf")
+
+    async def current_status(self, subject_id: str, *, now: dt.datetime | None = None) -> Status:
+        """Today's status of an enrolled holder, as shown to them. A look-up
+        records nothing: decisions are recorded when a pass is issued."""
+        async with self.db.begin() as conn:
+            subject, _ = await load_subject(conn, subject_key_bytes(subject_id))
+        return await resolve_status(self.db, subject, now=now, pm=self.pm, record=False)
 
     async def issue(self, subject_id: str, *, now: dt.datetime | None = None) -> PassIssue:
         """Resolve today's status and sign a pass bound to the holder's device key."""

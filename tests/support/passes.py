@@ -1,11 +1,10 @@
-"""Shared helpers (no tests) for the pass and trust tests: independent region instances."""
+"""Independent region instances for the pass and trust tests (no tests in here)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
 
-import attrs
 from attrs import define
 
 from healthcode.core.models import Colour, MaskedDocument
@@ -20,7 +19,9 @@ from healthcode.core.passes import (
 )
 from healthcode.core.passes.codec import Algorithm
 
-NOW = dt.datetime(2026, 11, 26, 2, 0, tzinfo=dt.UTC)
+from .data import CLOCK_START
+
+NOW = CLOCK_START
 """10:00 in Beijing; the pass expires at 16:00 UTC (24:00 Beijing)."""
 MASKED = MaskedDocument("cn_resident_id", "张", "11**************2X")
 
@@ -68,6 +69,3 @@ class Instance:
 
 def at(seconds: float) -> dt.datetime:
     return NOW + dt.timedelta(seconds=seconds)
-
-
-__all__ = ["MASKED", "NOW", "Instance", "at", "attrs"]

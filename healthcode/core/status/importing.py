@@ -1,0 +1,513 @@
+"""Importing an authority's red and yellow list for one day and one source.
+
+Rows stream in batches (see :mod:`healthcode.core.status.rows` for how each
+is read and keyed), so memory stays flat whatever the file size. The whole
+import is one transaction: an interrupted import leaves the previous data as
+it was. By default a file replaces what that source said for that day;
+importing the same file again changes nothing. With pair keys for peer
+regions, each listed person's daily hash for each peer is stored too
+(``peer_status_exports``), computed while the number is in hand, for
+``healthcode trust export-status``. An import holds a lock on its (source,
+day) across processes: a second import of the same list while one runs fails
+at once with ``import_in_progress`` rather than silently replacing it.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+import pluggy
+import sqlalchemy as sa
+from attrs import define, frozen
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from healthcode.core.clock import today_shanghai
+from healthcode.core.plugins import get_plugin_manager
+from healthcode.core.privacy import OperatorSecrets
+from healthcode.core.status.peer_tokens import PeerKeys, peer_hashes, resolve_peer_keys
+from healthcode.core.status.rows import (
+    ImportFormat,
+    InvalidRow,
+    KeyedRow,
+    RawRow,
+    RowKeyer,
+    detect_format,
+    read_rows,
+)
+from healthcode.core.storage import tables
+from healthcode.core.storage.database import Database, LockBusyError, write_audit
+from healthcode.core.storage.errors import ImportFormatError, StatusImportError
+
+log = logging.getLogger("healthcode.core.status")
+
+DEFAULT_SOURCE = "authority"
+BATCH_SIZE = 5_000
+MAX_REPORTED_INVALID = 1_000
+"""Invalid rows kept in the summary; beyond that they are only counted."""
+
+_SOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9_.\-]{0,63}", re.ASCII)
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
+
+
+# --- refusals and the checks of what an operator typed ---------------------------------
+
+
+class ImportDayError(StatusImportError):
+    """The day given for an import is not a ``YYYY-MM-DD`` date."""
+
+    code = "import_day_invalid"
+    default_en = "The day must be a date written YYYY-MM-DD, e.g. 2026-12-01."
+    default_zh = "日期须为 YYYY-MM-DD 格式，例如 2026-12-01。"
+
+
+class ImportDayOutOfRangeError(ImportDayError):
+    """A well-formed day that is not yesterday, today or tomorrow in Shanghai."""
+
+    code = "import_day_out_of_range"
+    default_en = (
+        "A list can be imported for yesterday, today or tomorrow (Asia/Shanghai) only; "
+        "for another day the operator must allow it explicitly "
+        "(API: allow_any_day=true, CLI: --any-day)."
+    )
+    default_zh = (
+        "只能导入昨天、今天或明天（北京时间）的名单；导入其他日期须由操作员明确允许"
+        "（API：allow_any_day=true，命令行：--any-day）。"
+    )
+
+
+class ImportInProgressError(StatusImportError):
+    """Another import of the same source's list for the same day is running."""
+
+    code = "import_in_progress"
+    default_en = (
+        "Another import of this source's list for this day is in progress; "
+        "nothing was imported. Try again when it has finished."
+    )
+    default_zh = "该来源当日名单正在由另一项导入处理，本次未导入任何数据，请在其完成后重试。"
+    http_status = 409
+
+
+def _not_utf8(after_row: int) -> ImportFormatError:
+    return ImportFormatError(
+        "The file is not UTF-8 text; nothing was imported.",
+        "文件不是 UTF-8 文本，未导入任何数据。",
+        details={"reason": "not_utf8", "after_row": after_row},
+    )
+
+
+def parse_import_day(
+    value: str, *, now: dt.datetime | None = None, allow_any_day: bool = False
+) -> dt.date:
+    """The day an operator gave for an import: exactly ``YYYY-MM-DD`` (not the
+    other forms ``date.fromisoformat`` takes, such as ``20261201`` or
+    ``2026-W49-2``), and yesterday, today or tomorrow in Asia/Shanghai as of
+    ``now`` unless ``allow_any_day``. Raises ``ImportDayError`` /
+    ``ImportDayOutOfRangeError``."""
+    text = value.strip()
+    try:
+        if not _ISO_DAY.fullmatch(text):
+            raise ValueError(text)
+        day = dt.date.fromisoformat(text)
+    except ValueError:
+        raise ImportDayError(details={"field": "day"}) from None
+    if allow_any_day:
+        return day
+    today = today_shanghai(now)
+    earliest, latest = today - dt.timedelta(days=1), today + dt.timedelta(days=1)
+    if not earliest <= day <= latest:
+        raise ImportDayOutOfRangeError(
+            details={
+                "field": "day",
+                "day": day.isoformat(),
+                "earliest": earliest.isoformat(),
+                "latest": latest.isoformat(),
+            }
+        )
+    return day
+
+
+def check_source_name(source: str) -> str:
+    if not _SOURCE_NAME.fullmatch(source):
+        raise StatusImportError(
+            "A source name is 1-64 characters of a-z, 0-9, '_', '.', '-'.",
+            "来源名称为 1-64 个字符，只能包含 a-z、0-9、“_”、“.”、“-”。",
+            code="import_source_invalid",
+        )
+    return source
+
+
+def import_lock_name(source: str, day: dt.date) -> str:
+    """The lock an import of ``source``'s list for ``day`` holds while it runs."""
+    return f"status-import.{check_source_name(source)}.{day.isoformat()}"
+
+
+@asynccontextmanager
+async def _import_transaction(
+    db: Database, source: str, day: dt.date
+) -> AsyncIterator[AsyncConnection]:
+    try:
+        async with db.begin_exclusive(import_lock_name(source, day)) as conn:
+            yield conn
+    except LockBusyError:
+        raise ImportInProgressError(details={"source": source, "day": day.isoformat()}) from None
+
+
+# --- the summary ------------------------------------------------------------------------
+
+
+@frozen
+class ImportSummary:
+    day: dt.date
+    source: str
+    mode: Literal["replace", "merge"]
+    rows_read: int
+    rows_imported: int
+    """Valid rows (duplicates included)."""
+    rows_invalid: int
+    entries: int
+    """Entries this source now holds for the day."""
+    red: int
+    yellow: int
+    duplicates: int | None
+    """Valid rows that repeated an earlier row's person (replace mode only)."""
+    invalid_rows: tuple[InvalidRow, ...]
+    invalid_rows_truncated: bool
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        data = attrs.asdict(self, recurse=True)
+        data["day"] = self.day.isoformat()
+        data["invalid_rows"] = [row.as_dict() for row in self.invalid_rows]
+        return data
+
+
+@define
+class _Tally:
+    """What the rows of one import came to so far."""
+
+    rows_read: int = 0
+    rows_imported: int = 0
+    rows_invalid: int = 0
+    invalid: list[InvalidRow] = attrs.field(factory=list)
+    """The first ``MAX_REPORTED_INVALID`` invalid rows."""
+
+    def reject(self, row: InvalidRow) -> None:
+        self.rows_invalid += 1
+        if len(self.invalid) < MAX_REPORTED_INVALID:
+            self.invalid.append(row)
+
+
+# --- writing ----------------------------------------------------------------------------
+
+
+def _upsert_statement(backend: str, table: sa.Table) -> Any:
+    ins = sqlite_insert(table) if backend == "sqlite" else pg_insert(table)
+    # A person listed twice (in one file, or by a merge) keeps the most severe.
+    return ins.on_conflict_do_update(
+        index_elements=list(table.primary_key.columns),
+        set_={"colour": ins.excluded.colour, "severity": ins.excluded.severity},
+        where=ins.excluded.severity > table.c.severity,
+    )
+
+
+class _BatchWriter:
+    """Upserts one source's entries for one day (and their peer hashes) in batches."""
+
+    def __init__(
+        self,
+        conn: AsyncConnection,
+        backend: str,
+        *,
+        day: dt.date,
+        source: str,
+        peers: dict[str, bytes],
+        batch_size: int,
+    ) -> None:
+        self._conn = conn
+        self._day = day
+        self._source = source
+        self._peers = peers
+        self._batch_size = batch_size
+        self._upsert = _upsert_statement(backend, tables.status_entries)
+        self._export_upsert = _upsert_statement(backend, tables.peer_status_exports)
+        self._entries: list[dict[str, Any]] = []
+        self._exports: list[dict[str, Any]] = []
+
+    async def forget_previous(self) -> None:
+        """Delete what the source said for the day, and the hashes exported for
+        it (they follow its list, peers configured or not)."""
+        entries, exports = tables.status_entries, tables.peer_status_exports
+        day, source = self._day, self._source
+        await self._conn.execute(
+            entries.delete().where((entries.c.day == day) & (entries.c.source == source))
+        )
+        await self._conn.execute(
+            exports.delete().where((exports.c.day == day) & (exports.c.source == source))
+        )
+
+    async def add(self, row: KeyedRow) -> bool:
+        """Queue one row; True when a batch of entries was written."""
+        colour = {"colour": row.colour.value, "severity": row.colour.severity}
+        if row.canonical is not None:
+            for region, h in peer_hashes(self._peers, row.canonical, self._day).items():
+                self._exports.append(
+                    {
+                        "day": self._day,
+                        "peer_region": region,
+                        "pair_hash": h,
+                        "source": self._source,
+                        **colour,
+                    }
+                )
+        self._entries.append(
+            {"day": self._day, "subject_key": row.key, "source": self._source, **colour}
+        )
+        if len(self._exports) >= self._batch_size:
+            await self._flush_exports()
+        if len(self._entries) >= self._batch_size:
+            await self._flush_entries()
+            return True
+        return False
+
+    async def flush(self) -> None:
+        await self._flush_entries()
+        await self._flush_exports()
+
+    async def _flush_entries(self) -> None:
+        if self._entries:
+            await self._conn.execute(self._upsert, self._entries)
+            self._entries = []
+
+    async def _flush_exports(self) -> None:
+        if self._exports:
+            await self._conn.execute(self._export_upsert, self._exports)
+            self._exports = []
+
+
+async def _write_rows(
+    rows: Iterable[RawRow | InvalidRow],
+    keyer: RowKeyer,
+    writer: _BatchWriter,
+    progress: Callable[[int], None] | None,
+) -> _Tally:
+    """Key and write every row; a file that turns out unreadable part-way is an
+    ``ImportFormatError`` (the caller's transaction then changes nothing)."""
+    tally = _Tally()
+    try:
+        for raw in rows:
+            tally.rows_read += 1
+            result = raw if isinstance(raw, InvalidRow) else keyer(raw)
+            if isinstance(result, InvalidRow):
+                tally.reject(result)
+                continue
+            tally.rows_imported += 1
+            if await writer.add(result) and progress is not None:
+                progress(tally.rows_read)
+        await writer.flush()
+    except UnicodeDecodeError:
+        raise _not_utf8(tally.rows_read) from None
+    except csv.Error:
+        raise ImportFormatError(
+            "The CSV file is malformed; nothing was imported.",
+            "CSV 文件格式错误，未导入任何数据。",
+            details={"reason": "csv_error", "after_row": tally.rows_read},
+        ) from None
+    if progress is not None:
+        progress(tally.rows_read)
+    return tally
+
+
+async def _summarise(
+    conn: AsyncConnection,
+    tally: _Tally,
+    *,
+    day: dt.date,
+    source: str,
+    replace: bool,
+    started: float,
+) -> ImportSummary:
+    table = tables.status_entries
+    counts = (
+        await conn.execute(
+            sa.select(table.c.colour, sa.func.count())
+            .where((table.c.day == day) & (table.c.source == source))
+            .group_by(table.c.colour)
+        )
+    ).all()
+    by_colour = {colour: int(n) for colour, n in counts}
+    entries = sum(by_colour.values())
+    return ImportSummary(
+        day=day,
+        source=source,
+        mode="replace" if replace else "merge",
+        rows_read=tally.rows_read,
+        rows_imported=tally.rows_imported,
+        rows_invalid=tally.rows_invalid,
+        entries=entries,
+        red=by_colour.get("red", 0),
+        yellow=by_colour.get("yellow", 0),
+        duplicates=tally.rows_imported - entries if replace else None,
+        invalid_rows=tuple(tally.invalid),
+        invalid_rows_truncated=tally.rows_invalid > len(tally.invalid),
+        seconds=round(time.perf_counter() - started, 3),
+    )
+
+
+async def import_status_rows(
+    db: Database,
+    secrets: OperatorSecrets,
+    lines: Iterable[str],
+    *,
+    day: dt.date,
+    fmt: ImportFormat,
+    source: str = DEFAULT_SOURCE,
+    replace: bool = True,
+    pm: pluggy.PluginManager | None = None,
+    batch_size: int = BATCH_SIZE,
+    progress: Callable[[int], None] | None = None,
+    peer_keys: PeerKeys | None = None,
+) -> ImportSummary:
+    """Import status rows from ``lines`` (an open text file or any iterable of lines).
+
+    ``replace=True``: the rows are the source's whole list for ``day``; what it
+    said before for that day goes. ``replace=False`` merges (most severe kept).
+    ``progress(rows_read)`` is called after each batch. ``peer_keys`` (pair
+    keys by peer region, e.g. ``configured_pair_keys(KeyStore())``): each
+    listed person's daily hash for each peer is stored for export. Raises
+    ``StatusImportError`` (or ``DatabaseUnavailableError``) with nothing changed;
+    ``ImportInProgressError`` at once while another import of ``source`` for
+    ``day`` runs, in any process. ``day`` is taken as given: check what an
+    operator typed with ``parse_import_day``.
+    """
+    check_source_name(source)
+    started = time.perf_counter()
+    peers = dict(resolve_peer_keys(peer_keys))
+    keyer = RowKeyer(secrets, pm or get_plugin_manager(), canonical=bool(peers))
+    async with _import_transaction(db, source, day) as conn:
+        writer = _BatchWriter(
+            conn, db.backend, day=day, source=source, peers=peers, batch_size=batch_size
+        )
+        if replace:
+            await writer.forget_previous()
+        tally = await _write_rows(read_rows(lines, fmt), keyer, writer, progress)
+        summary = await _summarise(
+            conn, tally, day=day, source=source, replace=replace, started=started
+        )
+        await write_audit(conn, "status_import", _audit_details(summary, peers))
+    _log_import(summary)
+    return summary
+
+
+def _log_import(summary: ImportSummary) -> None:
+    log.info(
+        "status import day=%s source=%s rows=%d imported=%d invalid=%d entries=%d",
+        summary.day,
+        summary.source,
+        summary.rows_read,
+        summary.rows_imported,
+        summary.rows_invalid,
+        summary.entries,
+    )
+
+
+def _audit_details(summary: ImportSummary, peers: Mapping[str, bytes]) -> dict[str, Any]:
+    audit = summary.as_dict()
+    audit.pop("invalid_rows")  # line numbers and codes only, but bulky
+    audit["peers"] = sorted(peers)
+    return audit
+
+
+# --- from a file ------------------------------------------------------------------------
+
+
+class _CountingReader(io.RawIOBase):
+    """Counts the bytes handed to the text decoder, for a progress bar."""
+
+    def __init__(self, raw: io.BufferedReader) -> None:
+        self._raw = raw
+        self.consumed = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = self._raw.readinto(buffer)
+        self.consumed += n or 0
+        return n or 0
+
+
+@contextmanager
+def _counted_text(path: Path) -> Iterator[tuple[io.TextIOWrapper, _CountingReader, int]]:
+    """The file as UTF-8 text, the reader counting its bytes, and its size."""
+    try:
+        total = path.stat().st_size
+        raw = path.open("rb", buffering=0)
+    except OSError as exc:
+        raise StatusImportError(
+            "The file cannot be read.",
+            "无法读取该文件。",
+            code="import_file_unreadable",
+            details={"errno": exc.errno},
+        ) from None
+    counter = _CountingReader(raw)  # type: ignore[arg-type]
+    with (
+        raw,
+        io.TextIOWrapper(
+            io.BufferedReader(counter, 1 << 16), encoding="utf-8-sig", newline=""
+        ) as text,
+    ):
+        yield text, counter, total
+
+
+def _lines_after(first: str, text: io.TextIOWrapper) -> Iterator[str]:
+    yield first
+    yield from text
+
+
+async def import_status_file(
+    db: Database,
+    secrets: OperatorSecrets,
+    path: Path | str,
+    *,
+    day: dt.date,
+    source: str = DEFAULT_SOURCE,
+    fmt: ImportFormat | None = None,
+    replace: bool = True,
+    pm: pluggy.PluginManager | None = None,
+    batch_size: int = BATCH_SIZE,
+    progress: Callable[[int, int], None] | None = None,
+    peer_keys: PeerKeys | None = None,
+) -> ImportSummary:
+    """``import_status_rows`` over a file; ``progress(bytes_read, bytes_total)``."""
+    path = Path(path)
+    with _counted_text(path) as (text, counter, total):
+        try:
+            first = text.readline()
+        except UnicodeDecodeError:
+            raise _not_utf8(0) from None
+        on_batch = (lambda _rows: progress(counter.consumed, total)) if progress else None
+        return await import_status_rows(
+            db,
+            secrets,
+            _lines_after(first, text),
+            day=day,
+            fmt=fmt or detect_format(path, first),
+            source=source,
+            replace=replace,
+            pm=pm,
+            batch_size=batch_size,
+            progress=on_batch,
+            peer_keys=peer_keys,
+        )

@@ -1,0 +1,147 @@
+"""Text from the template reader's per-cell glyph scores.
+
+Each cell takes the best glyph its field allows (digits in dates, letters or
+``<`` in names and codes); a failing check digit may take a close runner-up
+only when exactly one variant makes it hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+from attrs import frozen
+
+from healthcode.core.mrz import ALPHA, DIGITS, FILLER
+from healthcode.plugins.mrz_ocr.glyphs import ALPHABET
+from healthcode.plugins.mrz_ocr.layouts import (
+    CheckDigit,
+    LayoutSpec,
+    checked_positions,
+    covered_by_own_checks,
+    failing_checks,
+    holds,
+    layout_for,
+    positions,
+)
+from healthcode.plugins.mrz_ocr.repair import Change, applied, variants_that_hold
+
+_DIGITS: Final = frozenset(DIGITS)
+_LETTERS_OR_FILLER: Final = frozenset(ALPHA)
+_NEAR: Final = 0.1
+"""A glyph scoring within this of a cell's best is a plausible alternative reading."""
+_MAX_ALTERNATIVES: Final = 4
+"""At most 2**4 variants of one field are tried against its check digit."""
+
+_Ranked = dict[tuple[int, int], list[tuple[float, str]]]
+"""Per position, the (score, glyph) its field allows, best first."""
+
+
+def allowed_characters(spec: LayoutSpec) -> dict[tuple[int, int], frozenset[str]]:
+    """What each constrained position may hold: digits in dates, digits or a
+    filler in check digits, letters or fillers in codes, states, sex and names."""
+    allowed: dict[tuple[int, int], frozenset[str]] = {}
+    for line, start, end in (*spec.letters, *spec.names):
+        for col in range(start, end):
+            allowed[(line, col)] = _LETTERS_OR_FILLER
+    if spec.sex is not None:
+        allowed[spec.sex] = _LETTERS_OR_FILLER
+    for field in spec.checked:
+        if field.numeric:
+            for position in positions(field):
+                allowed[position] = _DIGITS
+        allowed[field.position] = _DIGITS | {FILLER}
+    return allowed
+
+
+@frozen
+class TemplateReading:
+    lines: tuple[str, ...]
+    notes: tuple[str, ...]
+    checks_passed: bool
+    confidence: float
+    ambiguous: bool
+
+
+def decode_scores(scores: Sequence[Any]) -> TemplateReading | None:
+    """Text from per-cell glyph scores: each cell's best glyph in its field's
+    alphabet; where a check digit fails, the field's least certain cells take
+    their next-best glyph only if exactly one such variant makes the check hold."""
+    import numpy as np
+
+    if not scores:
+        return None
+    raw = ["".join(ALPHABET[int(i)] for i in s.argmax(axis=1)) for s in scores]
+    spec = layout_for(raw)
+    if spec is None:
+        return None
+    lines, ranked, best_scores = _best_allowed(scores, spec)
+    notes = [f"layout:{spec.name}", "reader:templates"]
+    ambiguous = False
+    covered = covered_by_own_checks(spec)
+    for field in sorted(spec.checked, key=lambda f: f.name == "composite"):
+        if holds(lines, field):
+            continue
+        places = checked_positions(field)
+        if field.name == "composite":
+            places = [pos for pos in places if pos not in covered]
+        solutions = variants_that_hold(lines, field, (), _runner_ups(ranked, places))
+        if len(solutions) == 1:
+            trial = applied(lines, solutions[0])
+            notes.extend(_changed(field, lines, trial))
+            lines = trial
+        elif solutions:
+            ambiguous = True
+    failing = failing_checks(lines, spec)
+    notes.extend(f"check_failed:{name}" for name in failing)
+    return TemplateReading(
+        tuple(lines),
+        tuple(notes),
+        not failing,
+        round(float(np.mean(best_scores)), 4),
+        ambiguous,
+    )
+
+
+def _best_allowed(
+    scores: Sequence[Any], spec: LayoutSpec
+) -> tuple[list[str], _Ranked, list[float]]:
+    """Each cell's best glyph among those its position allows; the ranking of
+    every position; and each cell's best score."""
+    index = {char: i for i, char in enumerate(ALPHABET)}
+    allowed = allowed_characters(spec)
+    ranked: _Ranked = {}
+    lines: list[str] = []
+    best_scores = []
+    for row, cell_scores in enumerate(scores):
+        text = []
+        for col in range(cell_scores.shape[0]):
+            chars = allowed.get((row, col), frozenset(ALPHABET))
+            options = sorted(((float(cell_scores[col, index[c]]), c) for c in chars), reverse=True)
+            ranked[(row, col)] = options
+            text.append(options[0][1])
+            best_scores.append(options[0][0])
+        lines.append("".join(text))
+    return lines, ranked, best_scores
+
+
+def _runner_ups(ranked: _Ranked, places: Sequence[tuple[int, int]]) -> list[Change]:
+    """The runner-up glyph of the least certain cells among ``places`` (at most
+    ``_MAX_ALTERNATIVES``, those whose two best glyphs are closest first)."""
+    doubtful = []
+    for pos in places:
+        options = ranked[pos]
+        if len(options) > 1 and options[0][0] - options[1][0] < _NEAR:
+            doubtful.append((options[0][0] - options[1][0], pos, options[1][1]))
+    doubtful.sort()
+    return [(row, col, char) for _margin, (row, col), char in doubtful[:_MAX_ALTERNATIVES]]
+
+
+def _changed(field: CheckDigit, before: Sequence[str], after: Sequence[str]) -> list[str]:
+    """A ``check_confirmed`` note for every position where ``after`` differs."""
+    return [
+        f"check_confirmed:{field.name}:line{row + 1}:col{col + 1}"
+        for row, (old, new) in enumerate(zip(before, after, strict=True))
+        for col, (a, b) in enumerate(zip(old, new, strict=True))
+        if a != b
+    ]

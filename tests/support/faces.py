@@ -1,0 +1,89 @@
+"""Real face photos, the people in them, and the authority stand-in plugin.
+
+Liveness from photos: ``tests/data`` has no video, so a challenge is answered
+with real photos that show what they can: obama_1 is neutral, obama_2 is the
+same person turned to his right with the mouth open (``turn_right`` and
+``open_mouth`` at once), its mirror image turned to his left; biden_2 is
+neutral and the mirror of biden_1 is turned to his right (12.7 degrees, just
+past the 12-degree threshold).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import pytest
+from attrs import frozen
+
+from healthcode.core.hookspecs import hookimpl
+from healthcode.core.images import image_from_array, read_image_file
+from healthcode.core.models import Document, Image
+
+from .data import FACES
+
+
+def require_face_models() -> None:
+    """Skip (locally) or fail (under CI) when the face models are not fetched:
+    the message names the command that fetches them."""
+    from healthcode.plugins.face.modelstore import FETCH_COMMAND, list_models
+
+    missing = [state.spec.name for state in list_models(verify=False) if not state.verified]
+    if missing:
+        message = f"face models missing ({', '.join(missing)}): run `{FETCH_COMMAND}`"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@functools.cache
+def photo(name: str, mirrored: bool = False) -> Image:
+    """A photo from ``tests/data/faces``, mirrored left to right on request."""
+    image = read_image_file(FACES / name)
+    return image_from_array(image.pixels[:, ::-1]) if mirrored else image
+
+
+@frozen
+class Person:
+    """Photos of one real person, and what they can answer."""
+
+    frames: tuple[tuple[str, bool], ...]
+    actions: tuple[str, ...]
+    capture: str
+    reference: str
+
+    def frame_images(self) -> list[Image]:
+        return [photo(name, mirrored) for name, mirrored in self.frames]
+
+
+OBAMA = Person(
+    frames=(("obama_1.jpg", False), ("obama_2.jpg", False), ("obama_1.jpg", False)),
+    actions=("turn_right", "open_mouth"),
+    capture="obama_3.jpg",
+    reference="obama_2.jpg",
+)
+OBAMA_OTHER_WAY = Person(
+    frames=(("obama_1.jpg", False), ("obama_2.jpg", True), ("obama_1.jpg", False)),
+    actions=("turn_left", "open_mouth"),
+    capture="obama_1.jpg",
+    reference="obama_2.jpg",
+)
+BIDEN = Person(
+    frames=(("biden_2.jpg", False), ("biden_1.jpg", True), ("biden_2.jpg", False)),
+    actions=("turn_right",),
+    capture="biden_1.jpg",
+    reference="biden_2.jpg",
+)
+
+
+class AuthorityPhotos:
+    """Stand-in for an authority integration (``healthcode_reference_face``):
+    a real reference photo for each document number it was given."""
+
+    def __init__(self, photos: dict[str, str] | None = None) -> None:
+        self.photos: dict[str, str] = dict(photos or {})
+
+    @hookimpl
+    def healthcode_reference_face(self, document: Document) -> Image | None:
+        name = self.photos.get(document.number)
+        return photo(name) if name else None
