@@ -89,6 +89,35 @@ def test_issue_and_verify_round_trip(tmp_path: Path, alg: str, device: HolderDev
     assert payload["colour_zh"] == "居家观察"
 
 
+@pytest.mark.parametrize(
+    ("colour", "admit", "decision"),
+    [
+        (Colour.GREEN, True, ("通行", "Admit")),
+        (Colour.YELLOW, False, ("禁止通行", "Do not admit")),
+        (Colour.RED, False, ("禁止通行", "Do not admit")),
+    ],
+)
+def test_only_a_genuine_current_green_pass_admits(
+    bj: Instance, device: HolderDevice, colour: Colour, admit: bool, decision: tuple[str, str]
+) -> None:
+    """ "Genuine" and "let in" are different answers: a red pass is genuine."""
+    from healthcode.api.wire import verdict_to_wire
+
+    verdict = bj.verifier(at(5)).verify(device.present(bj.issue(device, colour).text, at(1)))
+    assert verdict.ok and verdict.code == "accepted"
+    assert verdict.admit is admit
+    assert (verdict.decision_zh, verdict.decision_en) == decision
+    wire = verdict_to_wire(verdict)
+    assert (wire.admit, wire.ok, wire.decision_zh, wire.decision_en) == (admit, True, *decision)
+    assert verdict.as_dict()["admit"] is admit
+
+
+def test_a_refused_code_never_admits(bj: Instance, device: HolderDevice) -> None:
+    shown = device.present(bj.issue(device, Colour.GREEN).text, at(1))
+    stale = bj.verifier(at(300)).verify(shown)
+    assert not stale.ok and not stale.admit and stale.decision_en == "Do not admit"
+
+
 def test_pass_claims_are_exactly_the_listed_ones(bj: Instance, device: HolderDevice) -> None:
     issued = bj.issue(device)
     cose = cbor2.loads(pass_cose_from_text(issued.text))

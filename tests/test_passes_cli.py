@@ -97,7 +97,9 @@ def test_two_regions_through_the_cli(tmp_path: Path) -> None:
     assert _run("keys", "export", "-o", str(export), *tj_keys, "--now", NOW)[0] == 0
     assert _run("trust", "add", str(export), *bj, "--now", NOW, "--json")[0] == 0
     code, verdict = _run("verify", shown, *bj, "--now", LATER, "--json")
-    assert code == 0 and isinstance(verdict, dict)
+    # Genuine and current, but yellow: do not admit (exit 4), never "admit".
+    assert code == 4 and isinstance(verdict, dict)
+    assert (verdict["ok"], verdict["admit"], verdict["decision_zh"]) == (True, False, "禁止通行")
     assert (verdict["colour"], verdict["issuer"], verdict["masked_name"]) == (
         "yellow",
         "120000",
@@ -118,7 +120,11 @@ def test_two_regions_through_the_cli(tmp_path: Path) -> None:
     assert code == 1 and isinstance(verdict, dict)
     assert verdict["code"] == "presentation_replayed"
     code, verdict = _run("verify", str(png), *bj, "--now", LATER, "--json", "--no-seen-list")
-    assert code == 0, verdict
+    assert code == 4, verdict
+    # For a person: the decision comes first, in words.
+    human = runner.invoke(app, ["verify", shown, *bj, "--now", LATER, "--no-seen-list"])
+    assert human.exit_code == 4
+    assert human.output.splitlines()[0] == "✘ 禁止通行 DO NOT ADMIT"
 
     assert _run("trust", "remove", "120000", *bj, "--now", LATER, "--json")[0] == 0
     code, verdict = _run("verify", shown, *bj, "--now", LATER, "--json")

@@ -190,9 +190,18 @@ class VerificationRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tr
 
 
 class VerificationResponse(msgspec.Struct, kw_only=True):
+    admit: bool
+    """Let this person in: true only for a genuine, current, green pass. Show
+    this first; ``ok`` alone is not an admission (a red pass is genuine)."""
+    decision_zh: str
+    """``通行`` or ``禁止通行``."""
+    decision_en: str
+    """``Admit`` or ``Do not admit``."""
     ok: bool
+    """The pass is genuine and current (signature, issuer, window, device,
+    revocation, replay); it says nothing of its colour."""
     code: str
-    """``valid`` or the refusal code (``stale_presentation``, ``revoked``, ...)."""
+    """``accepted`` or the refusal code (``stale_presentation``, ``revoked``, ...)."""
     message_en: str
     message_zh: str
     colour: str | None = None
@@ -253,6 +262,9 @@ def verdict_to_wire(verdict: Verdict) -> VerificationResponse:
     """What a guard's screen shows of a verdict: colour, masked identity, issuer,
     validity, or the refusal's code and messages; the notices' codes."""
     return VerificationResponse(
+        admit=verdict.admit,
+        decision_zh=verdict.decision_zh,
+        decision_en=verdict.decision_en,
         ok=verdict.ok,
         code=verdict.code,
         message_en=verdict.message_en,

@@ -16,6 +16,8 @@ EXIT_USAGE = 2
 """Wrong options or arguments (Click's own convention)."""
 EXIT_SOFTWARE = 3
 """A plugin, the installation or the operator's set-up is broken."""
+EXIT_DO_NOT_ADMIT = 4
+"""``verify``: the pass is genuine and current, but not green: do not admit."""
 EXIT_UNAVAILABLE = 69
 """A service the command needs (the database) cannot be reached (sysexits' EX_UNAVAILABLE)."""
 

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from healthcode.cli.errors import EXIT_INVALID, EXIT_OK, fail
+from healthcode.cli.errors import EXIT_DO_NOT_ADMIT, EXIT_INVALID, EXIT_OK, fail
 from healthcode.cli.options import (
     JsonOption,
     KeysDirOption,
@@ -82,7 +82,12 @@ def verify_command(
     now: NowOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Verify a live code: colour, masked identity, issuer, valid-until, or why not.
+    """Verify a live code: admit (通行) or do not admit (禁止通行) first, then the
+    colour, masked identity, issuer and valid-until, or why not.
+
+    Only a genuine, current, green pass admits. Exit codes: 0 admit; 4 genuine
+    and current but yellow or red (do not admit); 1 refused (forged, expired,
+    replayed, revoked, unknown issuer, ...).
 
     Each live code is accepted once on this device: accepted codes are kept in
     a seen-list file until they expire, and a second showing is refused
@@ -113,7 +118,14 @@ def verify_command(
         print(json.dumps(verdict.as_dict(), ensure_ascii=False))
     else:
         _print_verdict(verdict)
-    raise typer.Exit(EXIT_OK if verdict.ok else EXIT_INVALID)
+    raise typer.Exit(_exit_code(verdict))
+
+
+def _exit_code(verdict: Verdict) -> int:
+    """0 admit; 4 genuine but not green (do not admit); 1 refused."""
+    if verdict.admit:
+        return EXIT_OK
+    return EXIT_DO_NOT_ADMIT if verdict.ok else EXIT_INVALID
 
 
 def _read_code(code: str, *, as_json: bool) -> str:
@@ -148,6 +160,11 @@ def _load_lists(
 def _print_verdict(verdict: Verdict) -> None:
     """For the guard: the colour, masked identity and issuer; or why not (stderr)."""
     console = Console(stderr=not verdict.ok)
+    # The decision first, in words, whatever the terminal's colours.
+    mark = "✔" if verdict.admit else "✘"
+    console.print(
+        f"{mark} {verdict.decision_zh} {verdict.decision_en.upper()}", markup=False, style="bold"
+    )
     if verdict.ok and verdict.colour and verdict.masked:
         style = {"green": "green", "yellow": "yellow", "red": "red"}[verdict.colour.value]
         console.print(f"[{style}]{verdict.colour.label_zh} {verdict.colour.label_en}[/{style}]")

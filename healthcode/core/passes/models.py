@@ -98,6 +98,11 @@ class Notice:
         }
 
 
+ADMIT_ZH, ADMIT_EN = "通行", "Admit"
+DO_NOT_ADMIT_ZH, DO_NOT_ADMIT_EN = "禁止通行", "Do not admit"
+"""What a guard is told first: the decision, then why."""
+
+
 @frozen
 class Verdict:
     """The answer to one scan: accepted with what may be shown, or refused with a code."""
@@ -121,6 +126,20 @@ class Verdict:
     notices: tuple[Notice, ...] = ()
     details: Mapping[str, Any] = attrs.field(factory=dict)
 
+    @property
+    def admit(self) -> bool:
+        """May this person go in: only a genuine, current pass (``ok``) that is
+        green. Yellow and red passes are genuine and still do not admit."""
+        return self.ok and self.colour is Colour.GREEN
+
+    @property
+    def decision_zh(self) -> str:
+        return ADMIT_ZH if self.admit else DO_NOT_ADMIT_ZH
+
+    @property
+    def decision_en(self) -> str:
+        return ADMIT_EN if self.admit else DO_NOT_ADMIT_EN
+
     @classmethod
     def refusal(cls, error: HealthcodeError, *, notices: tuple[Notice, ...] = ()) -> Verdict:
         """A refusal for ``error``: its code, messages and details."""
@@ -135,6 +154,9 @@ class Verdict:
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "admit": self.admit,
+            "decision_zh": self.decision_zh,
+            "decision_en": self.decision_en,
             "ok": self.ok,
             "code": self.code,
             "message_en": self.message_en,

@@ -296,8 +296,8 @@ class Verifier:
         return Verdict(
             ok=True,
             code="accepted",
-            message_en="Genuine, current, and shown by its holder.",
-            message_zh="核验通过：通行码真实有效，由持码人本人出示。",
+            message_en="The pass is genuine, current, and shown by its holder.",
+            message_zh="通行码真实有效，由持码人本人出示。",
             colour=claims.colour,
             masked=claims.masked,
             issuer=issuer.region_code,
