@@ -361,3 +361,35 @@ def test_templates_are_sealed_to_their_subject() -> None:
         decrypt_template(secrets, bytes(tampered), subject_key=key_a)
     with pytest.raises(TemplateDecryptionError):
         decrypt_template(generate_secrets(), blob, subject_key=key_a)
+
+
+def test_the_schema_check_is_quiet_and_knows_the_revision(
+    backend: Backend, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The readiness check runs ``check_schema`` on every call: it reads the
+    revision without Alembic's two log lines per call."""
+
+    async def go() -> str | None:
+        await init_instance(backend.url, backend.secrets_file)
+        db = Database(backend.url)
+        caplog.clear()  # init itself runs the migrations, which do log
+        try:
+            await db.check_schema()
+            return await db.current_revision()
+        finally:
+            await db.dispose()
+
+    caplog.set_level("INFO", logger="alembic")
+    assert asyncio.run(go()) == head_revision()
+    assert not [r for r in caplog.records if r.name.startswith("alembic")]
+
+
+def test_an_empty_database_has_no_revision(tmp_path: Path) -> None:
+    async def go() -> str | None:
+        db = Database(f"sqlite:///{tmp_path / 'empty.db'}")
+        try:
+            return await db.current_revision()
+        finally:
+            await db.dispose()
+
+    assert asyncio.run(go()) is None

@@ -10,9 +10,11 @@ commands.
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
+import healthcode
 from healthcode.cli import (
     admin,
     documents,
@@ -20,6 +22,7 @@ from healthcode.cli import (
     holder,
     keys,
     passes,
+    paths,
     plugins,
     serve,
     tokens,
@@ -34,6 +37,26 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        print(f"healthcode {healthcode.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """healthcode: identity documents, faces and health passes."""
+
+
 app.command("init")(admin.init_command)
 app.command("purge")(admin.purge_command)
 app.command("serve")(serve.serve_command)
@@ -49,6 +72,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(trust.app, name="trust")
 app.add_typer(passes.app, name="passes")
 app.command("verify")(verify.verify_command)
+app.command("paths")(paths.paths_command)
 get_plugin_manager().hook.healthcode_register_commands(app=app)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import hashlib
 import logging
 import os
@@ -30,7 +31,6 @@ import platformdirs
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from attrs import frozen
 from sqlalchemy import event, exc
@@ -423,12 +423,18 @@ def _alembic_config(connection: Connection | None = None) -> Config:
     return cfg
 
 
+@functools.cache
 def head_revision() -> str | None:
+    """The newest shipped migration (read once: the scripts do not change)."""
     return ScriptDirectory.from_config(_alembic_config()).get_current_head()
 
 
 def _current_revision(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
+    """The schema's revision, read from Alembic's version table directly:
+    ``MigrationContext`` would log two lines on every readiness check."""
+    if not sa.inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def _upgrade(connection: Connection, target: str) -> None:
