@@ -355,5 +355,10 @@ def fetch_command(
         models = [{"name": o.name, "path": str(o.path), "action": o.action} for o in outcomes]
         typer.echo(json.dumps({"ok": True, "models": models}))
         return
+    if all(o.action == "already_present" for o in outcomes):
+        # The common case on every start: one line, not one per model.
+        folder = outcomes[0].path.parent if outcomes else ""
+        typer.echo(f"face models: {len(outcomes)} present and verified in {folder}")
+        return
     for o in outcomes:
         typer.echo(f"{o.action:16} {o.path}")
