@@ -22,9 +22,9 @@ from litestar.config.app import AppConfig
 from litestar.exceptions import SerializationException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi.config import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin
-from litestar.openapi.spec import Schema
-from litestar.types import Message, Scope
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, Schema, SecurityScheme
+from litestar.types import ControllerRouterHandler, Message, Scope
 
 import healthcode
 from healthcode.api import wire
@@ -38,6 +38,7 @@ from healthcode.api.overload import ClientWindows, InFlight, LoadShedder, RateLi
 from healthcode.api.problems import EXCEPTION_HANDLERS
 from healthcode.api.services import Services
 from healthcode.api.settings import Settings
+from healthcode.api.web import WEB_HANDLERS
 from healthcode.core.clock import next_cutoff, now_utc
 from healthcode.core.enrollment import EnrollmentService, OperatorRateLimiter
 from healthcode.core.models import Issuer
@@ -82,7 +83,7 @@ async def _purge_daily(passes: PassService) -> None:
             log.exception("daily purge failed; will try after the next cut-off")
 
 
-ROUTE_HANDLERS = [
+ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     HealthController,
     DocumentController,
     EnrollmentController,
@@ -90,6 +91,7 @@ ROUTE_HANDLERS = [
     GuardController,
     AdminController,
     PublicController,
+    *WEB_HANDLERS,
 ]
 
 
@@ -185,7 +187,42 @@ def _middleware(settings: Settings) -> list[DefineMiddleware]:
     ]
 
 
+HOLDER_SECURITY_SCHEME = SecurityScheme(
+    type="apiKey",
+    name="Authorization",
+    security_scheme_in="header",
+    description=(
+        "Holders sign each request with the device key bound at enrollment (ECDSA P-256, "
+        "SHA-256): `Authorization: HC-Device subject=<subject id, 64 hex>, ts=<unix ms>, "
+        "sig=<base64url of the 64-byte r||s signature>` over the signed text "
+        "`HC-DEVICE-1` LF `METHOD` LF `TARGET` LF `ts` LF `hex(sha256(body))`, where TARGET "
+        "is the path as sent plus `?query` when there is a query string. Valid 60 s either "
+        "side of the server's clock, and each signed request is accepted once."
+    ),
+)
+
+BEARER_SECURITY_SCHEME = SecurityScheme(
+    type="http",
+    scheme="bearer",
+    bearer_format="hc_<role>_<id>.<secret>",
+    description=(
+        "Guard and admin tokens from `healthcode tokens create --role guard|admin`: "
+        "`Authorization: Bearer hc_<role>_<id>.<secret>`. Shown once, stored hashed, revocable."
+    ),
+)
+
+
+class OfflineSwaggerRenderPlugin(SwaggerRenderPlugin):
+    """Swagger UI from the app's own vendored copy (``/static/vendor/swagger-ui``):
+    ``/schema`` works offline. No favicon from a CDN, no online validator badge."""
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        page = super().render(request, openapi_schema)
+        return page.replace(b"deepLinking: true,", b"validatorUrl: null,\n deepLinking: true,", 1)
+
+
 def _openapi_config() -> OpenAPIConfig:
+    vendor = "/static/vendor/swagger-ui"
     return OpenAPIConfig(
         title="healthcode",
         version=healthcode.__version__,
@@ -193,10 +230,24 @@ def _openapi_config() -> OpenAPIConfig:
             "Health-code service: identity documents (mainland ID, passports, "
             "HK/Macao/Taiwan permits), enrollment, daily status, signed passes. "
             "Errors are RFC 9457 problem details with a stable `code` and messages "
-            "in Chinese and English."
+            "in Chinese and English. Holders authenticate with `HC-Device` request "
+            "signatures; guards and admins with bearer tokens."
         ),
         path="/schema",
-        render_plugins=[ScalarRenderPlugin()],
+        components=Components(
+            security_schemes={
+                "HC-Device": HOLDER_SECURITY_SCHEME,
+                "bearer": BEARER_SECURITY_SCHEME,
+            }
+        ),
+        render_plugins=[
+            OfflineSwaggerRenderPlugin(
+                js_url=f"{vendor}/swagger-ui-bundle.js",
+                css_url=f"{vendor}/swagger-ui.css",
+                standalone_preset_js_url=f"{vendor}/swagger-ui-standalone-preset.js",
+                favicon="",
+            )
+        ],
     )
 
 

@@ -1,7 +1,8 @@
 """The test tiers: which markers each test gets when it is collected.
 
 ``face`` (runs the face models), ``ocr`` (runs tesseract), ``postgres`` (the
-PostgreSQL case of a backend-parametrised test) and ``slow``: all of those,
+PostgreSQL case of a backend-parametrised test), ``browser`` (tests/browser:
+real Chromium) and ``slow``: all of those,
 plus tests that start a live server or a subprocess, plus those measured
 slower than about 0.1 s (``MEASURED_SLOW``). ``pytest -m "not slow"`` is the
 fast tier.
@@ -161,6 +162,8 @@ def tiers(item: pytest.Function) -> set[str]:
     )
     if "tesseract" in skip_reasons or any('which("tesseract")' in s for s in sources):
         found.add("ocr")
+    if item.get_closest_marker("browser") or item.path.parent.name == "browser":
+        found.add("browser")  # real Chromium (tests/browser): always slow
     slow = (
         "live_server" in item.fixturenames
         or any("subprocess" in source for source in sources)

@@ -46,6 +46,7 @@ class StatusImportForm:
 class AdminController(Controller):
     path = "/admin"
     tags = ["admin"]
+    security = [{"bearer": []}]
 
     @post(
         "/status-imports",

@@ -26,6 +26,7 @@ GUARD_RESPONSES = {**COMMON_RESPONSES, **AUTH_RESPONSES}
 class GuardController(Controller):
     path = "/guard"
     tags = ["guards"]
+    security = [{"bearer": []}]
 
     @post(
         "/verifications",

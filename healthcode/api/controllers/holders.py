@@ -79,6 +79,7 @@ def _dependant_response(view: DependantView) -> DependantResponse:
 class HolderController(Controller):
     path = "/me"
     tags = ["holders"]
+    security = [{"HC-Device": []}]
 
     @get(
         "/status", operation_id="myStatus", before_request=_authenticate, responses=HOLDER_RESPONSES
