@@ -26,6 +26,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from support.data import FACES
 from support.faces import AuthorityPhotos, require_face_models
+from support.holders import signed_multipart
 
 import healthcode.plugins.authority_status as authority_status
 from healthcode.api.app import create_app
@@ -409,23 +410,6 @@ async def test_per_guard_rate_limit(settings: Settings, pm: pluggy.PluginManager
         assert int(last.headers["retry-after"]) >= 1
 
 
-async def _signed_multipart(
-    client: AsyncTestClient[Litestar],
-    device: HolderDevice,
-    subject_id: str,
-    path: str,
-    data: dict[str, str],
-    files: list[Any],
-) -> Any:
-    """A holder-signed multipart request: the signature covers the exact body."""
-    request = client.build_request("POST", path, data=data, files=files)
-    body = request.read()
-    request.headers["authorization"] = sign_request(
-        device.private_key, subject_id, "POST", path, body
-    )
-    return await client.send(request)
-
-
 def _jpeg(name: str, *, mirrored: bool = False) -> bytes:
     import io
 
@@ -452,7 +436,7 @@ async def test_face_only_renewal_and_a_dependant_over_http(
     challenge = await svc.enrollment.issue_challenge(purpose="renew", actions=ACTIONS)
     files = [("frames", (n, (FACES / n).read_bytes(), "image/jpeg")) for n in FRAMES]
     files.append(("capture", ("c.jpg", (FACES / "obama_1.jpg").read_bytes(), "image/jpeg")))
-    renewed = await _signed_multipart(
+    renewed = await signed_multipart(
         client, device, subject_id, "/me/renewals", {"challenge_nonce": challenge.nonce}, files
     )
     assert renewed.status_code == 201, renewed.text
@@ -466,7 +450,7 @@ async def test_face_only_renewal_and_a_dependant_over_http(
         ("frames", ("c.jpg", _jpeg("biden_2.jpg"), "image/jpeg")),
         ("capture", ("d.jpg", _jpeg("biden_1.jpg"), "image/jpeg")),
     ]
-    refused = await _signed_multipart(
+    refused = await signed_multipart(
         client, device, subject_id, "/me/renewals", {"challenge_nonce": challenge.nonce}, stranger
     )
     assert (refused.status_code, refused.json()["code"]) == (403, "face_mismatch")
@@ -476,7 +460,7 @@ async def test_face_only_renewal_and_a_dependant_over_http(
     authority = pm.get_plugin("test_authority")
     authority.photos[dependant_number] = "biden_2.jpg"
     challenge = await svc.enrollment.issue_challenge(purpose="dependant", actions=("turn_right",))
-    added = await _signed_multipart(
+    added = await signed_multipart(
         client,
         device,
         subject_id,

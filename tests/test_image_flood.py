@@ -27,10 +27,10 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient, TestClient
 from PIL import Image as PILImage
 from PIL import ImageFile
+from support.holders import signed_multipart
 
 from healthcode.api.app import create_app
 from healthcode.api.settings import Settings
-from healthcode.core.auth import sign_request
 from healthcode.core.enrollment import (
     FRAME_MAX_PIXELS,
     REQUEST_PIXEL_BUDGET,
@@ -312,22 +312,6 @@ def test_decoding_runs_off_the_event_loop_while_health_answers(
 # --- after holder login: /me/renewals and /me/dependant-enrollments --------------------------
 
 
-async def _signed(
-    client: AsyncTestClient[Litestar],
-    device: HolderDevice,
-    subject_id: str,
-    path: str,
-    data: dict[str, str],
-    files: list[Any],
-) -> Any:
-    request = client.build_request("POST", path, data=data, files=files)
-    body = request.read()
-    request.headers["authorization"] = sign_request(
-        device.private_key, subject_id, "POST", path, body
-    )
-    return await client.send(request)
-
-
 @pytest.fixture
 async def holder(client: AsyncTestClient[Litestar]) -> tuple[HolderDevice, str]:
     device = HolderDevice.generate("ES256")
@@ -368,7 +352,9 @@ async def test_holder_floods_with_a_made_up_nonce_decode_nothing(
     device, subject_id = holder
     frame = _zero_png(ATTACK_SIDE, ATTACK_SIDE)
     form = {"challenge_nonce": "made-up-nonce", **HOLDER_PATHS[path][1]}
-    response = await _signed(client, device, subject_id, path, form, _parts([frame] * 9, frame))
+    response = await signed_multipart(
+        client, device, subject_id, path, form, _parts([frame] * 9, frame)
+    )
     assert_problem(response, 409, "challenge_unknown")
     assert no_pixel_decoding == []
 
@@ -391,15 +377,15 @@ async def test_holder_answers_are_held_to_the_challenge_and_the_pixel_caps(
     )
     form = {"challenge_nonce": challenge.nonce, **extra}
     too_many = _parts([small] * (frames_allowed(challenge) + 1), small)
-    response = await _signed(client, device, subject_id, path, form, too_many)
+    response = await signed_multipart(client, device, subject_id, path, form, too_many)
     assert_problem(response, 422, "too_many_images")
 
     huge = _zero_png(ATTACK_SIDE, ATTACK_SIDE)
-    response = await _signed(client, device, subject_id, path, form, _parts([small], huge))
+    response = await signed_multipart(client, device, subject_id, path, form, _parts([small], huge))
     assert_problem(response, 422, "image_too_large")
 
     big = _zero_png(2000, 2000)
     over_budget = _parts([big] * (REQUEST_PIXEL_BUDGET // (2000 * 2000) + 1), small)
-    response = await _signed(client, device, subject_id, path, form, over_budget)
+    response = await signed_multipart(client, device, subject_id, path, form, over_budget)
     assert_problem(response, 413, "image_budget_exceeded")
     assert no_pixel_decoding == []
