@@ -41,6 +41,7 @@ from healthcode.api.settings import Settings
 from healthcode.api.web import WEB_HANDLERS
 from healthcode.core.clock import next_cutoff, now_utc
 from healthcode.core.enrollment import EnrollmentService, OperatorRateLimiter
+from healthcode.core.enrollment.challenges import liveness_actions, restrict_actions
 from healthcode.core.models import Issuer
 from healthcode.core.passes import KeyStore, TrustStore
 from healthcode.core.passes.service import PassService
@@ -130,7 +131,13 @@ async def build_services(settings: Settings, pm: pluggy.PluginManager) -> Servic
         db=db,
         secrets=secrets,
         pm=pm,
-        enrollment=EnrollmentService(db, secrets, pm, peer_keys=lambda: configured_pair_keys(keys)),
+        enrollment=EnrollmentService(
+            db,
+            secrets,
+            pm,
+            peer_keys=lambda: configured_pair_keys(keys),
+            liveness_actions=_liveness_actions(settings, pm),
+        ),
         keys=keys,
         passes=passes,
         trust=trust,
@@ -140,6 +147,18 @@ async def build_services(settings: Settings, pm: pluggy.PluginManager) -> Servic
         callers=OperatorRateLimiter(capacity=settings.caller_rate_per_minute, per_seconds=60.0),
         used=used,
     )
+
+
+def _liveness_actions(settings: Settings, pm: pluggy.PluginManager) -> tuple[str, ...]:
+    """The operator's restriction of the liveness actions, checked against the
+    registered ones at start (a misspelt action stops the service, not an enrollment)."""
+    if not settings.liveness_actions:
+        return ()
+    registered = tuple(liveness_actions(pm))
+    try:
+        return restrict_actions(registered, settings.liveness_actions)
+    except ValueError as exc:
+        raise ValueError(f"HEALTHCODE_LIVENESS_ACTIONS: {exc}") from None
 
 
 def _lifespan(

@@ -24,6 +24,12 @@ def _int_env(name: str, default: int) -> int:
     return parsed
 
 
+def _names_env(name: str) -> tuple[str, ...]:
+    """A comma-separated list of names (blanks dropped, order and duplicates tidied)."""
+    value = os.environ.get(name) or ""
+    return tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+
+
 @frozen
 class Settings:
     database_url: str | None = None
@@ -46,6 +52,9 @@ class Settings:
     run_purge: bool = True
     """Purge day-scoped data after each 24:00 Asia/Shanghai inside the server."""
     migrate_on_start: bool = True
+    liveness_actions: tuple[str, ...] = ()
+    """``HEALTHCODE_LIVENESS_ACTIONS`` (comma-separated, e.g. ``turn_left,turn_right``):
+    draw liveness challenges from these registered actions only; empty: all of them."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -64,4 +73,5 @@ class Settings:
             run_purge=os.environ.get("HEALTHCODE_RUN_PURGE", "1") not in ("0", "false", "no"),
             migrate_on_start=os.environ.get("HEALTHCODE_MIGRATE_ON_START", "1")
             not in ("0", "false", "no"),
+            liveness_actions=_names_env("HEALTHCODE_LIVENESS_ACTIONS"),
         )

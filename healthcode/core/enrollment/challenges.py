@@ -57,6 +57,22 @@ def liveness_actions(pm: pluggy.PluginManager) -> dict[str, LivenessAction]:
     return actions
 
 
+def restrict_actions(vocabulary: Sequence[str], allowed: Sequence[str]) -> tuple[str, ...]:
+    """The actions of ``vocabulary`` that ``allowed`` names (an operator's
+    restriction, in ``vocabulary``'s order); a ``ValueError`` naming the
+    unknown ones when ``allowed`` names an action nobody registered, or when
+    it names none."""
+    unknown = [name for name in allowed if name not in vocabulary]
+    if unknown:
+        raise ValueError(
+            f"unknown liveness actions {', '.join(unknown)}; registered: {', '.join(vocabulary)}"
+        )
+    chosen = tuple(name for name in vocabulary if name in allowed)
+    if not chosen:
+        raise ValueError("at least one liveness action must be allowed")
+    return chosen
+
+
 def draw_challenge(
     vocabulary: Sequence[str],
     *,

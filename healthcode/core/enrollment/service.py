@@ -152,9 +152,13 @@ class EnrollmentService:
         peer_keys: PeerKeys | None = None,
         max_face_jobs: int | None = None,
         max_image_requests: int | None = None,
+        liveness_actions: Sequence[str] = (),
     ) -> None:
         """``peer_keys``: pair keys by peer region, or a function returning them
-        (e.g. ``lambda: configured_pair_keys(keys)``), for status sharing."""
+        (e.g. ``lambda: configured_pair_keys(keys)``), for status sharing.
+        ``liveness_actions``: draw challenges from these registered actions
+        only (an operator's restriction, ``HEALTHCODE_LIVENESS_ACTIONS``);
+        empty: from every registered action."""
         self.db = db
         self.secrets = secrets
         self.pm = pm or get_plugin_manager()
@@ -167,6 +171,7 @@ class EnrollmentService:
             self.max_face_jobs, IMAGE_REQUESTS_PER_WORKER
         )
         self._image_requests = 0
+        self.liveness_actions = tuple(liveness_actions)
 
     async def _store_peer_tokens(
         self,
@@ -206,6 +211,9 @@ class EnrollmentService:
         vocabulary = tuple(challenges.liveness_actions(self.pm))
         if not vocabulary and actions is None:
             raise FaceCheckUnavailableError(details={"hook": "healthcode_liveness_actions"})
+        if self.liveness_actions and actions is None:
+            vocabulary = challenges.restrict_actions(vocabulary, self.liveness_actions)
+            length = min(length, len(vocabulary))
         challenge = challenges.draw_challenge(
             vocabulary, length=length, ttl=CHALLENGE_TTL, now=now or now_utc(), actions=actions
         )
