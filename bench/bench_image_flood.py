@@ -54,7 +54,9 @@ def _png_chunk(kind: bytes, body: bytes) -> bytes:
 
 
 def zero_png(side: int) -> bytes:
-    """A valid all-black RGB PNG, ``side`` x ``side``: tiny on the wire."""
+    """A valid all-black RGB PNG, ``side`` x ``side``: tiny on the wire. The
+    same as ``healthcode.testing.images.zero_png``, kept here because the bench
+    also measures the code before the fix (``PYTHONPATH`` at an older tree)."""
     packer = zlib.compressobj(9)
     row = b"\x00" * (1 + 3 * side)
     data = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()

@@ -14,11 +14,8 @@ import base64
 import datetime as dt
 import io
 import os
-import struct
 import threading
-import zlib
 from collections.abc import AsyncIterator, Callable
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +38,7 @@ from healthcode.core.models import LivenessChallenge
 from healthcode.core.passes import HolderDevice, KeyStore
 from healthcode.core.storage import tables
 from healthcode.core.storage.database import init_instance
+from healthcode.testing.images import zero_png
 
 TD3 = "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<\nL898902C36UTO7408122F1204159ZE184226B<<<<<10"
 ATTACK_SIDE = 4800
@@ -86,26 +84,6 @@ def no_pixel_decoding(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return loaded
 
 
-def _png_chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-
-@cache
-def _zero_png(width: int, height: int) -> bytes:
-    """A valid all-black RGB PNG, compressed row by row (the attacker's frame:
-    tiny on the wire, ``width * height * 3`` bytes once decoded)."""
-    packer = zlib.compressobj(9)
-    row = b"\x00" * (1 + 3 * width)  # filter byte + RGB
-    data = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _png_chunk(b"IHDR", ihdr)
-        + _png_chunk(b"IDAT", data)
-        + _png_chunk(b"IEND", b"")
-    )
-
-
 def _jpeg(width: int, height: int) -> bytes:
     out = io.BytesIO()
     PILImage.new("RGB", (width, height), (90, 120, 150)).save(out, format="JPEG", quality=80)
@@ -147,7 +125,7 @@ def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
 async def test_the_reported_flood_with_a_made_up_nonce_decodes_nothing(
     client: AsyncTestClient[Litestar], no_pixel_decoding: list[str]
 ) -> None:
-    frame = _zero_png(ATTACK_SIDE, ATTACK_SIDE)
+    frame = zero_png(ATTACK_SIDE, ATTACK_SIDE)
     assert len(frame) < 100_000  # 23 megapixels (69 MB decoded) in tens of KB
     response = await client.post(
         "/enrollments",
@@ -166,7 +144,7 @@ async def test_a_used_challenge_is_refused_before_any_decode(
     challenge = await enrollment.issue_challenge(actions=("blink",))
     # Use it up the way a judged answer does.
     await enrollment._consume_challenge(challenge.nonce, "enroll", challenge.issued_at)
-    frame = _zero_png(ATTACK_SIDE, ATTACK_SIDE)
+    frame = zero_png(ATTACK_SIDE, ATTACK_SIDE)
     response = await client.post(
         "/enrollments", data=_enrollment_form(challenge.nonce), files=_parts([frame] * 3, frame)
     )
@@ -180,7 +158,7 @@ async def test_more_frames_than_the_challenge_allows_are_refused_before_any_deco
 ) -> None:
     challenge = await _services(client).enrollment.issue_challenge(actions=("blink",))
     allowed = frames_allowed(challenge)
-    small = _zero_png(64, 64)
+    small = zero_png(64, 64)
     response = await client.post(
         "/enrollments",
         data=_enrollment_form(challenge.nonce),
@@ -196,8 +174,8 @@ async def test_a_frame_over_the_pixel_cap_is_refused_from_its_header(
     client: AsyncTestClient[Litestar], no_pixel_decoding: list[str]
 ) -> None:
     challenge = await _services(client).enrollment.issue_challenge(actions=("blink",))
-    small = _zero_png(64, 64)
-    huge = _zero_png(ATTACK_SIDE, ATTACK_SIDE)
+    small = zero_png(64, 64)
+    huge = zero_png(ATTACK_SIDE, ATTACK_SIDE)
     response = await client.post(
         "/enrollments",
         data=_enrollment_form(challenge.nonce),
@@ -216,13 +194,13 @@ async def test_frames_over_the_request_pixel_budget_are_refused_before_any_decod
 ) -> None:
     challenge = await _services(client).enrollment.issue_challenge(actions=("blink", "nod"))
     # Each frame is within the per-image cap; together they are not within the budget.
-    frame = _zero_png(2000, 2000)
+    frame = zero_png(2000, 2000)
     count = REQUEST_PIXEL_BUDGET // (2000 * 2000) + 1
     assert count <= frames_allowed(challenge)
     response = await client.post(
         "/enrollments",
         data=_enrollment_form(challenge.nonce),
-        files=_parts([frame] * count, _zero_png(64, 64)),
+        files=_parts([frame] * count, zero_png(64, 64)),
     )
     body = assert_problem(response, 413, "image_budget_exceeded")
     assert body["details"]["max_pixels"] == REQUEST_PIXEL_BUDGET
@@ -238,7 +216,7 @@ async def test_a_worker_holds_decoded_images_for_a_bounded_number_of_requests(
     challenge = await enrollment.issue_challenge(actions=("blink",))
     # As if max_image_requests answers were being decoded or judged right now.
     enrollment._image_requests = enrollment.max_image_requests
-    small = _zero_png(64, 64)
+    small = zero_png(64, 64)
     response = await client.post(
         "/enrollments", data=_enrollment_form(challenge.nonce), files=_parts([small] * 3, small)
     )
@@ -350,7 +328,7 @@ async def test_holder_floods_with_a_made_up_nonce_decode_nothing(
     path: str,
 ) -> None:
     device, subject_id = holder
-    frame = _zero_png(ATTACK_SIDE, ATTACK_SIDE)
+    frame = zero_png(ATTACK_SIDE, ATTACK_SIDE)
     form = {"challenge_nonce": "made-up-nonce", **HOLDER_PATHS[path][1]}
     response = await signed_multipart(
         client, device, subject_id, path, form, _parts([frame] * 9, frame)
@@ -370,7 +348,7 @@ async def test_holder_answers_are_held_to_the_challenge_and_the_pixel_caps(
     device, subject_id = holder
     purpose, extra = HOLDER_PATHS[path]
     enrollment = _services(client).enrollment
-    small = _zero_png(64, 64)
+    small = zero_png(64, 64)
 
     challenge: LivenessChallenge = await enrollment.issue_challenge(
         purpose=purpose, actions=("blink",)
@@ -380,11 +358,11 @@ async def test_holder_answers_are_held_to_the_challenge_and_the_pixel_caps(
     response = await signed_multipart(client, device, subject_id, path, form, too_many)
     assert_problem(response, 422, "too_many_images")
 
-    huge = _zero_png(ATTACK_SIDE, ATTACK_SIDE)
+    huge = zero_png(ATTACK_SIDE, ATTACK_SIDE)
     response = await signed_multipart(client, device, subject_id, path, form, _parts([small], huge))
     assert_problem(response, 422, "image_too_large")
 
-    big = _zero_png(2000, 2000)
+    big = zero_png(2000, 2000)
     over_budget = _parts([big] * (REQUEST_PIXEL_BUDGET // (2000 * 2000) + 1), small)
     response = await signed_multipart(client, device, subject_id, path, form, over_budget)
     assert_problem(response, 413, "image_budget_exceeded")

@@ -12,7 +12,6 @@ them for real needs the face models."""
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import itertools
 import json
 import re
@@ -23,11 +22,13 @@ import httpx
 import pytest
 from playwright.sync_api import Page, Route, expect
 from support.backends import LiveServer
-from support.browser import PageWatch, list_statuses, new_token, run_async
-
-from healthcode.core.privacy import document_key, subject_id_hex
-from healthcode.core.storage import tables
-from healthcode.core.storage.database import open_database
+from support.browser import (
+    PageWatch,
+    add_subject,
+    list_statuses,
+    masked_number,
+    new_token,
+)
 
 _numbers = itertools.count(1)
 
@@ -53,33 +54,12 @@ def bind_page_to_new_subject(server: LiveServer, page: Page, number: str) -> str
     assert key_info["extractable"] is False
     der = base64.b64decode(key_info["spki"])
 
-    async def go() -> str:
-        db, secrets = await open_database(server.database_url, server.home / "secrets.json")
-        try:
-            key = document_key(secrets, "passport", "GBR", number)
-            now = dt.datetime.now(dt.UTC)
-            async with db.begin() as conn:
-                await conn.execute(
-                    tables.subjects.insert().values(
-                        subject_key=key,
-                        kind="passport",
-                        masked_name="QUARTERMAINE",
-                        masked_number=number[:2] + "****" + number[-2:],
-                        device_public_key=der,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
-            return subject_id_hex(key)
-        finally:
-            await db.dispose()
-
-    subject_id: str = run_async(go())
+    subject_id = add_subject(server, number, der)
     subject = {
         "subject_id": subject_id,
         "kind": "passport",
         "masked_name": "QUARTERMAINE",
-        "masked_number": number[:2] + "****" + number[-2:],
+        "masked_number": masked_number(number),
     }
     page.evaluate(BIND, [subject_id, subject])
     return subject_id
