@@ -138,3 +138,34 @@ def test_document_commands_do_not_import_the_image_stacks() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_wrong_check_character_without_kind_names_the_kind_it_looks_like() -> None:
+    # 17 digits and a letter: a resident ID whose check character is wrong,
+    # not "no known kind".
+    code, out = run_json("documents", "check", "--number", "11010519491231002Y", *TODAY)
+    assert code == 1
+    error = out["error"]
+    assert error["code"] == "malformed_number"
+    assert error["details"]["looks_like"] == "cn_resident_id"
+    assert error["message_en"].startswith("This looks like a Resident Identity Card number")
+    assert "居民身份证" in error["message_zh"]
+    assert "11010519491231002Y" not in json.dumps(out)
+    # Named, the kind says the same thing without the guess.
+    code, named = run_json(
+        "documents", "check", "--kind", "cn_resident_id", "--number", "11010519491231002Y"
+    )
+    assert named["error"]["code"] == "malformed_number"
+    assert "looks_like" not in named["error"]["details"]
+
+
+def test_a_number_shaped_like_several_kinds_names_them() -> None:
+    code, out = run_json("documents", "check", "--number", "11010519491231002", *TODAY)
+    assert code == 1
+    assert out["error"]["code"] == "unknown_document_kind"
+    assert "cn_resident_id" in out["error"]["details"]["looks_like"]
+    assert "Resident Identity Card" in out["error"]["message_en"]
+    # Nothing like any kind: as before.
+    code, out = run_json("documents", "check", "--number", "ABC")
+    assert out["error"]["code"] == "unknown_document_kind"
+    assert "looks_like" not in out["error"]["details"]

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import typer
 from support.data import FACES
-from support.documents import device_key, passport_mrz, resident_id
+from support.documents import passport_mrz, resident_id
 from support.faces import (
     BIDEN,
     OBAMA,
@@ -31,6 +31,7 @@ from typer.testing import CliRunner
 
 import healthcode.plugins.authority_status as authority_status
 from healthcode.cli.enroll import assist_app, dependants_app, enroll_app
+from healthcode.core.passes import HolderDevice
 from healthcode.core.plugins import get_plugin_manager
 from healthcode.core.storage.database import init_instance
 
@@ -100,8 +101,9 @@ def test_enroll_renew_dependants_and_assist(
     require_face_models()
     holder, child = resident_id(dt.date(1979, 9, 9)), resident_id(dt.date(2015, 3, 3))
     authority.photos.update({holder: OBAMA.reference, child: BIDEN.reference})
+    # The private key file `passes device-key` writes: its public half is bound.
     key_file = tmp_path / "device.pem"
-    key_file.write_bytes(device_key())
+    HolderDevice.generate("ES256").save(key_file)
 
     def submit(person: Person, *extra: str, expect: int = 0) -> dict[str, Any]:
         return invoke(
@@ -261,9 +263,9 @@ def test_cli_refusals(tmp_path: Path, instance: list[str], authority: AuthorityP
 
 @pytest.mark.parametrize("text", ["[" * 5000, '{"nonce": ' + "9" * 5000 + "}", "{not json"])
 def test_a_hostile_challenge_file_is_a_usage_error(tmp_path: Path, text: str) -> None:
-    from healthcode.cli.enroll import _nonce
+    from healthcode.cli.enroll import nonce_from
 
     path = tmp_path / "challenge.json"
     path.write_text(text)
     with pytest.raises(typer.BadParameter):
-        _nonce(str(path))
+        nonce_from(str(path))

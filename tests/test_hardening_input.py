@@ -32,7 +32,6 @@ from support.backends import Backend
 from typer.testing import CliRunner
 
 import healthcode.api.controllers.admin as admin_controller
-from healthcode.api import app as app_module
 from healthcode.api.app import create_app
 from healthcode.api.settings import Settings
 from healthcode.cli.admin import purge_command, status_app
@@ -654,23 +653,3 @@ async def test_api_purge_is_the_same_purge(client: AsyncTestClient[Litestar], db
     assert set(deleted) >= {"status_entries", "passes", "revocations", "liveness_challenges"}
     assert (deleted["passes"], deleted["revocations"]) == (2, 1)
     assert await pass_ids(db) == ({b"\x03" * 16}, set())
-
-
-@pytest.mark.anyio
-async def test_the_nightly_task_runs_the_one_purge(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = asyncio.Event()
-
-    class Passes:
-        async def purge(self) -> dict[str, int]:
-            calls.set()
-            return {}
-
-    # Midnight has just passed: no waiting.
-    monkeypatch.setattr(app_module, "next_cutoff", lambda now: now - dt.timedelta(seconds=1))
-    task = asyncio.create_task(app_module._purge_daily(Passes()))  # type: ignore[arg-type]
-    try:
-        await asyncio.wait_for(calls.wait(), timeout=5)
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task

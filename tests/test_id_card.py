@@ -143,7 +143,7 @@ def test_validate_ignores_other_kinds() -> None:
     assert validate_resident_id(other, TODAY) == []
 
 
-@pytest.mark.parametrize("code", ["000000", "999999", "110199", "449999"])
+@pytest.mark.parametrize("code", ["000000", "779999", "110199", "449999"])
 def test_unknown_division_code(code: str) -> None:
     number = with_check(code + "19900101002")
     document = parse(number)
@@ -349,7 +349,7 @@ def test_check_document_legacy(pm: pluggy.PluginManager) -> None:
 
 
 def test_check_document_reports_every_problem(pm: pluggy.PluginManager) -> None:
-    body = "99999920991231002"  # unknown code, born in 2099
+    body = "77999920991231002"  # unknown code, born in 2099
     wrong = "0" if gb11643_check_char(body) != "0" else "1"
     future = body + wrong
     sub, warnings = make_submission(kind=KIND, number=future)
@@ -556,3 +556,28 @@ def test_fast_verdict_agrees_with_parse_and_validate(number: str) -> None:
     problems = list(document.problems) + validate_resident_id(document, TODAY)
     expected = not any(p.severity == "error" for p in problems)
     assert is_valid_resident_id(number, TODAY) == expected
+
+
+# --- numbers beginning with 9: the Foreign Permanent Resident ID Card's -------------
+
+
+def test_numbers_beginning_with_9_are_left_to_their_card_without_a_kind() -> None:
+    number = with_check("93268219850101001")
+    assert parse_resident_id(number, explicit=False) is None
+    assert parse_resident_id("932682198501010", explicit=False) is None
+    assert not is_valid_resident_id(number, TODAY)
+
+
+def test_numbers_beginning_with_9_read_as_a_resident_id_name_the_card() -> None:
+    document = parse(with_check("93268219850101001"))
+    assert codes(document) == ["foreign_permanent_resident_number"]
+    (problem,) = document.problems
+    assert "Foreign Permanent Resident ID Card" in problem.message_en
+    assert "外国人永久居留身份证" in problem.message_zh
+    assert "division_name" not in document.extra
+    for wrong_shape in ("9326821985010100", "93268219850101001A", "9326821985010100171"):
+        with pytest.raises(MalformedNumberError) as info:
+            parse(wrong_shape)
+        assert "Foreign Permanent Resident ID Card" in info.value.message_en
+        assert "外国人永久居留身份证" in info.value.message_zh
+        assert wrong_shape not in str(info.value)

@@ -86,7 +86,7 @@ def test_issue_and_verify_round_trip(tmp_path: Path, alg: str, device: HolderDev
     assert verdict.valid_until == dt.datetime(2026, 11, 26, 16, 0, tzinfo=dt.UTC)
     assert verdict.presentation_age_s == 4
     payload = verdict.as_dict()
-    assert payload["colour_zh"] == "居家观察"
+    assert payload["label_zh"] == "居家观察"
 
 
 @pytest.mark.parametrize(

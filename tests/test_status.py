@@ -495,6 +495,8 @@ def test_cutoff_boundaries_in_shanghai(
         "revocations": 0,
         "liveness_challenges": 0,
         "used_signatures": 0,
+        # Faces kept for confirmed reviews whose window passed (test_reviews.py).
+        "review_faces": 0,
     }
     assert snapshot(backend, "status_entries")["status_entries"] == []
 

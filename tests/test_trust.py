@@ -193,3 +193,17 @@ def test_status_export_round_trip(tmp_path: Path, beijing: Instance, tianjin: In
     assert err.value.details["reason"] == "expired"
     with pytest.raises(StatusExportError):
         parse_status_export("HCS1:garbage", beijing.trust(NOW), our_region="110000", now=NOW)
+
+
+def test_a_bad_issuer_export_is_named_as_such(beijing: Instance, tianjin: Instance) -> None:
+    from healthcode.core.passes.trust import IssuerExportInvalidError
+
+    good = export_issuer(tianjin.keys, NOW)
+    for text in ("HCK1:garbage", beijing.trust(NOW).text, good[:-6] + "AAAAAA", "hello"):
+        with pytest.raises(IssuerExportInvalidError) as err:
+            beijing.trust_store.add(text, NOW)
+        # Still a trust list error for callers that catch those, with its own code.
+        assert isinstance(err.value, TrustListError)
+        assert err.value.code == "issuer_export_invalid"
+        assert "keys export" in err.value.message_en
+    assert set(beijing.trust(NOW).issuers) == {"110000"}

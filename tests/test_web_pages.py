@@ -40,8 +40,13 @@ def _csp(response: Any) -> dict[str, str]:
     return directives
 
 
-@pytest.mark.parametrize("path", ["/", "/guard", "/guard/assist"])
-def test_pages_are_html_with_a_self_only_csp(client: TestClient[Litestar], path: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "lang"),
+    [("/", "zh-CN"), ("/guard", "zh-CN"), ("/guard/assist", "zh-CN"), ("/schema", "en")],
+)
+def test_pages_are_html_with_a_self_only_csp(
+    client: TestClient[Litestar], path: str, lang: str
+) -> None:
     response = client.get(path)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/html")
@@ -51,7 +56,7 @@ def test_pages_are_html_with_a_self_only_csp(client: TestClient[Litestar], path:
     assert csp["script-src"] == "'self'"
     assert csp["object-src"] == "'none'"
     assert response.text.lstrip().lower().startswith("<!doctype html>")
-    assert '<html lang="zh-CN"' in response.text
+    assert f'<html lang="{lang}"' in response.text
 
 
 def test_root_is_no_longer_a_json_404(client: TestClient[Litestar]) -> None:
@@ -94,6 +99,8 @@ def test_pages_refer_only_to_local_files() -> None:
     """No CDN: every src/href in the pages is a local path."""
     for page in PAGES_DIR.glob("*.html"):
         for ref in re.findall(r'(?:src|href)="([^"]+)"', page.read_text(encoding="utf-8")):
+            if re.fullmatch(r"\{\w+\}", ref):
+                continue  # filled in when served (schema.html: the test below checks it)
             local = ref.startswith(("/", "#", "data:")) and not ref.startswith("//")
             assert local, (page.name, ref)
 
@@ -124,12 +131,50 @@ def test_schema_page_loads_its_renderer_from_this_service(client: TestClient[Lit
     """``/schema`` works offline: every script and stylesheet is ours."""
     page = client.get("/schema")
     assert page.status_code == 200
-    refs = re.findall(r'(?:src|href)="([^"]+)"', page.text)
-    assert refs and all(ref.startswith("/static/vendor/") for ref in refs), refs
+    refs = [r for r in re.findall(r'(?:src|href)="([^"]+)"', page.text) if r != "data:,"]
+    assert refs and all(ref.startswith("/static/") for ref in refs), refs
+    assert any(ref.startswith("/static/vendor/swagger-ui/") for ref in refs), refs
     assert "http://" not in page.text.split("<body>")[0]
     assert "https://" not in page.text.split("<body>")[0]
     for ref in refs:
         assert client.get(ref).status_code == 200, ref
+
+
+def _schema_app() -> Litestar:
+    """A bare app with the web module's /schema (what ``create_app`` uses)."""
+    from litestar import get
+    from litestar.openapi.config import OpenAPIConfig
+
+    from healthcode.api.web import WEB_HANDLERS, OfflineSwaggerRenderPlugin, schema_router
+
+    @get("/ping", sync_to_thread=False)
+    def ping() -> str:
+        return "pong"
+
+    config = OpenAPIConfig(
+        title="a <title>",
+        version="1",
+        path="/schema",
+        openapi_router=schema_router("/schema"),
+        render_plugins=[OfflineSwaggerRenderPlugin()],
+    )
+    return Litestar([ping, *WEB_HANDLERS], openapi_config=config)
+
+
+def test_the_schema_page_has_no_inline_script_and_the_self_only_csp() -> None:
+    with TestClient(_schema_app()) as bare:
+        page = bare.get("/schema")
+        assert page.status_code == 200
+        assert page.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+        assert page.headers["x-content-type-options"] == "nosniff"
+        # No inline script or style for the policy to refuse: files only.
+        assert re.findall(r"<script(?![^>]*\bsrc=)", page.text) == []
+        assert "<style" not in page.text and "style=" not in page.text
+        assert "<title>a &lt;title&gt;</title>" in page.text
+        assert 'data-openapi="/schema/openapi.json"' in page.text
+        assert bare.get("/schema/openapi.json").json()["paths"]["/ping"]
+        for ref in re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text):
+            assert bare.get(ref).status_code == 200, ref
 
 
 def test_openapi_declares_its_security_schemes(client: TestClient[Litestar]) -> None:

@@ -3,7 +3,10 @@
 ``create_app()`` reads settings from the environment; tests pass their own.
 The database opens on start-up (migrating it when allowed) and a background
 task purges expired data after each 24:00 Asia/Shanghai (``purge_expired``,
-the same purge as ``healthcode purge`` and ``POST /admin/purge``).
+the same purge as ``healthcode purge`` and ``POST /admin/purge``), logging
+the day's rollover once in one line (``roll_over``). Each app counts its
+metrics in its own registry (``healthcode.api.metrics``), served at ``/metrics``.
+The app leaves logging alone: ``healthcode serve`` configures it (``healthcode.logs``).
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ from typing import Any
 import pluggy
 from litestar import Litestar, Request
 from litestar.config.app import AppConfig
+from litestar.config.compression import CompressionConfig
+from litestar.datastructures import State
 from litestar.exceptions import SerializationException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi.config import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, Schema, SecurityScheme
 from litestar.types import ControllerRouterHandler, Message, Scope
 
@@ -34,14 +38,19 @@ from healthcode.api.controllers.enrollments import EnrollmentController
 from healthcode.api.controllers.guards import GuardController
 from healthcode.api.controllers.health import HealthController
 from healthcode.api.controllers.holders import HolderController
+from healthcode.api.metrics import Metrics, metrics_endpoint
 from healthcode.api.overload import ClientWindows, InFlight, LoadShedder, RateLimiter
 from healthcode.api.problems import EXCEPTION_HANDLERS
 from healthcode.api.services import Services
 from healthcode.api.settings import Settings
-from healthcode.api.web import WEB_HANDLERS
+from healthcode.api.web import WEB_HANDLERS, OfflineSwaggerRenderPlugin, schema_router
 from healthcode.core.clock import next_cutoff, now_utc
 from healthcode.core.enrollment import EnrollmentService, OperatorRateLimiter
-from healthcode.core.enrollment.challenges import liveness_actions, restrict_actions
+from healthcode.core.enrollment.challenges import (
+    DEMO_ACTIONS,
+    liveness_actions,
+    restrict_actions,
+)
 from healthcode.core.models import Issuer
 from healthcode.core.passes import KeyStore, TrustStore
 from healthcode.core.passes.service import PassService
@@ -50,11 +59,13 @@ from healthcode.core.passes.verification import VerificationService
 from healthcode.core.plugins import get_plugin_manager
 from healthcode.core.replay import UsedPurger
 from healthcode.core.status.peer_tokens import configured_pair_keys
-from healthcode.core.storage.database import open_database
+from healthcode.core.status.purge import roll_over
+from healthcode.core.storage.database import Database, open_database
 
 log = logging.getLogger("healthcode.api")
 
 HEALTH_PREFIX = "/health"
+METRICS_PATH = "/metrics"
 
 
 class JSONSafeRequest(Request[Any, Any, Any]):
@@ -70,18 +81,42 @@ class JSONSafeRequest(Request[Any, Any, Any]):
             raise SerializationException("The JSON body is nested too deeply.") from None
 
 
-async def _purge_daily(passes: PassService) -> None:
-    """Sleep until each next 24:00 Asia/Shanghai, then purge; forever."""
+ROLLOVER_POLL_SECONDS = 30.0
+"""How often the rollover task looks at the wall clock (it follows the wall
+clock, not a monotonic sleep of hours, so a clock that jumps or a machine that
+slept still rolls over within this)."""
+
+
+async def _rollover(db: Database, passes: PassService, *, at_start: bool = False) -> None:
+    """This worker's rollover: the first worker of the day purges and logs the
+    one summary line; every worker then runs the purge for its own cached
+    revocations (a no-op in the database by then). At start, a day that began
+    while the service was down is logged only when something was purged."""
+    now = now_utc()
+    rollover = await roll_over(db, now=now)
+    if rollover is not None and (rollover.deleted_any or not at_start):
+        log.info(
+            "%s%s",
+            rollover.line(),
+            " (at start: the service was not running at 24:00)" if at_start else "",
+            extra={"rollover": rollover.as_dict()},
+        )
+    await passes.purge(now=now)
+
+
+async def _roll_over_daily(db: Database, passes: PassService) -> None:
+    """After each 24:00 Asia/Shanghai (and a second), roll over; forever."""
+    due = next_cutoff(now_utc()) + dt.timedelta(seconds=1)
     while True:
-        now = now_utc()
-        # A second past midnight, so the day that ended is entirely over.
-        wait = (next_cutoff(now) - now).total_seconds() + 1
-        await asyncio.sleep(wait)
+        left = (due - now_utc()).total_seconds()
+        if left > 0:
+            await asyncio.sleep(min(left, ROLLOVER_POLL_SECONDS))
+            continue
         try:
-            deleted = await passes.purge()
-            log.info("daily purge done: %s", deleted)
+            await _rollover(db, passes)
         except Exception:
-            log.exception("daily purge failed; will try after the next cut-off")
+            log.exception("daily rollover failed; will try after the next cut-off")
+        due = next_cutoff(now_utc()) + dt.timedelta(seconds=1)
 
 
 ROUTE_HANDLERS: list[ControllerRouterHandler] = [
@@ -92,6 +127,7 @@ ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     GuardController,
     AdminController,
     PublicController,
+    metrics_endpoint,
     *WEB_HANDLERS,
 ]
 
@@ -102,16 +138,23 @@ def create_app(
     """The application. ``plugin_manager``: defaults to the process-wide one
     (tests pass a manager with their integration stand-ins registered)."""
     settings = settings or Settings.from_env()
+    metrics, in_flight = Metrics(), InFlight()
     app = Litestar(
         route_handlers=ROUTE_HANDLERS,
         lifespan=[_lifespan(settings, plugin_manager)],
         request_class=JSONSafeRequest,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        middleware=_middleware(settings),
+        middleware=_middleware(settings, metrics, in_flight),
         request_max_body_size=settings.max_body_bytes,
         openapi_config=_openapi_config(),
         on_app_init=[_note_settings(settings)],
         before_send=[_complete_allow_header],
+        after_exception=[metrics.after_exception],
+        state=State({"metrics": metrics, "in_flight": in_flight}),
+        # Logging is the server's to configure (one format: healthcode.logs).
+        logging_config=None,
+        # Pages, scripts and JSON travel gzip-compressed to clients that ask.
+        compression_config=CompressionConfig(backend="gzip", minimum_size=1024),
         debug=False,
     )
     _close_request_schemas(app)
@@ -137,6 +180,7 @@ async def build_services(settings: Settings, pm: pluggy.PluginManager) -> Servic
             pm,
             peer_keys=lambda: configured_pair_keys(keys),
             liveness_actions=_liveness_actions(settings, pm),
+            demo=settings.demo,
         ),
         keys=keys,
         passes=passes,
@@ -151,12 +195,14 @@ async def build_services(settings: Settings, pm: pluggy.PluginManager) -> Servic
 
 def _liveness_actions(settings: Settings, pm: pluggy.PluginManager) -> tuple[str, ...]:
     """The operator's restriction of the liveness actions, checked against the
-    registered ones at start (a misspelt action stops the service, not an enrollment)."""
-    if not settings.liveness_actions:
+    registered ones at start (a misspelt action stops the service, not an enrollment).
+    A demo instance draws from ``DEMO_ACTIONS`` unless the operator chose."""
+    allowed = settings.liveness_actions or (DEMO_ACTIONS if settings.demo else ())
+    if not allowed:
         return ()
     registered = tuple(liveness_actions(pm))
     try:
-        return restrict_actions(registered, settings.liveness_actions)
+        return restrict_actions(registered, allowed)
     except ValueError as exc:
         raise ValueError(f"HEALTHCODE_LIVENESS_ACTIONS: {exc}") from None
 
@@ -170,38 +216,52 @@ def _lifespan(
         app.state.db = services.db
         app.state.secrets = services.secrets
         app.state.services = services
-        purge_task = None
+        tasks = []
+        metrics: Metrics = app.state.metrics
+        if metrics.multiprocess:
+            tasks.append(asyncio.create_task(metrics.keep_sampled(app.state)))
         if settings.run_purge:
             # Catch up on a day that ended while the service was down.
-            await services.passes.purge()
-            purge_task = asyncio.create_task(_purge_daily(services.passes), name="healthcode-purge")
+            await _rollover(services.db, services.passes, at_start=True)
+            tasks.append(
+                asyncio.create_task(
+                    _roll_over_daily(services.db, services.passes), name="healthcode-rollover"
+                )
+            )
         try:
             yield
         finally:
-            if purge_task is not None:
-                purge_task.cancel()
+            for task in tasks:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await purge_task
+                    await task
             await services.db.dispose()
+            metrics.close()
 
     return lifespan
 
 
-def _middleware(settings: Settings) -> list[DefineMiddleware]:
-    """Load shedding first (a rush gets 503), then the per-client rate limit (429)."""
+def _middleware(
+    settings: Settings, metrics: Metrics, in_flight: InFlight
+) -> list[DefineMiddleware]:
+    """Load shedding first (a rush gets 503), then the per-client rate limit (429);
+    both count their refusals in ``metrics``."""
     return [
         DefineMiddleware(
             LoadShedder,
             limit=settings.max_in_flight,
             retry_after=settings.retry_after_seconds,
-            exempt=(HEALTH_PREFIX,),
-            counter=InFlight(),
+            # Probes and scrapes are never shed: an overload is when they matter.
+            exempt=(HEALTH_PREFIX, METRICS_PATH),
+            counter=in_flight,
+            on_refusal=metrics.refused,
         ),
         DefineMiddleware(
             RateLimiter,
             per_minute=settings.rate_limit_per_minute,
             exempt=(HEALTH_PREFIX, "/schema"),
             windows=ClientWindows(),
+            on_refusal=metrics.refused,
         ),
     ]
 
@@ -231,15 +291,6 @@ BEARER_SECURITY_SCHEME = SecurityScheme(
 )
 
 
-class OfflineSwaggerRenderPlugin(SwaggerRenderPlugin):
-    """Swagger UI from the app's own vendored copy (``/static/vendor/swagger-ui``):
-    ``/schema`` works offline. No favicon from a CDN, no online validator badge."""
-
-    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
-        page = super().render(request, openapi_schema)
-        return page.replace(b"deepLinking: true,", b"validatorUrl: null,\n deepLinking: true,", 1)
-
-
 def _openapi_config() -> OpenAPIConfig:
     vendor = "/static/vendor/swagger-ui"
     return OpenAPIConfig(
@@ -253,6 +304,7 @@ def _openapi_config() -> OpenAPIConfig:
             "signatures; guards and admins with bearer tokens."
         ),
         path="/schema",
+        openapi_router=schema_router("/schema"),
         components=Components(
             security_schemes={
                 "HC-Device": HOLDER_SECURITY_SCHEME,

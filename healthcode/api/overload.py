@@ -5,11 +5,15 @@ Load shedding: a bounded number of requests in flight per worker.
 Past the bound a request is answered at once with 503 and ``Retry-After``
 instead of queueing until clients time out: a rush gets a clear "try later",
 never a hung connection. Health probes are never shed.
+
+Each refusal is reported to ``on_refusal`` with its problem code
+(``service_busy``, ``too_many_requests``), for the app's metrics.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -20,6 +24,15 @@ from healthcode.api.problems import PROBLEM_JSON, problem_for_status
 
 _BUSY = msgspec.json.encode(problem_for_status(503))
 _TOO_MANY = msgspec.json.encode(problem_for_status(429))
+BUSY_CODE = problem_for_status(503).code
+TOO_MANY_CODE = problem_for_status(429).code
+
+RefusalListener = Callable[[str], None]
+"""Told the problem code of each request refused here."""
+
+
+def _ignore(_code: str) -> None:
+    return None
 
 
 async def _refuse(send: Send, status: int, body: bytes, retry_after: int) -> None:
@@ -56,12 +69,14 @@ class LoadShedder:
         retry_after: int,
         exempt: tuple[str, ...],
         counter: InFlight | None = None,
+        on_refusal: RefusalListener = _ignore,
     ):
         self.app = app
         self.limit = limit
         self.retry_after = retry_after
         self.exempt = exempt
         self.counter = counter or InFlight()
+        self.on_refusal = on_refusal
 
     @property
     def in_flight(self) -> int:
@@ -72,6 +87,7 @@ class LoadShedder:
             await self.app(scope, receive, send)
             return
         if self.counter.count >= self.limit:
+            self.on_refusal(BUSY_CODE)
             await _refuse(send, 503, _BUSY, self.retry_after)
             return
         self.counter.count += 1
@@ -108,12 +124,14 @@ class RateLimiter:
         exempt: tuple[str, ...],
         windows: ClientWindows | None = None,
         clock: Any = time.monotonic,
+        on_refusal: RefusalListener = _ignore,
     ):
         self.app = app
         self.per_minute = per_minute
         self.exempt = exempt
         self.windows = windows or ClientWindows()
         self.clock = clock
+        self.on_refusal = on_refusal
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP or scope["path"].startswith(self.exempt):
@@ -130,6 +148,7 @@ class RateLimiter:
         windows.counts[address] = count
         if count > self.per_minute:
             retry = max(1, int(60 - (now - windows.window_start)))
+            self.on_refusal(TOO_MANY_CODE)
             await _refuse(send, 429, _TOO_MANY, retry)
             return
         await self.app(scope, receive, send)

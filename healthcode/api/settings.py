@@ -55,6 +55,9 @@ class Settings:
     liveness_actions: tuple[str, ...] = ()
     """``HEALTHCODE_LIVENESS_ACTIONS`` (comma-separated, e.g. ``turn_left,turn_right``):
     draw liveness challenges from these registered actions only; empty: all of them."""
+    demo: bool = False
+    """``HEALTHCODE_DEMO=1`` (``healthcode serve --demo``): this instance accepts
+    ``healthcode demo`` enrollments. Never set it on an instance that serves people."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -74,4 +77,5 @@ class Settings:
             migrate_on_start=os.environ.get("HEALTHCODE_MIGRATE_ON_START", "1")
             not in ("0", "false", "no"),
             liveness_actions=_names_env("HEALTHCODE_LIVENESS_ACTIONS"),
+            demo=os.environ.get("HEALTHCODE_DEMO", "0") in ("1", "true", "yes"),
         )

@@ -5,11 +5,13 @@ Requests forbid unknown fields; responses carry masked identity only.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, Literal
 
 import msgspec
 
 from healthcode.core.enrollment import status_to_dict
+from healthcode.core.enrollment.reviews import Review, ReviewPage
 from healthcode.core.models import CheckResult, DocumentType, Status
 from healthcode.core.models import Problem as DomainProblem
 from healthcode.core.passes.models import Verdict
@@ -256,6 +258,68 @@ class TrustedIssuerView(msgspec.Struct, kw_only=True):
 class TrustAddRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     export: str
     """The peer's signed issuer export (``HCK1:...``, from its ``/public/issuer``)."""
+
+
+# --- the review queue (后台核验) ------------------------------------------------------
+
+
+class ReviewView(msgspec.Struct, kw_only=True):
+    """One entry of the review queue: masked document only, times in Asia/Shanghai."""
+
+    review_id: int
+    state: str
+    """``open``, ``confirmed`` or ``blocked``."""
+    reason: str
+    """``face_mismatch_on_enrollment``, ``face_mismatch_on_reenrollment`` or
+    ``face_mismatch_on_renewal``."""
+    against: str
+    """What the live capture was compared with: ``stored_template``,
+    ``document_portrait`` or ``reference_photo``."""
+    against_en: str
+    against_zh: str
+    similarity: float | None
+    threshold: float | None
+    kind: str | None
+    masked_number: str | None
+    created_at: str
+    resolution: str | None
+    """None while open, else ``confirm`` or ``block``."""
+    resolved_at: str | None
+    resolved_by: str | None
+    resolution_reason: str | None
+    grant: str | None
+    """For a confirmed entry: ``unused`` (the confirmed face may retry once until
+    ``grant_expires_at``), ``used`` or ``expired``."""
+    grant_expires_at: str | None
+    grant_used_at: str | None
+    documents_blocked: int
+
+
+class ReviewPageView(msgspec.Struct, kw_only=True):
+    reviews: list[ReviewView]
+    next_cursor: int | None
+    """Pass as ``cursor`` for the next page; null on the last page."""
+    open_count: int
+
+
+class ReviewResolveRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    decision: Literal["confirm", "block"]
+    """``confirm``: the same person (one retry of that face within 72 hours);
+    ``block``: block the document."""
+    reason: str
+    """Why, in a few words; no personal data (it is audited)."""
+
+
+def review_to_wire(review: Review, now: dt.datetime | None = None) -> ReviewView:
+    return ReviewView(**review.as_dict(now))
+
+
+def review_page_to_wire(page: ReviewPage, now: dt.datetime | None = None) -> ReviewPageView:
+    return ReviewPageView(
+        reviews=[review_to_wire(r, now) for r in page.reviews],
+        next_cursor=page.next_cursor,
+        open_count=page.open_count,
+    )
 
 
 def verdict_to_wire(verdict: Verdict) -> VerificationResponse:

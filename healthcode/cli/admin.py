@@ -16,26 +16,24 @@ from typing import TYPE_CHECKING, Annotated, Any
 import attrs
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
+from rich.progress import Progress
 
 from healthcode.cli.errors import EXIT_INVALID, EXIT_USAGE
 from healthcode.cli.options import (
+    CONTEXT_SETTINGS,
     DatabaseOption,
     JsonOption,
+    KeysDirOption,
     NowOption,
     SecretsOption,
+    make_table,
     parse_now,
     print_json,
+    reflow_help,
     run_async,
+    shanghai_time,
     with_database,
+    work_progress,
 )
 
 if TYPE_CHECKING:
@@ -43,17 +41,23 @@ if TYPE_CHECKING:
     from healthcode.core.status import ImportSummary, ListImport
 
 status_app = typer.Typer(
-    help="Daily statuses: import authority data, show, purge.", no_args_is_help=True
+    help="Daily statuses: import authority data, show, purge.",
+    no_args_is_help=True,
+    context_settings=CONTEXT_SETTINGS,
 )
 
 
 def _parse_import_day(
-    value: str, *, now: dt.datetime | None, any_day: bool, as_json: bool
+    value: str | None, *, now: dt.datetime | None, any_day: bool, as_json: bool
 ) -> dt.date:
-    """``--day`` by the core rule (``parse_import_day``); a day refused is a
-    usage error (exit 2) that still carries its code and both messages."""
+    """``--day`` by the core rule (``parse_import_day``), today in Asia/Shanghai
+    when not given; a day refused is a usage error (exit 2) that still carries
+    its code and both messages."""
+    from healthcode.core.clock import today_shanghai
     from healthcode.core.status import ImportDayError, parse_import_day
 
+    if value is None:
+        return today_shanghai(now)
     try:
         return parse_import_day(value, now=now, allow_any_day=any_day)
     except ImportDayError as exc:
@@ -92,15 +96,24 @@ def init_command(
 # --- status -----------------------------------------------------------------------
 
 
+IMPORT_COLUMNS = "kind,number,status,issuing_state"
+"""The columns of an authority list, in the order the help and the README show."""
 ImportFileArgument = Annotated[
-    Path, typer.Argument(help="CSV (kind,number,status[,issuing_state]) or JSON Lines.")
+    Path,
+    typer.Argument(
+        help=f"CSV with a header line {IMPORT_COLUMNS} (issuing_state may be empty; "
+        "for passports typed without an MRZ), or JSON Lines with the same keys. "
+        "status: red or yellow (or 集中观察, 居家观察).",
+        show_default=False,
+    ),
 ]
 ImportDayOption = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--day",
         help="The day the list is for (YYYY-MM-DD): yesterday, today or tomorrow "
-        "in Asia/Shanghai, unless --any-day.",
+        "in Asia/Shanghai, unless --any-day; default: today in Asia/Shanghai.",
+        show_default=False,
     ),
 ]
 SourceOption = Annotated[
@@ -128,29 +141,32 @@ AnyDayOption = Annotated[
 @status_app.command("import")
 def import_command(
     file: ImportFileArgument,
-    day: ImportDayOption,
+    day: ImportDayOption = None,
     source: SourceOption = "authority",
     merge: MergeOption = False,
     fmt: FormatOption = None,
     fail_on_invalid: FailOnInvalidOption = False,
     any_day: AnyDayOption = False,
     now: NowOption = None,
+    keys_dir: KeysDirOption = None,
     database: DatabaseOption = None,
     secrets_file: SecretsOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Import one day's red/yellow list; numbers are hashed and never stored.
 
+    Columns (CSV header, or JSON Lines keys): kind,number,status,issuing_state.
     Invalid rows are reported with their line numbers; valid rows are imported.
     The import is one transaction: if it fails, the previous data is unchanged.
     While another import of the same source for the same day runs, it stops
-    at once with import_in_progress (exit 1).
+    at once with import_in_progress (exit 1). Each row is also hashed for
+    every peer region with a pair key in the key directory (`trust pair-key`).
     """
     the_day = _parse_import_day(day, now=parse_now(now), any_day=any_day, as_json=as_json)
     if fmt not in (None, "csv", "jsonl"):
         raise typer.BadParameter("csv or jsonl", param_hint="--format")
     err = Console(stderr=True)
-    request = _FileImport(file, the_day, source, fmt, replace=not merge)
+    request = _FileImport(file, the_day, source, fmt, replace=not merge, keys_dir=keys_dir)
     result = run_async(_import_file(request, database, secrets_file, err, as_json), as_json=as_json)
     if as_json:
         print_json({"ok": True, **result.as_dict()})
@@ -169,6 +185,8 @@ class _FileImport:
     source: str
     fmt: str | None
     replace: bool
+    keys_dir: Path | None = None
+    """The key store: its issuer key revokes passes, its pair keys hash for peers."""
 
 
 async def _import_file(
@@ -189,40 +207,56 @@ async def _import_file(
         imports = StatusImportService(
             db,
             secrets,
-            PassService(db, KeyStore()),
+            PassService(db, KeyStore(request.keys_dir)),
             # Hashed per peer that shares status lists with us.
-            peer_keys=lambda: configured_pair_keys(KeyStore()),
+            peer_keys=lambda: configured_pair_keys(KeyStore(request.keys_dir)),
         )
-        with _import_progress(err, as_json) as bar:
-            task = bar.add_task("import", total=None)
+        with work_progress("importing / 导入中", "rows", console=err, enabled=not as_json) as bar:
+            rows = _RowCount(request, bar)
             return await imports.import_authority_file(
                 request.file,
                 day=request.day,
                 source=request.source,
                 fmt=request.fmt,  # type: ignore[arg-type]
                 replace=request.replace,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
+                progress=rows.update,
             )
 
     return await with_database(database, secrets_file, body)
 
 
-def _import_progress(err: Console, as_json: bool) -> Progress:
-    return Progress(
-        TextColumn("[bold]importing / 导入中"),
-        BarColumn(),
-        DownloadColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=as_json,
-        disable=not err.is_terminal,
-    )
+class _RowCount:
+    """Drives the bar in rows: the file's rows are counted once (only when the
+    bar is shown), and the bytes the import has read say how many are done."""
+
+    def __init__(self, request: _FileImport, bar: Progress) -> None:
+        self.bar = bar
+        jsonl = request.fmt == "jsonl" or request.file.suffix.lower() == ".jsonl"
+        self.total = _count_rows(request.file, header=not jsonl) if not bar.disable else None
+        self.task = bar.add_task("import", total=self.total)
+
+    def update(self, bytes_read: int, bytes_total: int) -> None:
+        if self.total is None:
+            return
+        share = bytes_read / bytes_total if bytes_total else 1.0
+        self.bar.update(self.task, completed=round(self.total * min(share, 1.0)))
+
+
+def _count_rows(file: Path, *, header: bool) -> int:
+    """Lines that hold data (the CSV header and blank lines aside, near enough)."""
+    lines = 0
+    last = b"\n"
+    with file.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    lines += last != b"\n"
+    return max(lines - header, 0)
 
 
 def _print_import(result: ListImport[ImportSummary], err: Console) -> None:
     summary = result.summary
-    table = Table(show_header=False, box=None)
+    rows = []
     for label, value in (
         ("day / 日期", summary.day.isoformat()),
         ("source / 来源", summary.source),
@@ -236,8 +270,8 @@ def _print_import(result: ListImport[ImportSummary], err: Console) -> None:
         ("seconds / 耗时", summary.seconds),
         ("passes revoked / 已吊销通行码", result.passes_revoked),
     ):
-        table.add_row(label, str(value))
-    Console().print(table)
+        rows.append((label, str(value)))
+    Console().print(make_table(("", ""), rows, show_header=False, box=None))
     for row in summary.invalid_rows:
         err.print(
             f"line {row.line}: [{row.code}] {row.message_en} / {row.message_zh}",
@@ -283,7 +317,9 @@ def show_command(
     console = Console()
     console.print(
         f"{masked.masked_number}: [bold {status.colour.value}]{status.colour.label_zh} / "
-        f"{status.colour.label_en}[/] (valid until {status.valid_until.isoformat()})"
+        f"{status.colour.label_en}[/] (valid until {shanghai_time(status.valid_until)} / "
+        "有效期至)",
+        soft_wrap=True,  # one line: the terminal wraps it, never inside the time
     )
     for reason in payload.get("reasons", ()):
         console.print(f"  {reason}", highlight=False, markup=False)
@@ -312,8 +348,11 @@ async def _show(
 def purge_command(
     now: NowOption = None, database: DatabaseOption = None, as_json: JsonOption = False
 ) -> None:
-    """Delete expired data: day-scoped rows (statuses, decisions) of days that have
-    ended, expired passes and their revocations, old liveness challenges."""
+    """Delete expired data: rows of days that have ended, expired passes.
+
+    Day-scoped rows (statuses, decisions) of days that have ended, expired
+    passes and their revocations, old liveness challenges.
+    """
     from healthcode.core.status import purge_expired
     from healthcode.core.storage.database import Database
 
@@ -332,9 +371,15 @@ def purge_command(
         print_json({"ok": True, **summary.as_dict()})
         return
     total = sum(summary.deleted.values())
-    print(f"purged {total} rows of days before {summary.before.isoformat()} / 已清除 {total} 行")
+    print(
+        f"purged {total} rows of days before {summary.before.isoformat()} (Asia/Shanghai) "
+        f"/ 已清除 {total} 行"
+    )
     for name, count in summary.deleted.items():
         print(f"  {name}: {count}", file=sys.stdout)
 
 
 status_app.command("purge")(purge_command)
+
+
+reflow_help(status_app, init_command, purge_command)

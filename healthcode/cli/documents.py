@@ -10,17 +10,29 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from healthcode.cli.errors import EXIT_INVALID, EXIT_OK, EXIT_USAGE, fail
-from healthcode.cli.options import JsonOption, MrzOption, StateOption, or_fail, print_json
+from healthcode.cli.options import (
+    CONTEXT_SETTINGS,
+    JsonOption,
+    MrzOption,
+    StateOption,
+    make_table,
+    or_fail,
+    print_json,
+    reflow_help,
+)
 from healthcode.core.documents import check_document, document_types, make_submission
 from healthcode.core.errors import HealthcodeError
 from healthcode.core.images import MAX_IMAGE_BYTES
 from healthcode.core.models import CheckResult
 from healthcode.core.text import MAX_MRZ_LENGTH
 
-app = typer.Typer(help="Identity documents: check numbers and MRZs.", no_args_is_help=True)
+app = typer.Typer(
+    help="Identity documents: check numbers and MRZs, read photos, list kinds.",
+    no_args_is_help=True,
+    context_settings=CONTEXT_SETTINGS,
+)
 
 KindOption = Annotated[
     str | None,
@@ -83,10 +95,12 @@ def _print_human(result: CheckResult, payload: dict[str, Any]) -> None:
         else "[red]not valid / 无效[/red]"
     )
     console.print(verdict)
-    table = Table(show_header=False, box=None)
-    table.add_row(
-        "kind / 类型", f"{kind.name_zh} / {kind.name_en}" if kind else result.document.kind
-    )
+    rows = [
+        (
+            "kind / 类型",
+            f"{kind.name_zh} / {kind.name_en} ({kind.kind})" if kind else result.document.kind,
+        )
+    ]
     for key in (
         "masked_name",
         "masked_number",
@@ -97,8 +111,8 @@ def _print_human(result: CheckResult, payload: dict[str, Any]) -> None:
         "expiry_date",
     ):
         if payload[key]:
-            table.add_row(key, str(payload[key]))
-    console.print(table)
+            rows.append((key, str(payload[key])))
+    console.print(make_table(("", ""), rows, show_header=False, box=None))
     for problem in result.problems:
         colour = "red" if problem.severity == "error" else "yellow"
         console.print(
@@ -256,7 +270,20 @@ def kinds_command(as_json: JsonOption = False) -> None:
             ]
         )
         return
-    table = Table("kind", "名称", "name", "inputs", "example")
-    for k in kinds.values():
-        table.add_row(k.kind, k.name_zh, k.name_en, ", ".join(sorted(k.inputs)), k.example or "")
+    # The kind id is what `check --kind` takes: never cut, whatever the width.
+    table = make_table(
+        ("kind", "name / 名称 (inputs)", "example"),
+        (
+            (
+                k.kind,
+                f"{k.name_zh}\n{k.name_en}\n({', '.join(sorted(k.inputs))})",
+                k.example or "",
+            )
+            for k in kinds.values()
+        ),
+        whole=("kind",),
+    )
     Console().print(table)
+
+
+reflow_help(app)

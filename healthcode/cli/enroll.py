@@ -20,31 +20,39 @@ import typer
 from rich.console import Console
 
 from healthcode.cli.options import (
+    CONTEXT_SETTINGS,
     DatabaseOption,
     JsonOption,
     MrzOption,
     NowOption,
     SecretsOption,
     StateOption,
+    make_table,
     parse_now,
     print_json,
+    reflow_help,
     run_async,
+    shanghai_time,
     with_database,
 )
-from healthcode.core.errors import InputError
+from healthcode.core.errors import HealthcodeError, InputError
 
 T = TypeVar("T")
 
 enroll_app = typer.Typer(
-    help="Enroll with a document and a live face; renew by face alone.", no_args_is_help=True
+    help="Enroll with a document and a live face; renew by face alone.",
+    no_args_is_help=True,
+    context_settings=CONTEXT_SETTINGS,
 )
 dependants_app = typer.Typer(
     help="Dependants (他人代查): up to 4 people whose statuses a holder manages.",
     no_args_is_help=True,
+    context_settings=CONTEXT_SETTINGS,
 )
 assist_app = typer.Typer(
     help="Assisted quick check (老幼助查) for people aged 16 or under or 60 or over.",
     no_args_is_help=True,
+    context_settings=CONTEXT_SETTINGS,
 )
 
 
@@ -71,9 +79,17 @@ ChallengeOption = Annotated[
     ),
 ]
 FramesArgument = Annotated[
-    list[Path],
-    typer.Argument(exists=True, dir_okay=False, help="Liveness frames, in the order taken."),
+    list[Path] | None,
+    typer.Argument(
+        exists=True,
+        dir_okay=False,
+        show_default=False,
+        metavar="FRAMES",
+        help="Liveness frames, in the order taken, after the options (no --frames).",
+    ),
 ]
+FramesMisuseOption = Annotated[list[Path] | None, typer.Option("--frames", hidden=True)]
+"""Catches ``--frames f1 f2``: the answer says to list the frames positionally."""
 CaptureOption = Annotated[
     Path,
     typer.Option("--capture", exists=True, dir_okay=False, help="A still photo of the person."),
@@ -84,7 +100,8 @@ DeviceKeyOption = Annotated[
         "--device-key",
         exists=True,
         dir_okay=False,
-        help="The holder's device public key (P-256 or Ed25519, DER or PEM).",
+        help="The holder's device key: the file `passes device-key` wrote (its public "
+        "half is bound), or a public key (P-256 or Ed25519, DER or PEM).",
     ),
 ]
 PreviousKindOption = Annotated[
@@ -155,7 +172,8 @@ def _submission(
     )
 
 
-def _nonce(value: str) -> str:
+def nonce_from(value: str) -> str:
+    """``--challenge``: a nonce, or the JSON file a challenge command wrote."""
     path = Path(value)
     if len(value) < 256 and path.is_file():
         try:
@@ -170,11 +188,56 @@ def _nonce(value: str) -> str:
     return value
 
 
+def device_public_key(path: Path) -> bytes:
+    """``--device-key``: the public half of the private key file `passes
+    device-key` wrote, or a public key file as it is (checked by the service)."""
+    data = path.read_bytes()
+    if b"PRIVATE KEY-----" not in data[:100]:
+        return data
+    from healthcode.core.passes import HolderDevice
+
+    return HolderDevice.load(path).public_key_der
+
+
+def frames_given(command: str, frames: list[Path] | None, misused: list[Path] | None) -> list[Path]:
+    """The liveness frames, given positionally; ``--frames`` is answered with what to type."""
+    if misused or not frames:
+        raise typer.BadParameter(
+            "give the frames positionally, in order, after the options, without --frames: "
+            f"`healthcode {command} ... --capture me.jpg f1.jpg f2.jpg f3.jpg` / "
+            "帧图片按顺序直接列在选项之后，不要写 --frames",
+            param_hint="FRAMES",
+        )
+    return frames
+
+
+def explained(error: HealthcodeError, submission: Any, at: dt.datetime | None) -> HealthcodeError:
+    """A refused document's error with each problem's message in Chinese and
+    English, not only its code (the service names the codes)."""
+    from healthcode.core.clock import today_shanghai
+    from healthcode.core.documents import parse_document, validate_document
+    from healthcode.core.enrollment.errors import DocumentNotAcceptedError
+
+    if type(error) is not DocumentNotAcceptedError:
+        return error
+    try:
+        found = validate_document(parse_document(submission), today_shanghai(at))
+    except HealthcodeError:
+        return error
+    problems = [p for p in found if p.severity == "error"]
+    if problems:
+        error.message_en = "The document has errors: " + " ".join(
+            f"{p.message_en} [{p.code}]" for p in problems
+        )
+        error.message_zh = "证件存在错误：" + "".join(f"{p.message_zh}[{p.code}]" for p in problems)
+    return error
+
+
 def _answer(challenge: str, frames: list[Path]) -> Any:
     from healthcode.core.enrollment import LivenessAnswer
     from healthcode.core.images import read_image_file
 
-    return LivenessAnswer(nonce=_nonce(challenge), frames=[read_image_file(p) for p in frames])
+    return LivenessAnswer(nonce=nonce_from(challenge), frames=[read_image_file(p) for p in frames])
 
 
 def _request(
@@ -195,7 +258,7 @@ def _request(
         declared_name=name,
         liveness=_answer(challenge, frames),
         capture=read_image_file(capture),
-        device_public_key=device_key.read_bytes() if device_key is not None else None,
+        device_public_key=device_public_key(device_key) if device_key is not None else None,
         previous=previous,
         warnings=tuple(warnings),
     )
@@ -205,7 +268,8 @@ def _status_line(payload: dict[str, Any]) -> str:
     status = payload["status"]
     return (
         f"{payload['masked_name']} {payload['masked_number']}: [bold {status['colour']}]"
-        f"{status['label_zh']} / {status['label_en']}[/] (valid until {status['valid_until']})"
+        f"{status['label_zh']} / {status['label_en']}[/] "
+        f"(valid until / 有效期至 {shanghai_time(status['valid_until'])})"
     )
 
 
@@ -251,15 +315,16 @@ def challenge_command(
     console = Console()
     console.print(f"nonce: {challenge.nonce}", highlight=False)
     console.print(f"actions / 动作: {', '.join(challenge.actions)}")
-    console.print(f"expires / 过期: {payload['expires_at']}")
+    console.print(f"expires / 过期: {shanghai_time(challenge.expires_at)}")
 
 
 @enroll_app.command("submit")
 def submit_command(
     name: NameOption,
     challenge: ChallengeOption,
-    frames: FramesArgument,
     capture: CaptureOption,
+    frames: FramesArgument = None,
+    frames_misused: FramesMisuseOption = None,
     kind: KindOption = None,
     number: NumberOption = None,
     mrz: MrzOption = None,
@@ -276,6 +341,7 @@ def submit_command(
     as_json: JsonOption = False,
 ) -> None:
     """Enroll (or re-enroll) with a document, liveness FRAMES and a capture."""
+    given = frames_given("enroll submit", frames, frames_misused)
 
     async def body(service: Any, at: dt.datetime | None) -> Any:
         submission, warnings = _submission(kind, number, mrz, image, issuing_state)
@@ -285,9 +351,12 @@ def submit_command(
                 previous_kind, previous_number, previous_mrz, None, previous_state, what="previous"
             )
         request = _request(
-            submission, warnings, name, challenge, frames, capture, device_key, previous
+            submission, warnings, name, challenge, given, capture, device_key, previous
         )
-        return await service.enroll(request, now=at)
+        try:
+            return await service.enroll(request, now=at)
+        except HealthcodeError as exc:
+            raise explained(exc, submission, at) from None
 
     result = _service_call(body, now, database, secrets_file, as_json=as_json)
     payload = _enrollment_payload(result)
@@ -298,7 +367,7 @@ def submit_command(
     console.print(
         f"{result.outcome} / 已登记: subject {result.subject.subject_id}", highlight=False
     )
-    console.print(_status_line(payload), highlight=False)
+    console.print(_status_line(payload), highlight=False, soft_wrap=True)
     for warning in result.warnings:
         console.print(f"warning [{warning.code}]: {warning.message_en} / {warning.message_zh}")
 
@@ -327,8 +396,9 @@ def _enrollment_payload(result: Any) -> dict[str, Any]:
 def renew_command(
     subject: SubjectOption,
     challenge: ChallengeOption,
-    frames: FramesArgument,
     capture: CaptureOption,
+    frames: FramesArgument = None,
+    frames_misused: FramesMisuseOption = None,
     now: NowOption = None,
     database: DatabaseOption = None,
     secrets_file: SecretsOption = None,
@@ -337,11 +407,13 @@ def renew_command(
     """Today's status by face alone (a `--purpose renew` challenge answered)."""
     from healthcode.core.enrollment import status_to_dict, subject_to_dict
 
+    given = frames_given("enroll renew", frames, frames_misused)
+
     async def body(service: Any, at: dt.datetime | None) -> Any:
         from healthcode.core.images import read_image_file
 
         return await service.renew(
-            subject, _answer(challenge, frames), read_image_file(capture), now=at
+            subject, _answer(challenge, given), read_image_file(capture), now=at
         )
 
     result = _service_call(body, now, database, secrets_file, as_json=as_json)
@@ -354,7 +426,7 @@ def renew_command(
     if as_json:
         print_json(payload)
         return
-    Console().print(_status_line(payload), highlight=False)
+    Console().print(_status_line(payload), highlight=False, soft_wrap=True)
 
 
 # --- dependants ---------------------------------------------------------------------------
@@ -365,8 +437,9 @@ def dependants_add_command(
     holder: HolderOption,
     name: NameOption,
     challenge: ChallengeOption,
-    frames: FramesArgument,
     capture: CaptureOption,
+    frames: FramesArgument = None,
+    frames_misused: FramesMisuseOption = None,
     kind: KindOption = None,
     number: NumberOption = None,
     mrz: MrzOption = None,
@@ -381,17 +454,22 @@ def dependants_add_command(
     (FRAMES and --capture show the dependant, with a `--purpose dependant` challenge)."""
     from healthcode.core.enrollment import status_to_dict
 
+    given = frames_given("dependants add", frames, frames_misused)
+
     async def body(service: Any, at: dt.datetime | None) -> Any:
         submission, warnings = _submission(kind, number, mrz, image, issuing_state)
-        request = _request(submission, warnings, name, challenge, frames, capture)
-        return await service.add_dependant(holder, request, now=at)
+        request = _request(submission, warnings, name, challenge, given, capture)
+        try:
+            return await service.add_dependant(holder, request, now=at)
+        except HealthcodeError as exc:
+            raise explained(exc, submission, at) from None
 
     view = _service_call(body, now, database, secrets_file, as_json=as_json)
     payload = _dependant_payload(view, status_to_dict)
     if as_json:
         print_json({"ok": True, **payload})
         return
-    Console().print(f"slot {view.slot}: " + _status_line(payload), highlight=False)
+    Console().print(f"slot {view.slot}: " + _status_line(payload), highlight=False, soft_wrap=True)
 
 
 def _dependant_payload(
@@ -416,8 +494,6 @@ def dependants_list_command(
     as_json: JsonOption = False,
 ) -> None:
     """The holder's dependants with today's status each."""
-    from rich.table import Table
-
     from healthcode.core.enrollment import status_to_dict
 
     async def body(service: Any, at: dt.datetime | None) -> Any:
@@ -428,16 +504,21 @@ def dependants_list_command(
     if as_json:
         print_json({"ok": True, "dependants": payloads})
         return
-    table = Table("slot / 序号", "name / 姓", "number / 号码", "status / 状态", "valid until")
-    for p in payloads:
-        s = p["status"]
-        table.add_row(
-            str(p["slot"]),
-            p["masked_name"],
-            p["masked_number"],
-            f"[{s['colour']}]{s['label_zh']} / {s['label_en']}[/]",
-            s["valid_until"],
-        )
+    table = make_table(
+        ("slot / 序号", "name / 姓", "number / 号码", "status / 状态", "valid until / 有效期至"),
+        (
+            (
+                str(p["slot"]),
+                p["masked_name"],
+                p["masked_number"],
+                f"[{p['status']['colour']}]{p['status']['label_zh']} / "
+                f"{p['status']['label_en']}[/]",
+                shanghai_time(p["status"]["valid_until"]),
+            )
+            for p in payloads
+        ),
+        whole=("number / 号码",),
+    )
     Console().print(table)
 
 
@@ -463,7 +544,10 @@ def assist_check_command(
 
     async def body(service: Any, at: dt.datetime | None) -> Any:
         submission, _warnings = _submission(kind, number, None, None, issuing_state)
-        return await service.assist_check(operator, submission, now=at)
+        try:
+            return await service.assist_check(operator, submission, now=at)
+        except HealthcodeError as exc:
+            raise explained(exc, submission, at) from None
 
     result = _service_call(body, now, database, secrets_file, as_json=as_json)
     payload = {
@@ -477,4 +561,7 @@ def assist_check_command(
     if as_json:
         print_json(payload)
         return
-    Console().print(_status_line(payload), highlight=False)
+    Console().print(_status_line(payload), highlight=False, soft_wrap=True)
+
+
+reflow_help(enroll_app, dependants_app, assist_app)

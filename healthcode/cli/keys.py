@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from healthcode.cli.options import (
+    CONTEXT_SETTINGS,
     JsonOption,
     KeysDirOption,
     NowOption,
@@ -17,13 +17,20 @@ from healthcode.cli.options import (
     TrustFileOption,
     algorithm,
     emit,
+    make_table,
     now_from,
     or_fail,
+    reflow_help,
+    shanghai_time,
     stores,
 )
 from healthcode.core.passes import KeyStore, export_issuer
 
-app = typer.Typer(help="Issuer keys: create, rotate, list, export.", no_args_is_help=True)
+app = typer.Typer(
+    help="Issuer keys: create, rotate, list, export.",
+    no_args_is_help=True,
+    context_settings=CONTEXT_SETTINGS,
+)
 
 
 @app.command("init")
@@ -83,10 +90,21 @@ def keys_list(keys_dir: KeysDirOption = None, as_json: JsonOption = False) -> No
     if as_json:
         print(json.dumps({"ok": True, "keys": rows}, ensure_ascii=False))
         return
-    table = Table("kid", "alg", "created", "state")
-    for r in rows:
-        state = "active / 使用中" if r["active"] else f"verifies until {r['verify_until']}"
-        table.add_row(str(r["kid"]), str(r["alg"]), str(r["created_at"]), state)
+    table = make_table(
+        ("kid", "alg", "created", "state"),
+        (
+            (
+                str(r["kid"]),
+                str(r["alg"]),
+                shanghai_time(r["created_at"]),
+                "active / 使用中"
+                if r["active"]
+                else f"verifies until {shanghai_time(r['verify_until'])} / 仅用于核验",
+            )
+            for r in rows
+        ),
+        whole=("kid",),
+    )
     Console().print(table)
 
 
@@ -102,3 +120,6 @@ def keys_export(
         output.write_text(text + "\n", encoding="ascii")
     else:
         print(text)
+
+
+reflow_help(app)

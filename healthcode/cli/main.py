@@ -17,6 +17,8 @@ import typer
 import healthcode
 from healthcode.cli import (
     admin,
+    demo,
+    doctor,
     documents,
     enroll,
     holder,
@@ -24,11 +26,13 @@ from healthcode.cli import (
     passes,
     paths,
     plugins,
+    reviews,
     serve,
     tokens,
     trust,
     verify,
 )
+from healthcode.cli.options import CONTEXT_SETTINGS, reflow_help
 from healthcode.core.plugins import get_plugin_manager
 
 app = typer.Typer(
@@ -36,6 +40,7 @@ app = typer.Typer(
     help="healthcode: identity documents, faces and health passes.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    context_settings=CONTEXT_SETTINGS,
 )
 
 
@@ -73,7 +78,11 @@ app.add_typer(trust.app, name="trust")
 app.add_typer(passes.app, name="passes")
 app.command("verify")(verify.verify_command)
 app.command("paths")(paths.paths_command)
+app.command("doctor")(doctor.doctor_command)
+app.command("demo")(demo.demo_command)
+app.add_typer(reviews.app, name="reviews")
 get_plugin_manager().hook.healthcode_register_commands(app=app)
+reflow_help(app)
 
 
 def main() -> None:

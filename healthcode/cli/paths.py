@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
-from healthcode.cli.options import JsonOption, print_json
+from healthcode.cli.options import JsonOption, make_table, print_json, reflow_help
+from healthcode.cli.profile import PROFILE_DIR_ENV, profile_dir
 from healthcode.core.passes.keys import KEYS_DIR_ENV, default_keys_dir
 from healthcode.core.passes.trust import TRUST_FILE_ENV, default_trust_file
 from healthcode.core.privacy.secrets import SECRETS_ENV, secrets_path
@@ -33,6 +33,7 @@ def _state() -> list[dict[str, str | bool | None]]:
         ("keys", str(default_keys_dir()), KEYS_DIR_ENV, default_keys_dir()),
         ("trust list", str(default_trust_file()), TRUST_FILE_ENV, default_trust_file()),
         ("seen live codes", str(default_seen_file()), SEEN_FILE_ENV, default_seen_file()),
+        ("holder profiles", str(profile_dir()), PROFILE_DIR_ENV, profile_dir()),
     ]
     found: list[dict[str, str | bool | None]] = [
         {
@@ -62,9 +63,21 @@ def paths_command(as_json: JsonOption = False) -> None:
     if as_json:
         print_json({"paths": rows})
         return
-    table = Table("what", "where", "moved by", "exists")
-    for row in rows:
-        exists = {True: "yes", False: "not yet", None: ""}[row["exists"]]  # type: ignore[index]
-        env = f"{row['env']}{' (set)' if row['set_by_env'] else ''}"
-        table.add_row(str(row["what"]), str(row["where"]), env, exists)
-    Console(width=max(120, Console().width)).print(table)
+    # Paths wrap rather than lose characters: they are what a person copies next.
+    table = make_table(
+        ("what", "where", "moved by", "exists"),
+        (
+            (
+                str(row["what"]),
+                str(row["where"]),
+                f"{row['env']}{' (set)' if row['set_by_env'] else ''}".replace(" ", "\n"),
+                {True: "yes", False: "not yet", None: ""}[row["exists"]],  # type: ignore[index]
+            )
+            for row in rows
+        ),
+        whole=("moved by",),
+    )
+    Console().print(table)
+
+
+reflow_help(paths_command)

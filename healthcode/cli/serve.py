@@ -1,9 +1,18 @@
-"""``healthcode serve``: the HTTP service (Litestar under uvicorn)."""
+"""``healthcode serve``: the HTTP service (Litestar under uvicorn).
+
+Quiet by design: a first start says what it created and where, a later start
+says one line ("serving on ..."); everything after is the log, in one format
+(``healthcode.logs``: text, or JSON lines with ``--log-format json``).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import enum
+import logging
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -12,9 +21,27 @@ import typer
 from healthcode.cli.errors import fail
 from healthcode.cli.options import DatabaseUrlOption, SecretsOption
 from healthcode.core.errors import HealthcodeError
+from healthcode.logs import LOG_FORMAT_ENV, SETUP_LOGGER, configure_logging
 
 if TYPE_CHECKING:
     from healthcode.core.storage.database import InitResult
+
+log = logging.getLogger(SETUP_LOGGER)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus-client's multiprocess directory (see ``healthcode.api.metrics``)."""
+
+
+class LogFormatName(enum.StrEnum):
+    text = "text"
+    json = "json"
+
+
+class LogLevelName(enum.StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
 
 
 def serve_command(
@@ -27,7 +54,25 @@ def serve_command(
         str, typer.Option(help="Region code (GB/T 2260) for a new issuer key store.")
     ] = "110000",
     region_name: Annotated[str, typer.Option(help="Region name for a new key store.")] = "北京市",
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    log_level: Annotated[
+        LogLevelName, typer.Option(case_sensitive=False, help="Log level, for every logger.")
+    ] = LogLevelName.info,
+    log_format: Annotated[
+        LogFormatName,
+        typer.Option(
+            envvar=LOG_FORMAT_ENV,
+            case_sensitive=False,
+            help="Log format: text (UTC time, level, logger, message) or json (one object a line).",
+        ),
+    ] = LogFormatName.text,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo",
+            help="Accept `healthcode demo` enrollments (synthetic documents). Never on an "
+            "instance that serves people.",
+        ),
+    ] = False,
 ) -> None:
     """Set up the database and secrets if needed, then serve the API.
 
@@ -36,28 +81,61 @@ def serve_command(
     """
     import uvicorn
 
+    log_config = configure_logging(log_format.value, log_level.value)
+    os.environ[LOG_FORMAT_ENV] = log_format.value
     if database_url:
         os.environ["HEALTHCODE_DATABASE_URL"] = database_url
     if secrets_file:
         os.environ["HEALTHCODE_SECRETS_FILE"] = str(secrets_file)
+    if demo:
+        os.environ["HEALTHCODE_DEMO"] = "1"
     result = _set_up(database_url, secrets_file, region, region_name)
-    typer.echo(
-        f"healthcode: {result.backend} database ready (schema {result.revision}); "
-        f"serving on http://{host}:{port} (API docs: /schema)",
-        err=True,
+    metrics_dir = _metrics_directory(workers)
+    log.info(
+        "serving on http://%s:%d (API docs: /schema); %s database %s (schema %s)%s",
+        host,
+        port,
+        result.backend,
+        _where(result),
+        result.revision,
+        f"; {workers} workers" if workers > 1 else "",
     )
     # Workers migrate nothing: set-up just did it.
     os.environ.setdefault("HEALTHCODE_MIGRATE_ON_START", "0")
-    uvicorn.run(
-        "healthcode.api.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-        proxy_headers=False,
-        timeout_keep_alive=5,
-    )
+    try:
+        uvicorn.run(
+            "healthcode.api.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level.value,
+            log_config=log_config,
+            proxy_headers=False,
+            timeout_keep_alive=5,
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _metrics_directory(workers: int) -> Path | None:
+    """With several workers, a fresh directory they all count metrics into
+    (prometheus-client's multiprocess mode): the operator's
+    ``PROMETHEUS_MULTIPROC_DIR``, emptied of a previous run's files, or a new
+    temporary one (returned, to be removed at the end)."""
+    given = os.environ.get(MULTIPROC_ENV, "").strip()
+    if given:
+        folder = Path(given)
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob("*.db"):
+            stale.unlink()
+        return None
+    if workers == 1:
+        return None
+    created = Path(tempfile.mkdtemp(prefix="healthcode-metrics-"))
+    os.environ[MULTIPROC_ENV] = str(created)
+    return created
 
 
 def _set_up(
@@ -65,16 +143,52 @@ def _set_up(
 ) -> InitResult:
     """Create or migrate the database and the secrets; on first start, an issuer
     key for this region, so passes can be signed (`healthcode keys init` does
-    the same with more choices)."""
+    the same with more choices). Says what it created or changed, and where."""
     from healthcode.core.passes import KeyStore
     from healthcode.core.storage.database import init_instance
 
     try:
         result = asyncio.run(init_instance(database_url, secrets_file))
+        _report_database(result)
         keys = KeyStore()
         if not keys.exists():
             keys.init(region, region_name)
-            typer.echo(f"healthcode: issuer key created for region {region}", err=True)
+            log.info(
+                "created the issuer key for region %s (%s) / 已创建签发密钥: %s",
+                region,
+                region_name,
+                keys.path,
+            )
     except HealthcodeError as exc:
         fail(exc, as_json=False)
     return result
+
+
+def _report_database(result: InitResult) -> None:
+    if result.previous_revision is None:
+        log.info(
+            "created the %s database / 已创建数据库: %s (schema %s)",
+            result.backend,
+            _where(result),
+            result.revision,
+        )
+    elif result.previous_revision != result.revision:
+        log.info(
+            "migrated the database from schema %s to %s / 数据库已升级: %s",
+            result.previous_revision,
+            result.revision,
+            _where(result),
+        )
+    if result.secrets_created:
+        log.info(
+            "created the operator secrets / 已创建运营方密钥: %s (back it up apart from the "
+            "database: without it no enrolled person can be found / 请与数据库分开备份)",
+            result.secrets_file,
+        )
+
+
+def _where(result: InitResult) -> str:
+    """The database file, or the URL without its password."""
+    if result.backend == "sqlite":
+        return result.database.split(":///", 1)[-1]
+    return result.database

@@ -1,4 +1,6 @@
-"""``healthcode verify``: a guard's device checking a live code offline."""
+"""``healthcode verify``: a guard's device checking a live code, offline (the
+signed trust and revocation lists) or online (``--online``: the service's
+``/guard/verifications`` with a guard token)."""
 
 from __future__ import annotations
 
@@ -6,11 +8,20 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 
+from healthcode.cli.client import (
+    OptionalServerOption,
+    answer,
+    build,
+    localised,
+    read_text_file,
+    report,
+    send,
+)
 from healthcode.cli.errors import EXIT_DO_NOT_ADMIT, EXIT_INVALID, EXIT_OK, fail
 from healthcode.cli.options import (
     JsonOption,
@@ -18,9 +29,12 @@ from healthcode.cli.options import (
     NowOption,
     TrustFileOption,
     now_from,
+    reflow_help,
+    shanghai_time,
     stores,
 )
-from healthcode.core.errors import HealthcodeError
+from healthcode.cli.profile import ProfileOption, holder_settings
+from healthcode.core.errors import HealthcodeError, InputError
 from healthcode.core.passes import (
     RevocationList,
     TrustList,
@@ -30,9 +44,27 @@ from healthcode.core.passes import (
 )
 
 CodeArgument = Annotated[
-    str, typer.Argument(help="HCP1:... text, a QR image file, or - for stdin.")
+    str,
+    typer.Argument(help="HCP1:... text, a text file holding it, a QR image file, or - for stdin."),
 ]
-OnlineOption = Annotated[bool, typer.Option("--online/--offline", help="Also ask for revocations.")]
+OnlineOption = Annotated[
+    bool,
+    typer.Option(
+        "--online/--offline",
+        help="Ask the service (--server, a guard --token): revocations and replays "
+        "across every guard's screen.",
+    ),
+]
+GUARD_TOKEN_ENV = "HEALTHCODE_GUARD_TOKEN"
+TokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar=GUARD_TOKEN_ENV,
+        help="--online: a guard token (`healthcode tokens create --role guard`).",
+        show_default=False,
+    ),
+]
 RevocationListOption = Annotated[
     list[Path] | None, typer.Option("--revocation-list", help="HCR1 file(s) for offline use.")
 ]
@@ -62,16 +94,34 @@ SeenListOption = Annotated[
     ),
 ]
 
-ONLINE_UNAVAILABLE = HealthcodeError(
-    "Online revocation needs the status service, which is not configured.",
-    "在线撤销查询需要状态服务，目前尚未配置。",
-    code="online_unavailable",
-)
+
+class OnlineUnavailableError(InputError):
+    code = "online_unavailable"
+    default_en = (
+        "Online verification needs the service's address: give --server URL "
+        "(or HEALTHCODE_SERVER, or a holder profile's server)."
+    )
+    default_zh = "在线核验需要服务地址：请使用 --server URL（或 HEALTHCODE_SERVER 环境变量）。"
+
+
+class GuardTokenMissingError(InputError):
+    code = "guard_token_missing"
+    default_en = (
+        "Online verification needs a guard token: give --token (or HEALTHCODE_GUARD_TOKEN), "
+        "from `healthcode tokens create --role guard`."
+    )
+    default_zh = (
+        "在线核验需要核验员令牌：请使用 --token（或 HEALTHCODE_GUARD_TOKEN 环境变量），"
+        "令牌由 `healthcode tokens create --role guard` 生成。"
+    )
 
 
 def verify_command(
     code: CodeArgument,
     online: OnlineOption = False,
+    server: OptionalServerOption = None,
+    token: TokenOption = None,
+    profile: ProfileOption = "default",
     revocation_list: RevocationListOption = None,
     keys_dir: KeysDirOption = None,
     trust_file: TrustFileOption = None,
@@ -93,14 +143,17 @@ def verify_command(
     a seen-list file until they expire, and a second showing is refused
     (presentation_replayed). Without a revocation list for the pass's region,
     revocations are not checked, and the answer says so.
+
+    Online (--online --server URL --token TOKEN), the service answers: it
+    knows every revocation and every code any guard of the node accepted.
+    Same exit codes; 69 when the service cannot be reached.
     """
     from healthcode.core.replay import SeenList, default_seen_file
 
     text = _read_code(code, as_json=as_json)
-    trust, lists = _load_lists(keys_dir, trust_file, revocation_list or [], as_json=as_json)
     if online:
-        # The live revocation query belongs to the status service (not wired yet).
-        fail(ONLINE_UNAVAILABLE, as_json=as_json)
+        _verify_online(text, server, token, profile, as_json=as_json)
+    trust, lists = _load_lists(keys_dir, trust_file, revocation_list or [], as_json=as_json)
     at = now_from(now)
     verifier = Verifier(
         trust,
@@ -115,10 +168,66 @@ def verify_command(
     except HealthcodeError as exc:  # the seen-list file, never the code itself
         fail(exc, as_json=as_json)
     if as_json:
-        print(json.dumps(verdict.as_dict(), ensure_ascii=False))
+        print(json.dumps(localised(verdict.as_dict()), ensure_ascii=False))
     else:
         _print_verdict(verdict)
     raise typer.Exit(_exit_code(verdict))
+
+
+def _verify_online(
+    text: str, server: str | None, token: str | None, profile: str, *, as_json: bool
+) -> NoReturn:
+    """Ask the service's /guard/verifications; print its answer as offline; exit."""
+    try:
+        base = holder_settings(profile, server, None, None).server
+        if not base:
+            raise OnlineUnavailableError()
+        if not token:
+            raise GuardTokenMissingError()
+        base = base.rstrip("/")
+        request = build(
+            "POST",
+            base + "/guard/verifications",
+            json={"presentation": text.strip()},
+            headers={"authorization": f"Bearer {token.strip()}"},
+        )
+        verdict = answer(send(request, base))
+    except HealthcodeError as exc:
+        report(exc, as_json=as_json)
+    if as_json:
+        print(json.dumps(localised(verdict), ensure_ascii=False))
+    else:
+        _print_online(verdict)
+    if verdict.get("admit"):
+        raise typer.Exit(EXIT_OK)
+    raise typer.Exit(EXIT_DO_NOT_ADMIT if verdict.get("ok") else EXIT_INVALID)
+
+
+def _print_online(verdict: dict[str, Any]) -> None:
+    """The service's answer, for the guard: the decision first."""
+    console = Console(stderr=not verdict.get("ok"), highlight=False, soft_wrap=True)
+    mark = "✔" if verdict.get("admit") else "✘"
+    console.print(
+        f"{mark} {verdict.get('decision_zh')} {str(verdict.get('decision_en')).upper()}",
+        markup=False,
+        style="bold",
+    )
+    if verdict.get("ok"):
+        console.print(f"{verdict.get('label_zh')} {verdict.get('label_en')}", markup=False)
+        console.print(f"{verdict.get('masked_name')} {verdict.get('masked_number')}", markup=False)
+        until = verdict.get("valid_until")  # the service's UTC time
+        console.print(
+            f"{verdict.get('issuer')}  valid until / 有效期至 {shanghai_time(until)}",
+            markup=False,
+        )
+    else:
+        console.print(
+            f"refused [{verdict.get('code')}]: {verdict.get('message_en')}\n"
+            f"拒绝：{verdict.get('message_zh')}",
+            markup=False,
+        )
+    for notice in verdict.get("notices") or []:
+        Console(stderr=True).print(f"notice [{notice}]", markup=False)
 
 
 def _exit_code(verdict: Verdict) -> int:
@@ -132,8 +241,11 @@ def _read_code(code: str, *, as_json: bool) -> str:
     """The live code's text: as given, from stdin (``-``), or read from a QR image."""
     if code == "-":
         return sys.stdin.read(8192)
-    if code.startswith(("HC1:", "HCP1:")) or not Path(code).is_file():
+    if code.startswith(("HC1:", "HCP1:")) or len(code) > 4096 or not Path(code).is_file():
         return code
+    text = read_text_file(Path(code))  # `passes present ... > shown.txt`
+    if text is not None:
+        return text
     from healthcode.core.passes.qr import decode_qr
 
     try:
@@ -159,7 +271,7 @@ def _load_lists(
 
 def _print_verdict(verdict: Verdict) -> None:
     """For the guard: the colour, masked identity and issuer; or why not (stderr)."""
-    console = Console(stderr=not verdict.ok)
+    console = Console(stderr=not verdict.ok, soft_wrap=True)
     # The decision first, in words, whatever the terminal's colours.
     mark = "✔" if verdict.admit else "✘"
     console.print(
@@ -169,7 +281,8 @@ def _print_verdict(verdict: Verdict) -> None:
         style = {"green": "green", "yellow": "yellow", "red": "red"}[verdict.colour.value]
         console.print(f"[{style}]{verdict.colour.label_zh} {verdict.colour.label_en}[/{style}]")
         console.print(f"{verdict.masked.masked_name} {verdict.masked.masked_number}")
-        console.print(f"{verdict.issuer} {verdict.issuer_name}  valid until {verdict.valid_until}")
+        until = shanghai_time(verdict.valid_until)
+        console.print(f"{verdict.issuer} {verdict.issuer_name}  valid until / 有效期至 {until}")
     else:
         # markup=False: "[code]" is text here, not a Rich style tag.
         console.print(
@@ -180,3 +293,6 @@ def _print_verdict(verdict: Verdict) -> None:
         Console(stderr=True).print(
             f"warning [{n.code}]: {n.message_en}\n警告：{n.message_zh}", markup=False
         )
+
+
+reflow_help(verify_command)

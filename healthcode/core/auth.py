@@ -53,8 +53,9 @@ SIGNING_CONTEXT = b"HC-DEVICE-1"
 
 _TOKEN = re.compile(r"hc_(admin|guard)_([0-9a-f]{16})\.([A-Za-z0-9_-]{43})")
 _DEVICE_AUTH = re.compile(
-    r"HC-Device\s+subject=([0-9a-f]{64}),\s*ts=(\d{1,15}),\s*sig=([A-Za-z0-9_-]{20,200}={0,2})"
+    r"HC-Device\s+subject=([^,\s]{0,200}),\s*ts=(\d{1,15}),\s*sig=([A-Za-z0-9_-]{20,200}={0,2})"
 )
+_SUBJECT_ID = re.compile(r"[0-9a-f]{64}")
 
 
 class AuthError(HealthcodeError):
@@ -81,6 +82,15 @@ class DeviceSignatureError(AuthError):
     code = "device_signature_invalid"
     default_en = "The request is not signed by the device this person enrolled with."
     default_zh = "请求未由登记时绑定的设备签名。"
+
+
+class SubjectUnknownError(AuthError):
+    code = "subject_unknown"
+    default_en = (
+        "No holder is enrolled with this subject id; check the id printed at enrollment, "
+        "or enroll first."
+    )
+    default_zh = "没有以此主体编号登记的持有人；请核对登记时显示的主体编号，或先登记。"
 
 
 class StaleRequestError(AuthError):
@@ -289,6 +299,9 @@ async def authenticate_holder(
     if match is None:
         raise DeviceSignatureError(details={"reason": "header_format"})
     subject_id, ts_text, sig_text = match.groups()
+    if not _SUBJECT_ID.fullmatch(subject_id):
+        # A subject id is 64 lower-case hex digits: this one names nobody.
+        raise SubjectUnknownError(details={"reason": "subject_format"})
     now = now or now_utc()
     ts_ms = int(ts_text)
     # Compared as integers: a timestamp far outside the datetime range (15
@@ -303,8 +316,10 @@ async def authenticate_holder(
                 )
             )
         ).first()
-    if row is None or row.device_public_key is None:
-        raise DeviceSignatureError(details={"reason": "unknown_device"})
+    if row is None:
+        raise SubjectUnknownError(details={"reason": "not_enrolled"})
+    if row.device_public_key is None:  # e.g. a dependant: no device of their own
+        raise DeviceSignatureError(details={"reason": "no_device_key"})
     try:
         signature = _unb64(sig_text)
         key = load_public_der(bytes(row.device_public_key))

@@ -159,6 +159,7 @@ def parse_document(
                 f"无法从该输入读取{kinds[submission.kind].name_zh}。",
                 details={"kind": submission.kind},
             )
+        _raise_for_lookalike(submission, pm)
         raise UnknownDocumentKindError(
             "This does not look like any known document number or MRZ. "
             "Check the input, or name the document kind.",
@@ -170,6 +171,79 @@ def parse_document(
             "healthcode_parse_document 返回值类型错误。",
         )
     return document
+
+
+_SHAPE_DISTANCE = 2
+"""How far (in characters, by kind: digit, letter, other) a typed number may
+be from a kind's example and still be taken for that kind gone wrong."""
+
+
+def _shape(text: str) -> str:
+    return "".join("9" if c.isdigit() else "A" if c.isalpha() else "." for c in text)
+
+
+def _edit_distance(a: str, b: str, limit: int) -> int:
+    """Levenshtein distance, or ``limit + 1`` as soon as it is known to exceed ``limit``."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        current = [i]
+        for j, y in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        if min(current) > limit:
+            return limit + 1
+        previous = current
+    return previous[-1]
+
+
+def _lookalike_kinds(number: str, pm: pluggy.PluginManager) -> list[str]:
+    """The kinds whose example number has the shape closest to ``number`` (within
+    ``_SHAPE_DISTANCE``): an 18-character number ending in a wrong letter
+    looks like a resident ID, not like nothing at all."""
+    shape = _shape(number)
+    scored: dict[str, int] = {}
+    for kind in document_types(pm).values():
+        example = kind.example
+        if "number" not in kind.inputs or not example or "<" in example or "\n" in example:
+            continue
+        scored[kind.kind] = _edit_distance(shape, _shape(example), _SHAPE_DISTANCE)
+    best = min(scored.values(), default=_SHAPE_DISTANCE + 1)
+    if best > _SHAPE_DISTANCE:
+        return []
+    return [kind for kind, distance in scored.items() if distance == best]
+
+
+def _raise_for_lookalike(submission: DocumentSubmission, pm: pluggy.PluginManager) -> None:
+    """No plugin took a typed number as it stands: when it has the shape of
+    one kind, raise that kind's own error (asked by name, the plugin says
+    what is wrong), so the person reads "a resident ID with a wrong check
+    character" rather than "unknown kind"; when it has the shape of several,
+    name them. Returns when none fits."""
+    if submission.number is None or submission.mrz is not None:
+        return
+    kinds = _lookalike_kinds(submission.number, pm)
+    types = document_types(pm)
+    if len(kinds) > 1:
+        raise UnknownDocumentKindError(
+            "This looks like one of these, but is none as it stands: "
+            f"{'; '.join(types[k].name_en for k in kinds)}. Check the input, or name "
+            "the kind (--kind) to see what is wrong.",
+            f"该号码像是以下证件之一，但均不符合：{'、'.join(types[k].name_zh for k in kinds)}。"
+            "请检查输入，或指定证件类型以查看具体问题。",
+            details={"looks_like": kinds},
+        )
+    if not kinds:
+        return
+    kind = types[kinds[0]]
+    try:
+        pm.hook.healthcode_parse_document(submission=attrs.evolve(submission, kind=kind.kind))
+    except DocumentError as exc:
+        # The plugin's own error (its class and code), saying what it was taken for.
+        exc.message_en = f"This looks like a {kind.name_en} number, but: {exc.message_en}"
+        exc.message_zh = f"这看起来是{kind.name_zh}号码，但：{exc.message_zh}"
+        exc.details["looks_like"] = kind.kind
+        raise exc from None
 
 
 def _parse_image(submission: DocumentSubmission, data: bytes, pm: pluggy.PluginManager) -> Document:

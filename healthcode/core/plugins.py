@@ -30,6 +30,7 @@ DISABLE_AUTOLOAD_ENV = "HEALTHCODE_DISABLE_PLUGIN_AUTOLOAD"
 # installed metadata; otherwise the entry points are the source of truth.
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "healthcode.plugins.id_card",
+    "healthcode.plugins.fpr_card",
     "healthcode.plugins.hkmo_permit",
     "healthcode.plugins.passport",
     "healthcode.plugins.mrz_ocr",

@@ -28,13 +28,7 @@ from typing import Any, Final, Literal
 
 from attrs import field, frozen
 
-from healthcode.plugins.hkmo_permit.kinds import (
-    HK_MO_EXIT_ENTRY_PERMIT,
-    HOME_RETURN_PERMIT,
-    TW_COMPATRIOT_PERMIT,
-)
 from healthcode.testing.mrz import format_mrz, random_fields
-from healthcode.testing.permits import random_mrz_sample
 
 Level = Literal["clean", "mild", "moderate", "severe"]
 LEVELS: Final[tuple[Level, ...]] = ("clean", "mild", "moderate", "severe")
@@ -124,6 +118,14 @@ def random_document_mrz(rng: random.Random, layout: DocumentLayout, *, today: dt
     """A valid random MRZ of ``layout`` (ICAO layouts or the CR/CT/CS permits)."""
     if layout in ("TD1", "TD2", "TD3"):
         return format_mrz(random_fields(rng, layout, today=today, plain=True))
+    # Imported here: the ICAO pages (and ``healthcode demo``) need no permit plugin.
+    from healthcode.plugins.hkmo_permit.kinds import (
+        HK_MO_EXIT_ENTRY_PERMIT,
+        HOME_RETURN_PERMIT,
+        TW_COMPATRIOT_PERMIT,
+    )
+    from healthcode.testing.permits import random_mrz_sample
+
     kind = {"CR": HOME_RETURN_PERMIT, "CT": TW_COMPATRIOT_PERMIT, "CS": HK_MO_EXIT_ENTRY_PERMIT}[
         layout
     ]
@@ -141,12 +143,21 @@ def _fonts(size_px: float) -> tuple[Any, Any]:
 
 
 def render_page(
-    mrz: str | None, layout: DocumentLayout, rng: random.Random
+    mrz: str | None,
+    layout: DocumentLayout,
+    rng: random.Random,
+    *,
+    portrait: Any = None,
+    labels: Sequence[tuple[str, str]] | None = None,
+    title: str | None = None,
 ) -> tuple[Any, tuple[int, int, int, int]]:
     """Draw a clean data page at 10 px/mm; returns (PIL RGB image, portrait box).
 
     ``mrz=None`` draws the page without a machine-readable zone (for the
-    "no MRZ found" case)."""
+    "no MRZ found" case). ``portrait``: a PIL image to print in the portrait
+    area (scaled to fill it, centred, cropped), instead of the drawn face.
+    ``labels``: (label, value) pairs to print instead of random values;
+    ``title``: the page's heading instead of a random fictitious state."""
     from PIL import ImageDraw
 
     width_mm, height_mm = _PAGE_MM[layout]
@@ -157,8 +168,11 @@ def render_page(
     mrz_top = height - int((len(lines) * _LINE_PITCH_MM + 4) * _PX_PER_MM) if lines else height
     box = _portrait_box(width, mrz_top)
     px, py, portrait_w, portrait_h = box
-    page.paste(_portrait(portrait_w, portrait_h, rng), (px, py))
-    _draw_labels(draw, px + portrait_w + int(4 * _PX_PER_MM), mrz_top, rng)
+    if portrait is None:
+        page.paste(_portrait(portrait_w, portrait_h, rng), (px, py))
+    else:
+        page.paste(_fill(portrait, portrait_w, portrait_h), (px, py))
+    _draw_labels(draw, px + portrait_w + int(4 * _PX_PER_MM), mrz_top, rng, labels, title)
     if lines:
         _draw_mrz(draw, lines, width, mrz_top)
     return page, box
@@ -191,23 +205,45 @@ def _portrait_box(width: int, mrz_top: int) -> tuple[int, int, int, int]:
     return (px, py, portrait_w, portrait_h)
 
 
-def _draw_labels(draw: Any, x: int, mrz_top: int, rng: random.Random) -> None:
+def _fill(picture: Any, width: int, height: int) -> Any:
+    """``picture`` scaled to cover width x height, centred and cropped."""
+    from PIL import ImageOps
+
+    return ImageOps.fit(picture.convert("RGB"), (width, height), centering=(0.5, 0.4))
+
+
+_LABELS: Final = ("Surname / Nom", "Given names / Prenoms", "Date of birth", "Date of expiry")
+
+
+def _draw_labels(
+    draw: Any,
+    x: int,
+    mrz_top: int,
+    rng: random.Random,
+    labels: Sequence[tuple[str, str]] | None = None,
+    title: str | None = None,
+) -> None:
     """Printed labels and values right of the portrait (text that is not MRZ-like)."""
     from PIL import ImageFont
 
     label_font = ImageFont.load_default(size=max(int(2.2 * _PX_PER_MM), 8))
     value_font = ImageFont.load_default(size=max(int(3.0 * _PX_PER_MM), 8))
     y = int(4 * _PX_PER_MM)
-    draw.text(
-        (x, y), rng.choice(("UTOPIA", "ATLANTIS", "ZENITH")), fill=(20, 20, 60), font=value_font
-    )
+    heading = title or rng.choice(("UTOPIA", "ATLANTIS", "ZENITH"))
+    draw.text((x, y), heading, fill=(20, 20, 60), font=value_font)
     y += int(6 * _PX_PER_MM)
-    for label in ("Surname / Nom", "Given names / Prenoms", "Date of birth", "Date of expiry"):
+    given = dict(labels) if labels is not None else None
+    for label in given or _LABELS:
         if y > mrz_top - int(7 * _PX_PER_MM):
             break
         draw.text((x, y), label, fill=(70, 70, 90), font=label_font)
         y += int(2.8 * _PX_PER_MM)
-        value = "".join(rng.choice("ABCDEFGHIJKLMNOPRSTUVWY ") for _ in range(rng.randint(5, 14)))
+        # Random values are drawn only for the lines printed, as before (seeds reproduce).
+        value = (
+            given[label]
+            if given is not None
+            else "".join(rng.choice("ABCDEFGHIJKLMNOPRSTUVWY ") for _ in range(rng.randint(5, 14)))
+        )
         draw.text((x + 4, y), value.strip() or "A", fill=(10, 10, 10), font=value_font)
         y += int(4.4 * _PX_PER_MM)
 

@@ -10,15 +10,14 @@ with the reason, and fail under ``CI=true`` (like the face models).
 
 Screenshots go to ``$HEALTHCODE_TEST_ARTEFACTS`` or ``tests/browser/artefacts/``
 (git-ignored). Pages run on the live server's clock (Playwright's clock, set
-to the test's shifted time), so that the requests and live codes they sign
-are current for the server.
+from the server's ``Date`` header: ``support.browser.server_time``), so that
+the requests and live codes they sign are current for the server.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import time
 import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from support.backends import LiveServer
-from support.browser import PageWatch, empty_video, face_video
+from support.browser import PageWatch, empty_video, face_video, server_time
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page, Playwright
@@ -162,8 +161,8 @@ def new_context(
         )
         context.set_default_timeout(TIMEOUT_MS)
         if shifted:
-            # The test's clock (time-machine) is the live server's clock.
-            context.clock.install(time=time.time())
+            # The live server's clock (the test's, less the server's start-up time).
+            context.clock.install(time=server_time(live_server))
         opened.append(context)
         return context
 

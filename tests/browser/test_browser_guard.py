@@ -5,6 +5,8 @@ the live server, presented with the device key, drawn by
 screen: 通行 ADMIT only for a genuine, current, green pass; 禁止通行 DO NOT
 ADMIT with the label for yellow and red, and with the reason for a refused
 (here: replayed) code or a 429; a revoked guard token is sent back to sign-in.
+Each verdict has its own sound and vibration (``navigator.vibrate`` and the
+Web Audio oscillators, spied on through an init script).
 More bad paths and the assisted check: test_browser_guard_paths.py."""
 
 from __future__ import annotations
@@ -207,3 +209,45 @@ def test_a_rate_limited_guard_is_not_admitted_and_told_when_to_retry(
     expect(page.locator("#verdict-detail")).to_contain_text("请求过于频繁")
     expect(page.locator("#verdict-detail")).to_contain_text("7 秒后重试")
     screenshot(page, "rate-limited")
+
+
+FEEDBACK_SPY = """
+(() => {
+  const seen = (window.__feedback = { vibrations: [], tones: [] });
+  Navigator.prototype.vibrate = function (pattern) {
+    seen.vibrations.push(pattern);
+    return true;
+  };
+  const start = OscillatorNode.prototype.start;
+  OscillatorNode.prototype.start = function (...args) {
+    seen.tones.push({ type: this.type, frequency: this.frequency.value });
+    return start.apply(this, args);
+  };
+})();
+"""
+
+
+def test_each_verdict_sounds_and_vibrates_its_own_way(
+    live_server: LiveServer,
+    page: Page,
+    watch: PageWatch,
+    holders: dict[str, tuple[Holder, str]],
+    tmp_path: Path,
+) -> None:
+    page.add_init_script(FEEDBACK_SPY)
+    sign_in(page, new_token(live_server, "guard", "gate 3"))
+    feedback = "window.__feedback"
+
+    pick(page, live_code_png(tmp_path, *holders["green"], "green"))
+    expect(page.locator("#verdict")).to_have_attribute("data-admit", "true")
+    admit = page.evaluate(feedback)
+    assert admit["vibrations"] == [120], admit  # one short buzz
+    assert admit["tones"] == [{"type": "sine", "frequency": 880}], admit  # one high tone
+    next_person(page)
+
+    pick(page, live_code_png(tmp_path, *holders["red"], "red"))
+    expect(page.locator("#verdict")).to_have_attribute("data-admit", "false")
+    refuse = page.evaluate(feedback)
+    assert refuse["vibrations"][1:] == [[300, 120, 300, 120, 300]], refuse  # three long buzzes
+    assert refuse["tones"][1:] == [{"type": "square", "frequency": 220}] * 3, refuse
+    assert watch.page_errors == []

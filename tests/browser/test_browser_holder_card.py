@@ -6,8 +6,11 @@ its renewing code keep working offline once loaded (service worker).
 Bad paths, each with a clear message: the camera refused, the server's reason
 for a failed face check (with a retry that keeps the document), an expired
 challenge, and a busy service (429 with Retry-After) while the last card stays
-on screen. The server's refusals are played by ``page.route`` where producing
-them for real needs the face models."""
+on screen, offline or overloaded at the face check. The server's refusals are
+played by ``page.route`` where producing them for real needs the face models
+or an overloaded service (a wrong action for real: test_browser_face_wrong_action.py,
+no face: test_browser_face.py). The screen is kept awake while the code shows
+(Screen Wake Lock, spied on), and the card works where the API is missing."""
 
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from support.browser import (
     list_statuses,
     masked_number,
     new_token,
+    server_time,
 )
 
 _numbers = itertools.count(1)
@@ -282,3 +286,145 @@ def test_dependants_switch_cards_and_english_switches_the_card(
     expect(page.locator("#card")).to_have_attribute("data-colour", "green")
     expect(page.locator("#live")).to_be_visible()
     screenshot(page, "me-english")
+
+
+# --- more bad paths at the face check: offline, overloaded, an expired challenge --------------
+
+
+def test_offline_at_the_face_check_says_so_and_the_retry_works_once_back(
+    live_server: LiveServer, page: Page, screenshot: Callable[[Page, str], Path]
+) -> None:
+    to_face_step(page)
+    page.context.set_offline(True)
+    page.locator("#face-start").click()
+    expect(page.locator("#face-error")).to_contain_text("网络不可用")
+    expect(page.locator("#face-start")).to_have_text("重新进行人脸核验")
+    expect(page.locator("#face-cancel")).to_be_visible()
+    screenshot(page, "offline-face-check")
+    page.context.set_offline(False)
+    with page.expect_response("**/enrollments/challenges") as issued:
+        page.locator("#face-start").click()
+    assert issued.value.status == 201
+    expect(page.locator("#face-error")).to_be_hidden()
+    expect(page.locator("#face-action")).to_have_attribute("data-action", re.compile(r"\w+"))
+
+
+def test_an_overloaded_service_says_when_to_retry_and_the_retry_works(
+    live_server: LiveServer, page: Page, screenshot: Callable[[Page, str], Path]
+) -> None:
+    # Faked (page.route): a real 503 needs a service overloaded for the length of
+    # the test; the page's handling of Retry-After is what is under test.
+    page.route(
+        "**/enrollments/challenges",
+        problem(503, "service_unavailable", "服务繁忙。", "The service is busy.", 12),
+    )
+    to_face_step(page)
+    page.locator("#face-start").click()
+    expect(page.locator("#face-error")).to_contain_text("服务繁忙")
+    expect(page.locator("#face-error")).to_contain_text("12 秒后重试")
+    expect(page.locator("#face-start")).to_have_text("重新进行人脸核验")
+    screenshot(page, "overloaded-503")
+    page.unroute("**/enrollments/challenges")
+    with page.expect_response("**/enrollments/challenges") as issued:
+        page.locator("#face-start").click()
+    assert issued.value.status == 201
+    expect(page.locator("#face-error")).to_be_hidden()
+
+
+def test_a_challenge_that_expires_during_the_check_is_not_sent_and_a_new_one_is_asked(
+    live_server: LiveServer, page: Page, screenshot: Callable[[Page, str], Path]
+) -> None:
+    # The server's challenge (90 s, its own expires_at) outlives the page's film:
+    # the page's clock jumps past the expiry while it films, as on a phone put
+    # aside mid-check. The page does not send the stale answer.
+    to_face_step(page)
+    with page.expect_response("**/enrollments/challenges") as issued:
+        page.locator("#face-start").click()
+    expires_at = issued.value.json()["expires_at"]
+    page.clock.fast_forward(91_000)
+    expect(page.locator("#face-error")).to_contain_text("核验已超时", timeout=30_000)
+    expect(page.locator("#face-start")).to_have_text("重新进行人脸核验")
+    screenshot(page, "challenge-expired")
+    page.clock.set_system_time(server_time(live_server))  # back in step with the server
+    with page.expect_response("**/enrollments/challenges") as again:
+        page.locator("#face-start").click()
+    assert again.value.json()["expires_at"] != expires_at
+    expect(page.locator("#face-error")).to_be_hidden()
+    expect(page.locator("#face-action")).to_have_attribute("data-action", re.compile(r"\w+"))
+
+
+# --- the screen stays awake while the code shows -------------------------------------------
+
+WAKE_LOCK_SPY = """
+(() => {
+  const seen = (window.__wakeLock = { requests: [], held: 0 });
+  const wakeLock = {
+    request: async (type) => {
+      seen.requests.push(type);
+      seen.held += 1;
+      const listeners = [];
+      return {
+        type,
+        released: false,
+        addEventListener: (name, listener) => listeners.push(listener),
+        async release() {
+          if (this.released) return;
+          this.released = true;
+          seen.held -= 1;
+          for (const listener of listeners) listener();
+        },
+      };
+    },
+  };
+  Object.defineProperty(Navigator.prototype, 'wakeLock', {
+    configurable: true,
+    get: () => wakeLock,
+  });
+})();
+"""
+
+NO_WAKE_LOCK = """
+Object.defineProperty(Navigator.prototype, 'wakeLock', {
+  configurable: true,
+  get: () => undefined,
+});
+"""
+
+
+def test_the_card_keeps_the_screen_awake_while_its_code_shows(
+    live_server: LiveServer, page: Page, watch: PageWatch
+) -> None:
+    page.add_init_script(WAKE_LOCK_SPY)
+    page.goto("/")
+    expect(page.locator("#step-privacy")).to_be_visible()
+    assert page.evaluate("window.__wakeLock.held") == 0, "no lock before a card"
+    bind_page_to_new_subject(live_server, page, f"H{next(_numbers):07d}")
+    page.reload()
+    expect(page.locator("#live")).to_be_visible()
+    page.wait_for_function("window.__wakeLock.held === 1")
+    assert set(page.evaluate("window.__wakeLock.requests")) == {"screen"}
+    # The face check (renewal) hides the code: the screen may sleep again...
+    page.locator("#renew").click()
+    expect(page.locator("#face-view")).to_be_visible()
+    page.wait_for_function("window.__wakeLock.held === 0")
+    # ...and the card, back, keeps it awake again.
+    page.locator("#face-cancel").click()
+    expect(page.locator("#live")).to_be_visible()
+    page.wait_for_function("window.__wakeLock.held === 1")
+    assert watch.page_errors == [] and watch.console_errors == []
+
+
+def test_without_the_wake_lock_api_the_card_works_all_the_same(
+    live_server: LiveServer, page: Page, watch: PageWatch
+) -> None:
+    page.add_init_script(NO_WAKE_LOCK)
+    page.goto("/")
+    expect(page.locator("#step-privacy")).to_be_visible()
+    bind_page_to_new_subject(live_server, page, f"H{next(_numbers):07d}")
+    page.reload()
+    expect(page.locator("#live")).to_be_visible()
+    first = shown_code(page)
+    page.clock.run_for(5_100)
+    expect(page.locator("#qr")).not_to_have_attribute("data-code", first)
+    assert page.evaluate("navigator.wakeLock") is None
+    assert watch.page_errors == [] and watch.console_errors == []

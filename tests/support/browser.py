@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import email.utils
+import io
+import random
 import re
 from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +34,7 @@ from healthcode.core.storage.database import open_database
 
 from .backends import LiveServer
 from .data import FACES
+from .documents import passport_mrz
 
 if TYPE_CHECKING:
     from playwright.sync_api import ConsoleMessage, Page
@@ -116,6 +120,68 @@ def empty_video(path: Path) -> Path:
     return write_y4m(path, [(np.full((480, 640, 3), 128, dtype=np.uint8), 1.0)])
 
 
+# --- a film for the face check: a neutral face, then one turned ----------------------------
+#
+# The face check starts just after the film shows the neutral face again: each
+# scene carries a marker in its top-left corner (black: neutral, white:
+# turned) that a test reads from the page's own video element.
+
+NEUTRAL_SECONDS = 2.5
+"""Long enough for the challenge's round trip between the click and the first frame."""
+TURNED_SECONDS = 12.0
+"""Far longer than the check's frames take (two actions of about 2.5 s each)."""
+MARKER = 40
+"""Side of the scene marker square, in pixels."""
+
+
+def marked(frame: np.ndarray, value: int) -> np.ndarray:
+    frame = frame.copy()
+    frame[:MARKER, :MARKER] = value
+    return frame
+
+
+def turning_film(path: Path) -> Path:
+    """Neutral (black marker), then turned right with the mouth open (white marker)."""
+    neutral = marked(photo_frame("obama_1.jpg"), 0)
+    turned = marked(photo_frame("obama_2.jpg"), 255)
+    return write_y4m(path, [(neutral, NEUTRAL_SECONDS), (turned, TURNED_SECONDS)])
+
+
+SCENE_SHOWN = """(white) => {
+  const video = document.getElementById('face-video');
+  if (!video.videoWidth) return false;
+  const canvas = document.createElement('canvas');
+  canvas.width = video.videoWidth;
+  canvas.height = video.videoHeight;
+  const ctx = canvas.getContext('2d');
+  ctx.drawImage(video, 0, 0);
+  const [r, g, b] = ctx.getImageData(8, 8, 1, 1).data;
+  return ((r + g + b) / 3 > 128) === white;
+}"""
+
+
+def wait_for_scene(page: Page, *, white: bool) -> None:
+    """Until the page's camera preview shows the scene with that marker."""
+    page.wait_for_function(SCENE_SHOWN, arg=white, polling=40, timeout=60_000)
+
+
+def data_page_png(number: str, surname: str = "QUARTERMAINE", given: str = "ALLAN JAMES") -> bytes:
+    """A passport data page (GBR, far expiry) with obama_1 in the portrait box, as
+    in ``test_enrollment.py::test_enroll_with_a_photographed_passport_page``."""
+    from PIL import Image as PILImage
+
+    from healthcode.testing.synthetic_documents import render_page
+
+    mrz = passport_mrz(number, surname=surname, given=given)
+    page, (x, y, w, h) = render_page(mrz, "TD3", random.Random(5))
+    portrait = PILImage.open(FACES / "obama_1.jpg").convert("RGB")
+    portrait.thumbnail((w, h))
+    page.paste(portrait, (x + (w - portrait.width) // 2, y + (h - portrait.height) // 2))
+    buffer = io.BytesIO()
+    page.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 # --- watching a page ---------------------------------------------------------------------
 
 
@@ -161,6 +227,18 @@ class Holder:
     device: HolderDevice
     subject_id: str
     number: str
+
+
+def server_time(server: LiveServer) -> float:
+    """The live server's clock now (Unix seconds, within about half a second):
+    the ``Date`` header of an answer, which its own (shifted) clock writes.
+    The test's clock can be ahead of it by the time the server took to start
+    (``tests/clocked_uvicorn.py`` starts the server's clock once Python has
+    started), which a loaded machine stretches past the verifier's allowed
+    skew; pages and the live codes they sign must follow the server's."""
+    response = httpx.get(f"{server.url}/health/live", timeout=30)
+    sent = email.utils.parsedate_to_datetime(response.headers["date"])
+    return sent.timestamp() + 0.5  # the header is cut to the second
 
 
 def shanghai_today() -> str:

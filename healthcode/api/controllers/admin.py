@@ -1,5 +1,6 @@
-"""Operator actions, each audited: authority status imports, purge; and the
-public, signed documents peers and offline verifiers fetch."""
+"""Operator actions, each audited: authority status imports, purge, keys,
+trust, the review queue (后台核验); and the public, signed documents peers
+and offline verifiers fetch."""
 
 from __future__ import annotations
 
@@ -10,20 +11,27 @@ from litestar import Controller, Request, delete, get, post
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
-from litestar.params import Body, FromPath, JSONBody
+from litestar.params import Body, FromPath, JSONBody, QueryParameter
 
+from healthcode.api.metrics import metrics_of
 from healthcode.api.problems import AUTH_RESPONSES, COMMON_RESPONSES, INVALID_INPUT, problem_spec
 from healthcode.api.services import require_token, services
 from healthcode.api.wire import (
     IssuerKeyView,
     KeyRotationRequest,
     PurgeResponse,
+    ReviewPageView,
+    ReviewResolveRequest,
+    ReviewView,
     StatusImportResponse,
     TextDocument,
     TrustAddRequest,
     TrustedIssuerView,
+    review_page_to_wire,
+    review_to_wire,
 )
 from healthcode.core.clock import now_utc
+from healthcode.core.enrollment.reviews import ReviewService
 from healthcode.core.passes import export_issuer
 from healthcode.core.status import AuditNote, StatusImportService, parse_import_day
 from healthcode.core.status.peer_tokens import configured_pair_keys
@@ -92,6 +100,7 @@ class AdminController(Controller):
             ),
         )
         summary = result.summary
+        metrics_of(request.app.state).observe_import(summary)
         return StatusImportResponse(
             day=day.isoformat(),
             source=summary.source,
@@ -212,6 +221,68 @@ class AdminController(Controller):
             await write_audit(
                 conn, "api_trust_remove", {"token_id": caller.token_id, "region": region_code}
             )
+
+    # --- the review queue (后台核验) --------------------------------------------------
+
+    @get("/reviews", operation_id="listReviews", responses={**ADMIN_RESPONSES, **INVALID_INPUT})
+    async def reviews(
+        self,
+        request: Request[Any, Any, Any],
+        review_state: Annotated[
+            str, QueryParameter(name="state", description="open (default), resolved or all")
+        ] = "open",
+        limit: Annotated[int, QueryParameter(description="entries per page, 1 to 100")] = 20,
+        cursor: Annotated[
+            int | None, QueryParameter(description="next_cursor of the previous page")
+        ] = None,
+    ) -> ReviewPageView:
+        """Enrollments and renewals refused for a face mismatch, the oldest first:
+        what was compared, similarity and threshold, the document kind and
+        masked number, when (Asia/Shanghai) and the state. 422
+        ``review_input_invalid`` for an unknown state, a page size outside
+        1-100 or a negative cursor."""
+        await require_token(request, "admin")
+        svc = services(request.app.state)
+        page = await ReviewService(svc.db).list(state=review_state, limit=limit, cursor=cursor)
+        return review_page_to_wire(page)
+
+    @get(
+        "/reviews/{review_id:int}",
+        operation_id="getReview",
+        responses={**ADMIN_RESPONSES, 404: problem_spec("No such review entry.")},
+    )
+    async def review(self, request: Request[Any, Any, Any], review_id: FromPath[int]) -> ReviewView:
+        """One entry of the review queue (404 ``review_not_found``)."""
+        await require_token(request, "admin")
+        return review_to_wire(await ReviewService(services(request.app.state).db).get(review_id))
+
+    @post(
+        "/reviews/{review_id:int}/resolution",
+        operation_id="resolveReview",
+        status_code=200,
+        responses={
+            **ADMIN_RESPONSES,
+            **INVALID_INPUT,
+            404: problem_spec("No such review entry."),
+            409: problem_spec("The entry was resolved already; nothing was changed."),
+        },
+    )
+    async def resolve_review(
+        self,
+        request: Request[Any, Any, Any],
+        review_id: FromPath[int],
+        data: JSONBody[ReviewResolveRequest],
+    ) -> ReviewView:
+        """Resolve an entry once, audited with the token id and the reason.
+        ``confirm``: it is the same person; that face may retry once within 72
+        hours and is then enrolled. ``block``: the document is blocked; its
+        enrollments and the subject's renewals are refused (``document_blocked``).
+        409 ``review_already_resolved`` when the entry was resolved before."""
+        caller = await require_token(request, "admin")
+        review = await ReviewService(services(request.app.state).db).resolve(
+            review_id, data.decision, data.reason, operator=f"token:{caller.token_id}"
+        )
+        return review_to_wire(review)
 
 
 class PublicController(Controller):

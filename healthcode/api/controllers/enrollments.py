@@ -19,6 +19,7 @@ from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, JSONBody
 
+from healthcode.api.metrics import metrics_of
 from healthcode.api.problems import COMMON_RESPONSES, INVALID_INPUT, problem_spec
 from healthcode.api.services import services
 from healthcode.api.wire import (
@@ -198,15 +199,17 @@ class EnrollmentController(Controller):
         The document is a typed ``number``, an ``mrz`` text, or a
         ``document_image``. Nothing is written unless every check passes.
         """
-        if data.number is None and data.mrz is None and data.document_image is None:
-            raise EmptyInputError(
-                "Give the document as a number, an MRZ or an image.",
-                "请以号码、机读区或照片形式提供证件。",
-            )
-        device_key = normalise_device_key(device_key_bytes(data.device_public_key))
-        enrollment = services(request.app.state).enrollment
-        async with form_request(enrollment, "enroll", data, device_key) as enrollment_request:
-            result = await enrollment.enroll(enrollment_request)
+        with metrics_of(request.app.state).enrollment("enroll") as counted:
+            if data.number is None and data.mrz is None and data.document_image is None:
+                raise EmptyInputError(
+                    "Give the document as a number, an MRZ or an image.",
+                    "请以号码、机读区或照片形式提供证件。",
+                )
+            device_key = normalise_device_key(device_key_bytes(data.device_public_key))
+            enrollment = services(request.app.state).enrollment
+            async with form_request(enrollment, "enroll", data, device_key) as enrollment_request:
+                result = await enrollment.enroll(enrollment_request)
+            counted.result = result.outcome
         return EnrollmentResponse(
             outcome=result.outcome,
             subject=subject_view(result.subject),

@@ -3,11 +3,13 @@ quick check (老幼助查) for children and elderly people without phones."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from litestar import Controller, Request, post
 from litestar.params import JSONBody
 
+from healthcode.api.metrics import metrics_of
 from healthcode.api.problems import AUTH_RESPONSES, COMMON_RESPONSES, INVALID_INPUT
 from healthcode.api.services import require_token, services
 from healthcode.api.wire import (
@@ -46,7 +48,10 @@ class GuardController(Controller):
         """
         await require_token(request, "guard", "admin")
         verification = services(request.app.state).verification
-        return verdict_to_wire(await verification.verify(data.presentation))
+        started = time.perf_counter()
+        verdict = await verification.verify(data.presentation)
+        metrics_of(request.app.state).observe_verification(verdict, time.perf_counter() - started)
+        return verdict_to_wire(verdict)
 
     @post(
         "/assisted-checks",

@@ -1,5 +1,9 @@
 """What a holder does from their phone, each request signed with the device
-key bound at enrollment: today's status, a pass, renewal by face, dependants."""
+key bound at enrollment: today's status, a pass, renewal by face, dependants.
+
+Every handler here is behind the HC-Device check (``require_holder``): a
+subject id nobody enrolled with is 401 ``subject_unknown``, a signature that
+is not from the enrolled device 401 ``device_signature_invalid``."""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from healthcode.api.controllers.enrollments import (
     masked_subject_view,
     subject_view,
 )
+from healthcode.api.metrics import metrics_of
 from healthcode.api.problems import AUTH_RESPONSES, COMMON_RESPONSES, INVALID_INPUT, problem_spec
 from healthcode.api.services import require_holder, services
 from healthcode.api.wire import (
@@ -124,10 +129,12 @@ class HolderController(Controller):
         """Face-only renewal: answer a new challenge; no document is re-entered."""
         caller = _caller(request)
         enrollment = services(request.app.state).enrollment
-        async with answer_images(
-            enrollment, "renew", data.challenge_nonce, data.frames, data.capture
-        ) as (liveness, capture):
-            result = await enrollment.renew(caller.subject_id or "", liveness, capture)
+        with metrics_of(request.app.state).enrollment("renew") as counted:
+            async with answer_images(
+                enrollment, "renew", data.challenge_nonce, data.frames, data.capture
+            ) as (liveness, capture):
+                result = await enrollment.renew(caller.subject_id or "", liveness, capture)
+            counted.result = "renewed"
         return RenewalResponse(
             subject=subject_view(result.subject),
             status=status_to_wire(result.status),
@@ -165,6 +172,8 @@ class HolderController(Controller):
         """Add a dependant (他人代查): their document and a one-time face check."""
         caller = _caller(request)
         enrollment = services(request.app.state).enrollment
-        async with form_request(enrollment, "dependant", data) as enrollment_request:
-            view = await enrollment.add_dependant(caller.subject_id or "", enrollment_request)
+        with metrics_of(request.app.state).enrollment("dependant") as counted:
+            async with form_request(enrollment, "dependant", data) as enrollment_request:
+                view = await enrollment.add_dependant(caller.subject_id or "", enrollment_request)
+            counted.result = "added"
         return _dependant_response(view)

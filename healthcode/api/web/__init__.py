@@ -2,7 +2,10 @@
 guard page at ``/guard`` and the assisted check (老幼助查) at ``/guard/assist``
 (plain HTML files in ``pages/``), and their CSS, ES modules and vendored
 libraries under ``/static`` (``static/``). Nothing is fetched from elsewhere:
-every page carries a self-only Content-Security-Policy.
+every page carries a self-only Content-Security-Policy, the API reference at
+``/schema`` too (``OfflineSwaggerRenderPlugin`` and ``schema_router``, used
+by ``healthcode.api.app``: the vendored Swagger UI started from a script file
+instead of the usual inline one).
 
 The pages are Chinese by default; ``<html lang>`` is set from the request's
 ``Accept-Language`` (English when English is preferred over Chinese) and the
@@ -11,18 +14,22 @@ page's own switch (``?lang=en``, remembered in localStorage) overrides it.
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Any
 
 from litestar import MediaType, Request, Response, Router, get
-from litestar.datastructures import CacheControlHeader
+from litestar.datastructures import CacheControlHeader, ResponseHeader
 from litestar.exceptions import NotFoundException
+from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
 WEB_DIR = Path(__file__).parent
 PAGES_DIR = WEB_DIR / "pages"
 STATIC_DIR = WEB_DIR / "static"
+SWAGGER_UI = "/static/vendor/swagger-ui"
+"""Where the vendored Swagger UI is served (``/schema``'s renderer)."""
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -129,6 +136,60 @@ static_router: Router = create_static_files_router(
     cache_control=CacheControlHeader(no_cache=True),
     after_request=_static_headers,
 )
+
+# --- /schema: the API reference, offline and under the same policy ------------------------
+
+
+class OfflineSwaggerRenderPlugin(SwaggerRenderPlugin):
+    """Swagger UI from the app's own vendored copy (``/static/vendor/swagger-ui``),
+    so that ``/schema`` works offline, started by ``static/js/schema.js`` from
+    the OpenAPI document's URL: no inline script or style, so the page keeps
+    the self-only Content-Security-Policy (``schema_router`` sends it). No
+    favicon from a CDN, no online validator badge."""
+
+    def __init__(
+        self,
+        *,
+        js_url: str = f"{SWAGGER_UI}/swagger-ui-bundle.js",
+        css_url: str = f"{SWAGGER_UI}/swagger-ui.css",
+        standalone_preset_js_url: str = f"{SWAGGER_UI}/swagger-ui-standalone-preset.js",
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("favicon", "")
+        super().__init__(
+            js_url=js_url,
+            css_url=css_url,
+            standalone_preset_js_url=standalone_preset_js_url,
+            **kwargs,
+        )
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        title = str(openapi_schema.get("info", {}).get("title", "API"))
+        fields = {
+            "title": title,
+            "openapi_url": self.get_openapi_json_route(request),
+            "css_url": self.css_url,
+            "js_url": self.js_url,
+            "standalone_preset_js_url": self.standalone_preset_js_url,
+        }
+        page = (PAGES_DIR / "schema.html").read_text(encoding="utf-8")
+        for name, value in fields.items():
+            page = page.replace("{" + name + "}", html.escape(value))
+        return page.encode("utf-8")
+
+
+def schema_router(path: str = "/schema") -> Router:
+    """The router of the OpenAPI pages (``OpenAPIConfig(openapi_router=...)``):
+    every answer under ``path`` carries the pages' security headers."""
+    return Router(
+        path,
+        route_handlers=[],
+        include_in_schema=False,
+        response_headers=[
+            ResponseHeader(name=name, value=value) for name, value in SECURITY_HEADERS.items()
+        ],
+    )
+
 
 WEB_HANDLERS: list[ControllerRouterHandler] = [
     holder_page,

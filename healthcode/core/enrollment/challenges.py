@@ -34,6 +34,12 @@ DEFAULT_CHALLENGE_LENGTH = 2
 CHALLENGE_TTL = dt.timedelta(seconds=90)
 CHALLENGE_RETENTION = dt.timedelta(hours=1)
 """Used and expired challenges are kept this long after expiry, then purged."""
+DEMO_ACTIONS = ("turn_left", "turn_right", "open_mouth")
+"""The actions a demo instance (``serve --demo``) draws from unless the operator
+chose others: each can be answered from a still photo (a face turned to one
+side, its mirror image for the other side, a photo with the mouth open);
+``blink`` and ``nod`` cannot. ``healthcode demo`` asks for another challenge
+when a draw needs a photo it was not given."""
 MAX_NONCE_LENGTH = 64
 """Issued nonces have 22 characters; a longer one is unknown without a look-up."""
 

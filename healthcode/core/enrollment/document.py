@@ -13,6 +13,7 @@ import pluggy
 
 from healthcode.core.documents import mask_document, parse_document, validate_document
 from healthcode.core.enrollment.errors import (
+    DemoDocumentError,
     DocumentExpiredError,
     DocumentNotAcceptedError,
     NameMismatchError,
@@ -132,6 +133,11 @@ def _name_warnings(declared_name: str, document: Document) -> list[Problem]:
     return [_NAME_NOT_VERIFIED] if agree is None else []
 
 
+DEMO_DOCUMENT_MARKER = "HEALTHCODEDEMO"
+"""The optional-data field of the synthetic passport pages ``healthcode demo``
+makes: only a demo instance enrolls them."""
+
+
 def read_document(
     pm: pluggy.PluginManager,
     submission: DocumentSubmission,
@@ -140,10 +146,15 @@ def read_document(
     warnings: Sequence[Problem] = (),
     *,
     require_name: bool = True,
+    allow_demo: bool = False,
 ) -> tuple[Document, MaskedDocument, list[Problem]]:
     """The parsed document, its mask and the warnings to pass on; refused with
-    the reason when it has errors or the typed name disagrees with it."""
+    the reason when it has errors or the typed name disagrees with it. A page
+    made by ``healthcode demo`` (:data:`DEMO_DOCUMENT_MARKER`) is refused
+    unless ``allow_demo`` (an instance started with ``--demo``)."""
     document = parse_document(submission, pm)
+    if not allow_demo and document.extra.get("optional_data") == DEMO_DOCUMENT_MARKER:
+        raise DemoDocumentError(details={"problems": ["demo_document"]})
     problems = list(warnings) + validate_document(document, today, pm)
     _refuse_errors(problems)
     kept = [p for p in problems if p.severity == "warning"]

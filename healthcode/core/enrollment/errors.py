@@ -43,6 +43,15 @@ class SpecimenDocumentError(DocumentNotAcceptedError):
     default_zh = "这是样例证件，并非真实证件，不能用于登记。"
 
 
+class DemoDocumentError(DocumentNotAcceptedError):
+    code = "demo_document"
+    default_en = (
+        "This page was made by `healthcode demo`; only a demo instance "
+        "(`healthcode serve --demo`) accepts it."
+    )
+    default_zh = "该证件页由 `healthcode demo` 生成，仅演示实例（`healthcode serve --demo`）接受。"
+
+
 class NameRequiredError(EnrollmentError, InputError):
     code = "name_required"
     default_en = "Enter the name as written on the document."
@@ -141,6 +150,21 @@ class FaceCheckUnavailableError(EnrollmentError, PluginError):
     default_zh = "没有可进行人脸核验的插件，暂时无法进行人脸核验。"
 
 
+class DocumentBlockedError(EnrollmentError):
+    """An operator blocked this document from the review queue (后台核验);
+    ``details["reason"]``: ``document_blocked`` (the document presented, or the
+    previous one of a renewed passport) or ``subject_blocked`` (a renewal of a
+    subject one of whose documents is blocked)."""
+
+    code = "document_blocked"
+    default_en = (
+        "This document has been blocked after a review and cannot be used to enroll or "
+        "renew; please bring the document to a service counter."
+    )
+    default_zh = "该证件经后台核验已被停用，无法用于登记或更新，请携带证件到服务窗口办理。"
+    http_status = 403
+
+
 # --- subjects and dependants -----------------------------------------------------------
 
 
@@ -186,6 +210,52 @@ class DependantIsHolderError(EnrollmentError):
     code = "dependant_is_holder"
     default_en = "You cannot add yourself as a dependant."
     default_zh = "不能将自己添加为代查对象。"
+
+
+# --- the review queue (后台核验) ------------------------------------------------------
+
+
+class ReviewError(HealthcodeError):
+    """An operator's action on the review queue was refused."""
+
+    code = "review_refused"
+    default_en = "The review action was refused."
+    default_zh = "核验操作未执行。"
+
+
+class ReviewNotFoundError(ReviewError):
+    code = "review_not_found"
+    default_en = "There is no review entry with this id."
+    default_zh = "不存在该编号的核验记录。"
+    http_status = 404
+
+
+class ReviewAlreadyResolvedError(ReviewError):
+    """``details``: the earlier ``resolution`` and when (``resolved_at``);
+    nothing was changed."""
+
+    code = "review_already_resolved"
+    default_en = "This review entry has already been resolved; nothing was changed."
+    default_zh = "该核验记录已处理，本次操作未作任何更改。"
+    http_status = 409
+
+
+class ReviewInputError(ReviewError, InputError):
+    """A decision, reason, state filter, page size or cursor that cannot be
+    used; ``details["field"]`` names it."""
+
+    code = "review_input_invalid"
+    default_en = "The review request is not valid."
+    default_zh = "核验请求无效。"
+
+
+class ReviewReasonPersonalDataError(ReviewInputError):
+    code = "review_reason_personal_data"
+    default_en = (
+        "The reason looks like it contains a document number; write the reason without "
+        "personal data (it is kept in the audit log)."
+    )
+    default_zh = "处理理由中似乎含有证件号码，请勿填写个人信息（理由将记入审计日志）。"
 
 
 # --- assisted quick check (老幼助查) ----------------------------------------------------
@@ -235,6 +305,7 @@ __all__ = [
     "DependantIsHolderError",
     "DependantLimitError",
     "DeviceKeyInvalidError",
+    "DocumentBlockedError",
     "DocumentExpiredError",
     "DocumentLinkedElsewhereError",
     "DocumentNotAcceptedError",
@@ -249,6 +320,11 @@ __all__ = [
     "NameRequiredError",
     "RateLimitedError",
     "ReferenceFaceUnavailableError",
+    "ReviewAlreadyResolvedError",
+    "ReviewError",
+    "ReviewInputError",
+    "ReviewNotFoundError",
+    "ReviewReasonPersonalDataError",
     "SpecimenDocumentError",
     "SubjectNotFoundError",
 ]

@@ -46,6 +46,14 @@ from healthcode.core.enrollment.intake import (
     check_answer_headers,
     decode_answer_images,
 )
+from healthcode.core.enrollment.reviews import (
+    CONFIRMED_REVIEW,
+    ReviewAttempt,
+    check_document_not_blocked,
+    check_subject_not_blocked,
+    seal_capture,
+    use_confirmation,
+)
 from healthcode.core.enrollment.values import (
     PURPOSES,
     AssistResult,
@@ -153,12 +161,14 @@ class EnrollmentService:
         max_face_jobs: int | None = None,
         max_image_requests: int | None = None,
         liveness_actions: Sequence[str] = (),
+        demo: bool = False,
     ) -> None:
         """``peer_keys``: pair keys by peer region, or a function returning them
         (e.g. ``lambda: configured_pair_keys(keys)``), for status sharing.
         ``liveness_actions``: draw challenges from these registered actions
         only (an operator's restriction, ``HEALTHCODE_LIVENESS_ACTIONS``);
-        empty: from every registered action."""
+        empty: from every registered action. ``demo``: this is a demo instance
+        (``serve --demo``), which enrolls the pages ``healthcode demo`` makes."""
         self.db = db
         self.secrets = secrets
         self.pm = pm or get_plugin_manager()
@@ -172,6 +182,17 @@ class EnrollmentService:
         )
         self._image_requests = 0
         self.liveness_actions = tuple(liveness_actions)
+        self.demo = demo
+
+    @property
+    def face_jobs_in_flight(self) -> int:
+        """Face and OCR jobs running or waiting in this worker's thread pool."""
+        return self._face_jobs
+
+    @property
+    def image_requests_in_flight(self) -> int:
+        """Requests holding decoded images in this worker."""
+        return self._image_requests
 
     async def _store_peer_tokens(
         self,
@@ -287,32 +308,71 @@ class EnrollmentService:
             request.declared_name,
             today_shanghai(now),
             request.warnings,
+            allow_demo=self.demo,
         )
 
     # --- face matches --------------------------------------------------------------------------
 
-    async def _match_stored(
-        self, key: bytes, capture_template: bytes, stored: bytes, reason: str, now: dt.datetime
+    async def _refused(
+        self,
+        attempt: ReviewAttempt,
+        against: str,
+        match: FaceMatch,
+        capture_template: bytes,
+        now: dt.datetime,
     ) -> FaceMatch:
-        """The capture against the subject's stored template; a mismatch is
-        refused and recorded for review as ``reason``."""
+        """A capture that failed its match: let through by an operator's
+        confirmation of this face (the review queue, see ``reviews``), else
+        refused and recorded for review as ``attempt.reason``."""
+        confirmed = await use_confirmation(
+            self.db,
+            self.secrets,
+            attempt.subject_key,
+            capture_template,
+            self.face_checks.compare,
+            now,
+        )
+        if confirmed is not None:
+            log.info("accepted by a confirmed review kind=%s against=%s", attempt.kind, against)
+            return confirmed
+        sealed = seal_capture(self.secrets, attempt.subject_key, capture_template)
+        await store.record_review(self.db, attempt, against, match, now, sealed_capture=sealed)
+        raise _mismatch(against, match, review_recorded=True)
+
+    async def _match_stored(
+        self, attempt: ReviewAttempt, capture_template: bytes, stored: bytes, now: dt.datetime
+    ) -> tuple[FaceMatch, str]:
+        """The capture against the subject's stored template, and what decided:
+        ``stored_template``, or ``confirmed_review`` for a mismatch an operator
+        confirmed; any other mismatch is refused and recorded for review."""
         match = self.face_checks.compare(capture_template, stored)
-        if not match.is_match:
-            await store.record_review(self.db, key, reason, match, now)
-            raise _mismatch("stored_template", match, review_recorded=True)
-        return match
+        if match.is_match:
+            return match, "stored_template"
+        confirmed = await self._refused(attempt, "stored_template", match, capture_template, now)
+        return confirmed, CONFIRMED_REVIEW
 
     async def _match_reference(
-        self, capture_template: bytes, document: Document, submission: DocumentSubmission
+        self,
+        capture_template: bytes,
+        document: Document,
+        submission: DocumentSubmission,
+        *,
+        attempt: ReviewAttempt | None = None,
+        now: dt.datetime | None = None,
     ) -> tuple[FaceMatch, str]:
-        """The capture against the document's reference face (see ``FaceChecks``)."""
+        """The capture against the document's reference face (see ``FaceChecks``).
+        With ``attempt``, a mismatch goes through ``_refused`` (the review
+        queue); without (a dependant's one-time check), it is refused only."""
         reference, source = await self._off_loop(
             self.face_checks.reference_template, document, submission
         )
         match = self.face_checks.compare(capture_template, reference)
-        if not match.is_match:
+        if match.is_match:
+            return match, source
+        if attempt is None:
             raise _mismatch(source, match, review_recorded=False)
-        return match, source
+        confirmed = await self._refused(attempt, source, match, capture_template, now or now_utc())
+        return confirmed, CONFIRMED_REVIEW
 
     # --- enrollment ---------------------------------------------------------------------------
 
@@ -339,7 +399,7 @@ class EnrollmentService:
             self.face_checks.live_template, challenge, request.liveness, request.capture
         )
         match, reference = await self._enrollment_match(
-            target, capture_template, document, request.submission, now
+            target, capture_template, document, masked, request.submission, now
         )
         clock.lap("faces")
         outcome = await self._write_enrollment(
@@ -373,6 +433,7 @@ class EnrollmentService:
     async def _enrollment_target(self, document_key: bytes, previous_key: bytes | None) -> _Target:
         """The subject the document joins: its own, the previous document's, or none."""
         async with self.db.begin() as conn:
+            await check_document_not_blocked(conn, document_key, previous_key)
             own = await store.subject_of_document(conn, document_key)
             linked = None
             if previous_key is not None:
@@ -394,6 +455,7 @@ class EnrollmentService:
         target: _Target,
         capture_template: bytes,
         document: Document,
+        masked: MaskedDocument,
         submission: DocumentSubmission,
         now: dt.datetime,
     ) -> tuple[FaceMatch, str]:
@@ -401,16 +463,30 @@ class EnrollmentService:
         an enrolled subject, else the document's reference. A new document
         (first enrollment or a renewed passport) must match its own reference
         too: the stored template says who the person is, the reference says the
-        document is theirs."""
+        document is theirs. A mismatch goes to the review queue."""
+
+        def attempt(key: bytes, reason: str) -> ReviewAttempt:
+            return ReviewAttempt(
+                key, target.document_key, masked.kind, masked.masked_number, reason
+            )
+
         stored = store.stored_template(self.secrets, target.row)
+        first = attempt(target.subject_key, "face_mismatch_on_enrollment")
         if stored is None or target.existing is None:
-            return await self._match_reference(capture_template, document, submission)
-        match = await self._match_stored(
-            target.existing, capture_template, stored, "face_mismatch_on_reenrollment", now
+            return await self._match_reference(
+                capture_template, document, submission, attempt=first, now=now
+            )
+        match, against = await self._match_stored(
+            attempt(target.existing, "face_mismatch_on_reenrollment"),
+            capture_template,
+            stored,
+            now,
         )
         if target.own is None:
-            await self._match_reference(capture_template, document, submission)
-        return match, "stored_template"
+            await self._match_reference(
+                capture_template, document, submission, attempt=first, now=now
+            )
+        return match, against
 
     async def _write_enrollment(
         self,
@@ -463,6 +539,8 @@ class EnrollmentService:
         key = store.subject_key(subject_id)
         async with self.db.begin() as conn:
             row = await store.subject_row(conn, key)
+            if row is not None:
+                await check_subject_not_blocked(conn, key)
         stored = store.stored_template(self.secrets, row)
         if stored is None:
             raise SubjectNotFoundError(
@@ -472,9 +550,13 @@ class EnrollmentService:
         capture_template, liveness = await self._off_loop(
             self.face_checks.live_template, challenge, answer, capture
         )
-        match = await self._match_stored(
-            key, capture_template, stored, "face_mismatch_on_renewal", now
-        )
+        attempt = ReviewAttempt(key, None, row.kind, row.masked_number, "face_mismatch_on_renewal")
+        match, against = await self._match_stored(attempt, capture_template, stored, now)
+        if against == CONFIRMED_REVIEW:
+            # The face an operator confirmed is the one kept from now on.
+            sealed = encrypt_template(self.secrets, capture_template, subject_key=key)
+            async with self.db.begin() as conn:
+                await store.replace_template(conn, key, sealed, now)
         subject = await store.load_subject(self.db, key, row)
         status = await resolve_status(self.db, subject, now=now, pm=self.pm)
         log.info("renewed kind=%s", row.kind)
@@ -524,6 +606,7 @@ class EnrollmentService:
         async with self.db.begin() as conn:
             if await store.subject_row(conn, holder_key) is None:
                 raise SubjectNotFoundError(details={"reason": "unknown_holder"})
+            await check_document_not_blocked(conn, document_key)
             dependant_key = await store.subject_of_document(conn, document_key) or document_key
             if dependant_key == holder_key:
                 raise DependantIsHolderError()
@@ -601,7 +684,13 @@ class EnrollmentService:
         self.assist_limiter.take(operator)
         today = today_shanghai(now)
         document, masked, _warnings = await self._off_loop(
-            read_document, self.pm, submission, "", today, require_name=False
+            read_document,
+            self.pm,
+            submission,
+            "",
+            today,
+            require_name=False,
+            allow_demo=self.demo,
         )
         if document.birth_date is None:
             raise AgeUnknownError(details={"kind": document.kind})

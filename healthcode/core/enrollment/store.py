@@ -19,6 +19,7 @@ from healthcode.core.enrollment.errors import (
     DependantLimitError,
     SubjectNotFoundError,
 )
+from healthcode.core.enrollment.reviews import ReviewAttempt
 from healthcode.core.models import Document, FaceMatch, MaskedDocument, Subject
 from healthcode.core.privacy import (
     OperatorSecrets,
@@ -96,20 +97,52 @@ async def load_subject(db: Database, key: bytes, row: Any | None = None) -> Subj
 
 
 async def record_review(
-    db: Database, key: bytes, reason: str, match: FaceMatch, now: dt.datetime
-) -> None:
-    """Keep a refused face match for an operator to review."""
+    db: Database,
+    attempt: ReviewAttempt,
+    against: str,
+    match: FaceMatch,
+    now: dt.datetime,
+    *,
+    sealed_capture: bytes | None = None,
+) -> int:
+    """Keep a refused face match for an operator to review (the review queue,
+    ``healthcode.core.enrollment.reviews``): what was compared, the scores, the
+    document's kind and masked number, and the refused face, encrypted
+    (``sealed_capture``, from ``reviews.seal_capture``). The entry's id."""
     async with db.begin() as conn:
-        await conn.execute(
+        result = await conn.execute(
             tables.enrollment_reviews.insert().values(
-                subject_key=key,
-                reason=reason,
+                subject_key=attempt.subject_key,
+                document_key=attempt.document_key,
+                reason=attempt.reason,
+                against=against,
+                kind=attempt.kind,
+                masked_number=attempt.masked_number,
                 similarity=float(match.similarity),
                 threshold=float(match.threshold),
+                capture_template=sealed_capture,
                 created_at=now,
             )
         )
-    log.warning("enrollment refused: %s (review recorded)", reason)
+        inserted = result.inserted_primary_key
+        assert inserted is not None
+        review_id = int(inserted[0])
+    log.warning(
+        "enrollment refused: %s against %s (review %d recorded)", attempt.reason, against, review_id
+    )
+    return review_id
+
+
+async def replace_template(
+    conn: AsyncConnection, key: bytes, sealed_template: bytes, now: dt.datetime
+) -> None:
+    """Store a new (encrypted) template for the subject ``key``."""
+    subjects = tables.subjects
+    await conn.execute(
+        subjects.update()
+        .where(subjects.c.subject_key == key)
+        .values(encrypted_template=sealed_template, updated_at=now)
+    )
 
 
 async def link_document(

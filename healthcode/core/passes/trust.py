@@ -49,6 +49,21 @@ TRUST_FILE_ENV = "HEALTHCODE_TRUST_FILE"
 DEFAULT_MAX_AGE = dt.timedelta(days=7)
 
 
+class IssuerExportInvalidError(TrustListError):
+    """What was handed to ``trust add`` is not a peer's issuer export (or it
+    was damaged on the way): not the local trust list's fault."""
+
+    code = "issuer_export_invalid"
+    default_en = (
+        "This is not a peer region's key export (HCK1:..., made by `healthcode keys "
+        "export`), or it was damaged on the way. Ask the peer for its export again."
+    )
+    default_zh = (
+        "该文件不是互认地区的公钥导出文件（HCK1:...，由 `healthcode keys export` 生成），"
+        "或已在传递中损坏。请向对方重新索取。"
+    )
+
+
 @frozen
 class TrustedKey:
     kid: bytes
@@ -156,19 +171,23 @@ def export_issuer(store: KeyStore, now: dt.datetime | None = None) -> str:
 
 
 def read_issuer_export(text: str) -> tuple[TrustedIssuer, dt.datetime]:
-    """Parse a peer's export; it must be signed by one of the keys it names."""
-    sign, body = open_document(text, ISSUER_EXPORT_PREFIX, TrustListError)
+    """Parse a peer's export; it must be signed by one of the keys it names.
+
+    Anything else is refused with ``IssuerExportInvalidError`` (a
+    ``TrustListError``), whose details say why.
+    """
+    sign, body = open_document(text, ISSUER_EXPORT_PREFIX, IssuerExportInvalidError)
     try:
         if not isinstance(body, dict) or set(body) != {1, 2}:
             raise MalformedPassError(details={"reason": "issuer_export"})
         issuer = _issuer_from_cbor(body[1])
         exported_at = from_timestamp(body[2])
-    except MalformedPassError as exc:
-        raise TrustListError(details=exc.details) from None
+    except PassError as exc:  # malformed, or a key of an unknown type
+        raise IssuerExportInvalidError(details={"reason": exc.code, **exc.details}) from None
     signer = next((k for k in issuer.keys if k.kid == sign.kid), None)
     if signer is None or exported_at is None:
-        raise TrustListError(details={"reason": "self_signature"})
-    check_signature(sign, signer, TrustListError)
+        raise IssuerExportInvalidError(details={"reason": "self_signature"})
+    check_signature(sign, signer, IssuerExportInvalidError)
     return issuer, exported_at
 
 

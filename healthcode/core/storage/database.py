@@ -466,6 +466,8 @@ class InitResult:
     secrets_file: str
     secrets_created: bool
     fingerprint: str
+    previous_revision: str | None = None
+    """The schema's revision before this run (None: the database was empty)."""
 
 
 async def init_instance(
@@ -480,6 +482,7 @@ async def init_instance(
     path = secrets_path(secrets_file)
     db = Database(url)
     try:
+        previous = await db.current_revision()
         revision = await db.migrate()
         stored = await db.stored_fingerprint()
         if stored is not None and not path.exists():
@@ -511,6 +514,7 @@ async def init_instance(
             secrets_file=str(path),
             secrets_created=created,
             fingerprint=secrets.fingerprint,
+            previous_revision=previous,
         )
     finally:
         await db.dispose()

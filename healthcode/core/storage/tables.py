@@ -169,8 +169,10 @@ status_decisions = Table(
 )
 Index("ix_status_decisions_subject_day", status_decisions.c.subject_key, status_decisions.c.day)
 
-# Someone presented an enrolled document with a face that did not match the
-# stored template: refused, and kept for a person to review.
+# The review queue (后台核验): an enrollment or a renewal refused because the
+# live face did not match (the stored template, the document's portrait or the
+# authority's photo), kept for an operator to confirm or block (migration 0006
+# added what an entry shows and what its resolution allows).
 enrollment_reviews = Table(
     "enrollment_reviews",
     metadata,
@@ -182,6 +184,35 @@ enrollment_reviews = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("resolved_at", UTCDateTime, nullable=True),
     Column("resolution", String(64), nullable=True),
+    _key("document_key", nullable=True, index=True, comment="the document presented, if any"),
+    Column("against", String(32), nullable=True, comment="what the capture was compared with"),
+    Column("kind", String(64), nullable=True),
+    Column("masked_number", String(64), nullable=True, comment="first 2 + last 2"),
+    Column(
+        "capture_template",
+        LargeBinary,
+        nullable=True,
+        comment="AES-GCM; the refused face, kept until the review no longer needs it",
+    ),
+    Column("resolved_by", String(64), nullable=True, comment="token id or CLI operator label"),
+    Column("resolution_reason", String(500), nullable=True),
+    Column("grant_expires_at", UTCDateTime, nullable=True, comment="confirm: retry allowed until"),
+    Column("grant_used_at", UTCDateTime, nullable=True),
+)
+
+# Documents an operator blocked from the review queue: enrollment with them
+# (and renewal of a subject holding one) is refused.
+blocked_documents = Table(
+    "blocked_documents",
+    metadata,
+    _key("document_key", primary_key=True),
+    Column(
+        "review_id",
+        Integer,
+        ForeignKey("enrollment_reviews.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("blocked_at", UTCDateTime, nullable=False),
 )
 
 # Admin actions (init, imports, purges). Details are counts, days, sources:

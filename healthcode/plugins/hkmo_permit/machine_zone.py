@@ -132,8 +132,10 @@ def _kind_of(code: str, kind: str | None) -> str | None:
     """The permit kind of an MRZ with document code ``code``, when it is this
     plugin's to read; raises when it contradicts the ``kind`` the person named."""
     mrz_kind = KIND_BY_MRZ_CODE.get(code)
+    if kind is not None and kind not in MRZ_CODE_BY_KIND:
+        return None  # another plugin's kind, or one of ours that carries no MRZ
     if mrz_kind is None:
-        if kind is None or kind not in KINDS:
+        if kind is None:
             return None
         raise _malformed(
             kind,

@@ -20,6 +20,14 @@ permits for Hong Kong, Macao and Taiwan residents (港澳台居民居住证): th
 kind is named, and reports ``residence_permit_number`` when asked to read one
 as a resident ID.
 
+Numbers beginning with 9 belong to the Foreign Permanent Resident ID Card
+(外国人永久居留身份证, 2023 version): no resident ID begins with 9, since no
+province-level code does. This plugin returns ``None`` for them when no kind
+is named, so that the plugin of that card reads them; asked to read one as a
+resident ID, it reports ``foreign_permanent_resident_number`` (right shape) or
+raises ``MalformedNumberError`` naming that card (wrong shape), never a
+malformed resident ID.
+
 Problem codes (stable):
 
 * ``check_digit_mismatch`` -- the 18th character is not the MOD 11-2 check
@@ -29,6 +37,8 @@ Problem codes (stable):
 * ``birth_date_in_future`` -- after ``today`` (from the validate hook);
 * ``unknown_division_code`` -- not in GB/T 2260, current or abolished;
 * ``residence_permit_number`` -- an 81/82/83 code, read as a resident ID;
+* ``foreign_permanent_resident_number`` -- a number beginning with 9 (a
+  Foreign Permanent Resident ID Card's), read as a resident ID;
 * ``legacy_15_digit_number`` (warning) -- an old 15-digit number, converted;
 * ``division_code_abolished_before_birth`` (warning) -- the division code had
   been abolished before the birth year, so it cannot have been assigned at
@@ -85,6 +95,7 @@ from healthcode.core.privacy import chinese_surname, mask_number
 
 __all__ = [
     "DOCUMENT_TYPE",
+    "FOREIGN_PERMANENT_RESIDENT_PREFIX",
     "KIND",
     "RESIDENCE_PERMIT_PREFIXES",
     "Division",
@@ -108,6 +119,9 @@ DOCUMENT_TYPE = DocumentType(
 
 RESIDENCE_PERMIT_PREFIXES = frozenset({"81", "82", "83"})
 """Division prefixes of the HK / Macao / Taiwan residence permits (810000, 820000, 830000)."""
+
+FOREIGN_PERMANENT_RESIDENT_PREFIX = "9"
+"""First digit of the Foreign Permanent Resident ID Card's numbers (2023 version)."""
 
 # ASCII only: ``\d`` would also match other scripts' digits.
 _SHAPE_18 = re.compile(r"[0-9]{17}[0-9X]", re.ASCII)
@@ -233,6 +247,18 @@ def _malformed(number: str) -> MalformedNumberError:
     )
 
 
+def _foreign_number(number: str) -> MalformedNumberError:
+    """Refusal of a number beginning with 9 and of another shape: it names the card."""
+    return MalformedNumberError(
+        "Numbers beginning with 9 belong to the Foreign Permanent Resident ID Card, not to "
+        "a resident ID card, and this one does not have that card's shape either: check it "
+        "as a Foreign Permanent Resident ID Card.",
+        "以 9 开头的号码属于外国人永久居留身份证，不是居民身份证，且该号码也不符合永居证格式，"
+        "请按外国人永久居留身份证核验。",
+        details={"length": len(number), "first_digit": FOREIGN_PERMANENT_RESIDENT_PREFIX},
+    )
+
+
 def parse_resident_id(number: str, *, explicit: bool = True) -> Document | None:
     """Read a resident ID number (18 characters, or 15 digits for an old one).
 
@@ -245,17 +271,25 @@ def parse_resident_id(number: str, *, explicit: bool = True) -> Document | None:
     Rule violations become ``Document.problems``; the birth date in the future
     is checked by ``validate_resident_id``, which needs today's date.
     """
-    canonical = _canonical_number(number, explicit=explicit)
+    foreign = number.startswith(FOREIGN_PERMANENT_RESIDENT_PREFIX)
+    if foreign and not explicit:
+        return None  # the Foreign Permanent Resident ID Card's plugin reads it
+    try:
+        canonical = _canonical_number(number, explicit=explicit)
+    except MalformedNumberError:
+        if foreign:
+            raise _foreign_number(number) from None
+        raise
     if canonical is None:
         return None
     full, legacy = canonical
     problems: list[Problem] = [_LEGACY_WARNING] if legacy else []
     prefix = full[:2]
-    permit_code = prefix in RESIDENCE_PERMIT_PREFIXES
+    permit_code = prefix in RESIDENCE_PERMIT_PREFIXES or foreign
     if permit_code:
         if not explicit:
             return None
-        problems.append(_residence_permit_problem(prefix))
+        problems.append(_FOREIGN_PROBLEM if foreign else _residence_permit_problem(prefix))
     if not legacy:
         expected = gb11643_check_char(full[:17])
         if full[17] != expected:
@@ -411,6 +445,19 @@ _BIRTH_DATE_IN_FUTURE_PROBLEM = Problem(
     field="birth_date",
     message_en="The birth date in the number is in the future.",
     message_zh="号码中的出生日期晚于今天。",
+)
+
+_FOREIGN_PROBLEM = Problem(
+    code="foreign_permanent_resident_number",
+    field="number",
+    message_en=(
+        "Numbers beginning with 9 belong to the Foreign Permanent Resident ID Card, not to "
+        "a resident ID card: check it as a Foreign Permanent Resident ID Card."
+    ),
+    message_zh=(
+        "以 9 开头的号码属于外国人永久居留身份证，不是居民身份证，请按外国人永久居留身份证核验。"
+    ),
+    details={"first_digit": FOREIGN_PERMANENT_RESIDENT_PREFIX},
 )
 
 _UNKNOWN_DIVISION_PROBLEM = Problem(

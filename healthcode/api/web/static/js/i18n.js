@@ -197,4 +197,34 @@ export const STRINGS = {
   'holder.action.turn_right': { zh: '请向右转头', en: 'Turn your head right' },
   'holder.action.open_mouth': { zh: '请张嘴', en: 'Open your mouth' },
   'holder.action.nod': { zh: '请点头', en: 'Nod' },
+  // What the liveness judge saw (details.reasons of liveness_failed), one line each.
+  'holder.action_name.blink': { zh: '眨眼', en: 'blinking' },
+  'holder.action_name.turn_left': { zh: '向左转头', en: 'turning left' },
+  'holder.action_name.turn_right': { zh: '向右转头', en: 'turning right' },
+  'holder.action_name.open_mouth': { zh: '张嘴', en: 'opening the mouth' },
+  'holder.action_name.nod': { zh: '点头', en: 'nodding' },
+  'holder.reason.unexpected_action': {
+    zh: '做了未要求的动作（{action}）：请只做屏幕上提示的动作。',
+    en: 'An action that was not asked for ({action}): do only the action shown on screen.',
+  },
+  'holder.reason.missing_action': {
+    zh: '未看到要求的动作（{action}）：请在提示出现后再做。',
+    en: 'The action asked for ({action}) was not seen: do it once it is shown.',
+  },
+  'holder.reason.no_face': {
+    zh: '画面中没有人脸：请正对摄像头，光线充足。',
+    en: 'No face in view: face the camera in good light.',
+  },
+  'holder.reason.more_than_one_face': {
+    zh: '画面中不止一张人脸：请只让本人入镜。',
+    en: 'More than one face in view: only you should be in the picture.',
+  },
+  'holder.reason.not_neutral_at_start': {
+    zh: '开始时请正对摄像头，睁眼、闭嘴。',
+    en: 'At the start, face the camera with eyes open and mouth closed.',
+  },
+  'holder.reason.challenge_expired': {
+    zh: '核验已超时，请重新开始人脸核验。',
+    en: 'The check timed out; start the face check again.',
+  },
 };

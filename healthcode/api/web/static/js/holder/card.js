@@ -1,6 +1,8 @@
 // The status card: colour with its label, icon and guidance (colour is never
 // the only signal), masked name and number, "valid until 24:00" and the live
-// code renewed every RENEW_MS with a moving bar and a ticking clock.
+// code renewed every RENEW_MS with a moving bar and a ticking clock. The
+// screen is kept awake while the code shows (Screen Wake Lock API, where the
+// browser has it and allows it; nothing changes where it does not).
 
 import { shanghaiDate, shanghaiTime, t } from "../common.js";
 import { RENEW_MS, present, readPass } from "./livecode.js";
@@ -37,15 +39,59 @@ export function renderCard(entry, own) {
   if (!own) noCode.textContent = t("holder.card.dependant_note");
 }
 
-export function stopLive() {
+// --- keeping the screen awake while the code shows ----------------------------
+
+const awake = { wanted: false, lock: null };
+
+async function keepAwake() {
+  awake.wanted = true;
+  if (awake.lock || !navigator.wakeLock?.request || document.visibilityState !== "visible") return;
+  let lock;
+  try {
+    lock = await navigator.wakeLock.request("screen");
+  } catch {
+    return; // refused (power saving, policy): the card works all the same
+  }
+  if (!awake.wanted || awake.lock) {
+    lock.release?.().catch?.(() => {});
+    return;
+  }
+  awake.lock = lock;
+  lock.addEventListener?.("release", () => {
+    if (awake.lock === lock) awake.lock = null;
+  });
+}
+
+function letSleep() {
+  awake.wanted = false;
+  const lock = awake.lock;
+  awake.lock = null;
+  try {
+    lock?.release?.().catch?.(() => {});
+  } catch {
+    // already released
+  }
+}
+
+// The browser drops the lock when the page is hidden: take it again on return.
+document.addEventListener("visibilitychange", () => {
+  if (awake.wanted && document.visibilityState === "visible") keepAwake();
+});
+
+function stopTimers() {
   for (const id of timers) clearInterval(id);
   timers = [];
+}
+
+export function stopLive() {
+  stopTimers();
   $("live").hidden = true;
+  letSleep();
 }
 
 /** Renew the live code for `passText` every RENEW_MS (offline too) until stopped or expired. */
 export async function startLive(passText, privateKey, onExpired) {
-  stopLive();
+  stopTimers(); // the screen stays awake from one pass to the next
   const pass = await readPass(passText);
   const live = $("live");
   const canvas = $("qr");
@@ -58,14 +104,16 @@ export async function startLive(passText, privateKey, onExpired) {
     if (Date.now() >= pass.expiresAt * 1000) {
       stopLive();
       onExpired?.();
-      return;
+      return false;
     }
     drawQr(canvas, await present(pass, privateKey, Date.now()));
     live.dataset.renewedAt = String(Date.now());
+    return true;
   };
-  await renew();
+  if (!(await renew())) return pass;
   tick();
   live.hidden = false;
+  keepAwake();
   timers.push(setInterval(renew, RENEW_MS), setInterval(tick, 1000));
   return pass;
 }

@@ -2,7 +2,7 @@
 // preview, frames as JPEG; the server's reason on failure and a retry with a
 // fresh challenge that keeps everything entered before.
 
-import { cameraErrorKey, errorText, showError, t } from "../common.js";
+import { cameraErrorKey, errorText, lang, showError, t } from "../common.js";
 import { challenge } from "./api.js";
 import { grabFrame, sleep, startCamera, stopCamera } from "./camera.js";
 
@@ -30,6 +30,41 @@ async function film(video, actions) {
   return { frames, capture: await grabFrame(video) };
 }
 
+const REASONS = [
+  "unexpected_action",
+  "missing_action",
+  "no_face",
+  "more_than_one_face",
+  "not_neutral_at_start",
+  "challenge_expired",
+];
+
+/** What the liveness judge saw (`details.reasons` of a liveness_failed
+ * problem, e.g. "unexpected_action:turn_right"), one sentence per kind of
+ * reason, the actions of a kind named together, the most telling first. */
+export function reasonLines(details) {
+  const actions = new Map(); // reason code -> action names (empty for a plain reason)
+  for (const reason of details?.reasons ?? []) {
+    const [code, action] = String(reason).split(":");
+    if (!REASONS.includes(code)) continue;
+    if (!actions.has(code)) actions.set(code, []);
+    if (action) {
+      const name = t(`holder.action_name.${action}`);
+      actions.get(code).push(name.startsWith("holder.") ? action : name);
+    }
+  }
+  const separator = lang() === "en" ? ", " : "、";
+  return REASONS.filter((code) => actions.has(code)).map((code) =>
+    t(`holder.reason.${code}`, { action: actions.get(code).join(separator) }),
+  );
+}
+
+/** The failure as shown: the server's message, then what the judge saw. */
+function failureText(err) {
+  if (typeof err === "string") return err;
+  return [errorText(err), ...reasonLines(err?.details)].join("\n");
+}
+
 /** The multipart answer: challenge_nonce, frames (in order) and capture. */
 export function answerForm(nonce, frames, capture, fields = {}) {
   const form = new FormData();
@@ -52,7 +87,7 @@ export function faceCheck(purpose, submit) {
   return new Promise((resolve, reject) => {
     let busy = false;
     const fail = (err) => {
-      showError(error, typeof err === "string" ? err : errorText(err));
+      showError(error, failureText(err));
       start.textContent = t("holder.face.retry");
       start.hidden = false;
       busy = false;
