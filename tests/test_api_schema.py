@@ -4,11 +4,13 @@ requests for every operation; no 5xx, and every response matches the schema
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 from support.backends import LiveServer
+from support.processes import without_libfaketime
 
 
 def test_every_operation_conforms(live_server: LiveServer, tmp_path: Path) -> None:
@@ -40,6 +42,7 @@ def test_every_operation_conforms(live_server: LiveServer, tmp_path: Path) -> No
             "--report-dir",
             str(tmp_path),
         ],
+        env=without_libfaketime(os.environ),
         capture_output=True,
         text=True,
         timeout=600,

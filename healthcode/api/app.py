@@ -6,6 +6,9 @@ task purges expired data after each 24:00 Asia/Shanghai (``purge_expired``,
 the same purge as ``healthcode purge`` and ``POST /admin/purge``), logging
 the day's rollover once in one line (``roll_over``). Each app counts its
 metrics in its own registry (``healthcode.api.metrics``), served at ``/metrics``.
+With ``Settings.redis_url`` each worker shares rate limits and once-only uses
+with every node through Redis (``healthcode.core.shared``) and listens there
+for token and pass revocations.
 The app leaves logging alone: ``healthcode serve`` configures it (``healthcode.logs``).
 """
 
@@ -58,6 +61,7 @@ from healthcode.core.passes.trust import default_trust_file
 from healthcode.core.passes.verification import VerificationService
 from healthcode.core.plugins import get_plugin_manager
 from healthcode.core.replay import UsedPurger
+from healthcode.core.shared import EVENT_PASS, EVENT_TOKENS, SharedState, attach
 from healthcode.core.status.peer_tokens import configured_pair_keys
 from healthcode.core.status.purge import roll_over
 from healthcode.core.storage.database import Database, open_database
@@ -150,7 +154,7 @@ def create_app(
         on_app_init=[_note_settings(settings)],
         before_send=[_complete_allow_header],
         after_exception=[metrics.after_exception],
-        state=State({"metrics": metrics, "in_flight": in_flight}),
+        state=State({"metrics": metrics, "in_flight": in_flight, "shared": None}),
         # Logging is the server's to configure (one format: healthcode.logs).
         logging_config=None,
         # Pages, scripts and JSON travel gzip-compressed to clients that ask.
@@ -170,6 +174,10 @@ async def build_services(settings: Settings, pm: pluggy.PluginManager) -> Servic
     trust = TrustStore(settings.trust_file or default_trust_file(), keys)
     passes = PassService(db, keys, pm=pm)
     used = UsedPurger(db)
+    shared = None
+    if settings.redis_url:
+        shared = SharedState(settings.redis_url)
+        attach(db, shared)
     return Services(
         db=db,
         secrets=secrets,
@@ -190,7 +198,35 @@ async def build_services(settings: Settings, pm: pluggy.PluginManager) -> Servic
         ),
         callers=OperatorRateLimiter(capacity=settings.caller_rate_per_minute, per_seconds=60.0),
         used=used,
+        shared=shared,
+        caller_rate_per_minute=settings.caller_rate_per_minute,
     )
+
+
+def _on_event(services: Services) -> Callable[[str], None]:
+    """What a worker does with an event published through Redis."""
+
+    def handle(event: str) -> None:
+        if event == EVENT_TOKENS:
+            services.tokens.drop_all()
+        elif event.startswith(EVENT_PASS):
+            try:
+                for pass_id in event[len(EVENT_PASS) :].split(","):
+                    services.passes.revoked_elsewhere(bytes.fromhex(pass_id))
+            except ValueError:
+                log.warning("ignored a malformed revocation event")
+
+    return handle
+
+
+def _reconcile(services: Services) -> Callable[[], None]:
+    """After missed messages: read tokens and revocations from the database."""
+
+    def reconcile() -> None:
+        services.tokens.drop_all()
+        services.passes.reconcile()
+
+    return reconcile
 
 
 def _liveness_actions(settings: Settings, pm: pluggy.PluginManager) -> tuple[str, ...]:
@@ -216,7 +252,15 @@ def _lifespan(
         app.state.db = services.db
         app.state.secrets = services.secrets
         app.state.services = services
+        app.state.shared = services.shared
         tasks = []
+        if services.shared is not None:
+            tasks.append(
+                asyncio.create_task(
+                    services.shared.listen(_on_event(services), on_reconnect=_reconcile(services)),
+                    name="healthcode-shared-events",
+                )
+            )
         metrics: Metrics = app.state.metrics
         if metrics.multiprocess:
             tasks.append(asyncio.create_task(metrics.keep_sampled(app.state)))
@@ -235,6 +279,8 @@ def _lifespan(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if services.shared is not None:
+                await services.shared.close()
             await services.db.dispose()
             metrics.close()
 

@@ -6,6 +6,11 @@ Past the bound a request is answered at once with 503 and ``Retry-After``
 instead of queueing until clients time out: a rush gets a clear "try later",
 never a hung connection. Health probes are never shed.
 
+Rate limits count per worker, or, with Redis configured (the app's
+``state.shared``, :class:`healthcode.core.shared.SharedState`), per client
+address across every node; while Redis is unreachable they fall back to the
+per-worker count (logged once per outage).
+
 Each refusal is reported to ``on_refusal`` with its problem code
 (``service_busy``, ``too_many_requests``), for the app's metrics.
 """
@@ -48,6 +53,12 @@ async def _refuse(send: Send, status: int, body: bytes, retry_after: int) -> Non
     }
     await send(start)
     await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def _shared_state(scope: Scope) -> Any:
+    """The app's shared Redis state (set at start-up), or None."""
+    app = scope.get("litestar_app")
+    return None if app is None else app.state.get("shared")
 
 
 class InFlight:
@@ -113,8 +124,9 @@ class RateLimiter:
     """ASGI middleware: at most ``per_minute`` requests per client address;
     beyond it 429 with ``Retry-After`` (the seconds left in the window).
 
-    In-process and per worker: a deployment with N workers allows N times the
-    rate per address; a global limit belongs in the reverse proxy."""
+    Without Redis, in-process and per worker: a deployment with N workers
+    allows N times the rate per address. With Redis (the app's
+    ``state.shared``), one count per address across all nodes."""
 
     def __init__(
         self,
@@ -137,13 +149,23 @@ class RateLimiter:
         if scope["type"] != ScopeType.HTTP or scope["path"].startswith(self.exempt):
             await self.app(scope, receive, send)
             return
+        client = scope.get("client")
+        address = client[0] if client else "unknown"
+        shared = _shared_state(scope)
+        if shared is not None:
+            retry = await shared.hit(f"addr:{address}", self.per_minute)
+            if retry:
+                self.on_refusal(TOO_MANY_CODE)
+                await _refuse(send, 429, _TOO_MANY, retry)
+                return
+            if retry is not None:
+                await self.app(scope, receive, send)
+                return
         now = self.clock()
         windows = self.windows
         if now - windows.window_start >= 60 or len(windows.counts) >= windows.max_clients:
             windows.window_start = now
             windows.counts.clear()
-        client = scope.get("client")
-        address = client[0] if client else "unknown"
         count = windows.counts.get(address, 0) + 1
         windows.counts[address] = count
         if count > self.per_minute:

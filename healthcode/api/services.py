@@ -14,11 +14,13 @@ from litestar.datastructures import State
 from healthcode.core.auth import Caller, TokenCache, authenticate_holder, request_target
 from healthcode.core.auth import ForbiddenError as ForbiddenRoleError
 from healthcode.core.enrollment import EnrollmentService, OperatorRateLimiter
+from healthcode.core.enrollment.errors import RateLimitedError
 from healthcode.core.passes import KeyStore, TrustStore
 from healthcode.core.passes.service import PassService
 from healthcode.core.passes.verification import VerificationService
 from healthcode.core.privacy import OperatorSecrets
 from healthcode.core.replay import UsedPurger
+from healthcode.core.shared import SharedState
 from healthcode.core.storage.database import Database
 
 
@@ -39,6 +41,20 @@ class Services:
     used: UsedPurger
     """This worker's purge of expired records of used requests and live codes."""
     tokens: TokenCache = attrs.field(factory=TokenCache)
+    shared: SharedState | None = None
+    """Redis (``HEALTHCODE_REDIS_URL``): limits, uses and fan-out across nodes."""
+    caller_rate_per_minute: int = 600
+
+    async def take_caller(self, key: str) -> None:
+        """Count one request of a guard token or a holder: across nodes in
+        Redis, or in this worker when there is none or it is unreachable."""
+        if self.shared is not None:
+            retry = await self.shared.hit(f"caller:{key}", self.caller_rate_per_minute)
+            if retry is not None:
+                if retry:
+                    raise RateLimitedError(details={"retry_after_s": retry})
+                return
+        self.callers.take(key)
 
 
 def services(state: State) -> Services:
@@ -51,7 +67,7 @@ async def require_token(request: Request[Any, Any, Any], *roles: str) -> Caller:
     caller = await svc.tokens.caller(svc.db, request.headers.get("authorization") or "")
     if caller.role not in roles:
         raise ForbiddenRoleError(details={"allowed": list(roles)})
-    svc.callers.take(f"token:{caller.token_id}")
+    await svc.take_caller(f"token:{caller.token_id}")
     return caller
 
 
@@ -67,6 +83,6 @@ async def require_holder(request: Request[Any, Any, Any]) -> Caller:
         path=request_target(request.url.path, request.scope["query_string"].decode("latin-1")),
         body=body,
     )
-    svc.callers.take(f"holder:{caller.subject_id}")
+    await svc.take_caller(f"holder:{caller.subject_id}")
     await svc.used.maybe_purge()
     return caller

@@ -52,6 +52,10 @@ class Settings:
     run_purge: bool = True
     """Purge day-scoped data after each 24:00 Asia/Shanghai inside the server."""
     migrate_on_start: bool = True
+    redis_url: str | None = None
+    """``HEALTHCODE_REDIS_URL`` (``redis://127.0.0.1:6379/0``): the fast state several
+    nodes share (rate limits, used live codes and signed requests, revocation
+    fan-out); None: one node, in-process state and the database."""
     liveness_actions: tuple[str, ...] = ()
     """``HEALTHCODE_LIVENESS_ACTIONS`` (comma-separated, e.g. ``turn_left,turn_right``):
     draw liveness challenges from these registered actions only; empty: all of them."""
@@ -76,6 +80,7 @@ class Settings:
             run_purge=os.environ.get("HEALTHCODE_RUN_PURGE", "1") not in ("0", "false", "no"),
             migrate_on_start=os.environ.get("HEALTHCODE_MIGRATE_ON_START", "1")
             not in ("0", "false", "no"),
+            redis_url=os.environ.get("HEALTHCODE_REDIS_URL", "").strip() or None,
             liveness_actions=_names_env("HEALTHCODE_LIVENESS_ACTIONS"),
             demo=os.environ.get("HEALTHCODE_DEMO", "0") in ("1", "true", "yes"),
         )

@@ -73,6 +73,23 @@ def serve_command(
             "instance that serves people.",
         ),
     ] = False,
+    redis_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="HEALTHCODE_REDIS_URL",
+            help="Redis shared by several nodes (redis://127.0.0.1:6379/0): rate limits, "
+            "used live codes and signed requests, revocation fan-out. Without it: one node.",
+            show_envvar=True,
+        ),
+    ] = None,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            help="Reverse proxies (comma-separated addresses, e.g. 127.0.0.1 for nginx on "
+            "this machine) whose X-Forwarded-For gives the client address; from anyone "
+            "else the header is ignored. Without it: the connection's address.",
+        ),
+    ] = None,
 ) -> None:
     """Set up the database and secrets if needed, then serve the API.
 
@@ -89,6 +106,8 @@ def serve_command(
         os.environ["HEALTHCODE_SECRETS_FILE"] = str(secrets_file)
     if demo:
         os.environ["HEALTHCODE_DEMO"] = "1"
+    if redis_url:
+        os.environ["HEALTHCODE_REDIS_URL"] = redis_url
     result = _set_up(database_url, secrets_file, region, region_name)
     metrics_dir = _metrics_directory(workers)
     log.info(
@@ -100,6 +119,8 @@ def serve_command(
         result.revision,
         f"; {workers} workers" if workers > 1 else "",
     )
+    if redis_url:
+        log.info("shared state in Redis / 共享状态使用 Redis: %s", _without_password(redis_url))
     # Workers migrate nothing: set-up just did it.
     os.environ.setdefault("HEALTHCODE_MIGRATE_ON_START", "0")
     try:
@@ -111,7 +132,10 @@ def serve_command(
             workers=workers,
             log_level=log_level.value,
             log_config=log_config,
-            proxy_headers=False,
+            # The client address (rate limits) from the proxy only when the
+            # request comes from it.
+            proxy_headers=bool(forwarded_allow_ips),
+            forwarded_allow_ips=forwarded_allow_ips or "",
             timeout_keep_alive=5,
         )
     finally:
@@ -185,6 +209,18 @@ def _report_database(result: InitResult) -> None:
             "database: without it no enrolled person can be found / 请与数据库分开备份)",
             result.secrets_file,
         )
+
+
+def _without_password(url: str) -> str:
+    """A Redis URL fit for a log line."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _where(result: InitResult) -> str:

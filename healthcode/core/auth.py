@@ -16,6 +16,9 @@
 * A revoked token is refused at once by the process that revoked it, and by
   every other worker within a second: revocations change the *tokens revision*
   (:func:`tokens_revision`), which token caches read at most once a second.
+  With Redis configured, a revocation is also published
+  (:mod:`healthcode.core.shared`) and every worker of every node empties its
+  token cache at once; the revision read stays, for a node that missed it.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from healthcode.core.errors import HealthcodeError
 from healthcode.core.passes.codec import PrivateKey, load_public_der, sign_raw, verify_raw
 from healthcode.core.privacy import subject_key_bytes
 from healthcode.core.replay import PURPOSE_REQUEST, use_once
+from healthcode.core.shared import EVENT_TOKENS, publish_event
 from healthcode.core.storage import tables
 from healthcode.core.storage.database import Database, write_audit
 
@@ -165,6 +169,7 @@ async def revoke_token(db: Database, token_id: str, *, now: dt.datetime | None =
             await write_audit(conn, "token_revoke", {"token_id": token_id})
     if changed:
         _revoked_here[db] = _revoked_here.get(db, 0) + 1
+        await publish_event(db, EVENT_TOKENS)
     return changed
 
 
@@ -365,6 +370,12 @@ class TokenCache:
     revoked_here: int = 0
     """Revocations this process made through the database, when last looked at."""
     checked_at: float = float("-inf")
+
+    def drop_all(self) -> None:
+        """Forget every checked token (a revocation was published); the next
+        call also rereads the tokens revision."""
+        self.entries.clear()
+        self.checked_at = float("-inf")
 
     async def caller(self, db: Database, header: str) -> Caller:
         now = self.clock()

@@ -11,6 +11,10 @@ the signed text cannot.
   accept it exactly once. A row expires when the signed thing would be refused
   as stale anyway; :func:`purge_used` deletes expired rows, and each worker's
   :class:`UsedPurger` runs it every few minutes.
+  With Redis configured (:mod:`healthcode.core.shared`), the digest is set
+  there instead (``SET NX`` with an expiry), shared by every node; Redis
+  unreachable refuses the use (``replay_check_unavailable``), never accepts
+  it unchecked.
 * Offline (:class:`SeenList`): a guard's verifier keeps the digests of the live
   codes it accepted in a small JSON file until they expire.
 """
@@ -33,6 +37,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from healthcode.core.clock import now_utc
+from healthcode.core.shared import shared_state
 from healthcode.core.storage import tables
 from healthcode.core.storage.database import Database
 from healthcode.core.storage.errors import StorageError
@@ -64,7 +69,12 @@ async def use_once(
     now: dt.datetime | None = None,
 ) -> bool:
     """Record the use of ``signed`` (the text a signature covers); False when it
-    was used before, by this worker or any other."""
+    was used before, by this worker or any other (any node's, with Redis)."""
+    shared = shared_state(db)
+    if shared is not None:
+        return await shared.use_once(
+            use_digest(purpose, signed), expires_at=expires_at, now=now or now_utc()
+        )
     table = tables.used_signatures
     insert = (sqlite.insert if db.backend == "sqlite" else postgresql.insert)(table).values(
         digest=use_digest(purpose, signed),

@@ -31,6 +31,16 @@ MEASURED_SLOW: dict[str, set[str]] = {
         "test_unreadable_input_is_a_coded_problem",
         "test_wrong_check_digit_is_a_200_with_problems",
     },
+    "test_redis_state.py": {
+        "test_a_live_code_verified_at_one_node_is_refused_at_another",
+        "test_a_pass_revocation_is_pushed_to_every_node",
+        "test_a_signed_request_counts_once_across_nodes",
+        "test_a_token_revoked_at_one_node_is_refused_at_another_at_once",
+        "test_redis_down_refuses_what_counts_once_and_recovers",
+        "test_shared_state_use_once_and_outage",
+        "test_the_address_rate_limit_counts_across_nodes",
+        "test_the_guard_token_limit_counts_across_nodes",
+    },
     "test_api_flows.py": {
         "test_tokens_cli_create_list_revoke",
     },
@@ -312,6 +322,8 @@ def tiers(item: pytest.Function) -> set[str]:
     )
     if "tesseract" in skip_reasons or any('which("tesseract")' in s for s in sources):
         found.add("ocr")
+    if item.get_closest_marker("multinode"):
+        found.add("multinode")  # several service processes, PostgreSQL and Redis: always slow
     if item.get_closest_marker("browser") or item.path.parent.name == "browser":
         found.add("browser")  # real Chromium (tests/browser): always slow
     slow = (

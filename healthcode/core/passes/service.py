@@ -27,6 +27,7 @@ from healthcode.core.passes.models import IssuedPass
 from healthcode.core.passes.passes import issue_pass
 from healthcode.core.passes.revocation import build_revocation_list
 from healthcode.core.privacy import subject_id_hex, subject_key_bytes
+from healthcode.core.shared import EVENT_PASS, publish_event
 from healthcode.core.status import purge_expired, resolve_status
 from healthcode.core.storage import tables
 from healthcode.core.storage.database import Database, write_audit
@@ -150,6 +151,7 @@ class PassService:
                 )
             ).all()
         revoked = 0
+        pushed: list[str] = []
         current: dict[bytes, Colour] = {}
         for row in rows:
             subject_key = bytes(row.subject_key)
@@ -170,22 +172,37 @@ class PassService:
                         )
                     )
                 self._revoked.add(bytes(row.pass_id))
+                pushed.append(bytes(row.pass_id).hex())
                 revoked += 1
         if revoked:
             async with self.db.begin() as conn:
                 await write_audit(conn, "revoke_passes", {"checked": len(rows), "revoked": revoked})
+        # Every node's workers learn of the revocations at once (with Redis),
+        # a thousand pass ids a message.
+        for start in range(0, len(pushed), 1000):
+            await publish_event(self.db, EVENT_PASS + ",".join(pushed[start : start + 1000]))
         return RevocationSummary(checked=len(rows), revoked=revoked)
 
     async def is_revoked(self, pass_id: bytes) -> bool:
         """The online check, from an in-memory set of revoked pass ids that is
         brought up to date at most ``REVOCATION_REFRESH_S`` seconds apart (one
         incremental read), so that a guard's scan costs no database round trip.
-        A revocation reaches every worker within that interval."""
+        A revocation reaches every worker within that interval; with Redis,
+        at once (published by the revoking worker, :meth:`revoked_elsewhere`)."""
         now = time.monotonic()
         if now - self._revoked_checked_at >= REVOCATION_REFRESH_S:
             await self._refresh_revoked()
             self._revoked_checked_at = now
         return pass_id in self._revoked
+
+    def revoked_elsewhere(self, pass_id: bytes) -> None:
+        """A revocation published by another worker or node (through Redis):
+        refused from now on, before the next read of the database."""
+        self._revoked.add(pass_id)
+
+    def reconcile(self) -> None:
+        """Read the revocations afresh at the next check (after missed messages)."""
+        self._revoked_checked_at = float("-inf")
 
     async def _refresh_revoked(self) -> None:
         revocations = tables.revocations

@@ -9,8 +9,10 @@ that need this node's database:
    through their signed lists, which an offline verifier loads);
 2. the live code's one use, shared by every worker through the database
    (:func:`~healthcode.core.replay.use_once`): racing workers insert the same
-   key and exactly one of them succeeds. Last, so that only a code that is
-   otherwise accepted uses up its one showing.
+   key and exactly one of them succeeds; with Redis configured, by every node
+   through Redis, and Redis unreachable refuses the scan with 503
+   ``replay_check_unavailable`` rather than accept it unchecked. Last, so
+   that only a code that is otherwise accepted uses up its one showing.
 
 The verifier's trust list follows the signed trust file and the key store on
 disk: a list or key rotation written by another worker or the CLI is picked up

@@ -385,8 +385,15 @@ class Database:
             return await conn.run_sync(_current_revision)
 
     async def migrate(self, target: str = "head") -> str | None:
-        """Apply the shipped migrations up to ``target``; returns the revision."""
+        """Apply the shipped migrations up to ``target``; returns the revision.
+
+        On PostgreSQL several nodes starting at once take turns through a
+        transaction-level advisory lock: the first migrates, the others wait
+        for its commit and then find nothing to do (DDL is transactional there)."""
         async with self.begin() as conn:
+            if self.backend == "postgresql":
+                key = sa.literal(_advisory_key("migrate"), sa.BigInteger)
+                await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
             await conn.run_sync(_upgrade, target)
         return await self.current_revision()
 

@@ -1,0 +1,391 @@
+"""Several nodes on one PostgreSQL and one Redis (issue 13), as real processes.
+
+Two service processes (``tests/clocked_uvicorn.py``, as the ``live_server``
+fixture runs one) on different ports share a PostgreSQL database and a Redis
+(the system Redis at 127.0.0.1:6379, or ``HEALTHCODE_TEST_REDIS_URL``, under a
+key prefix of this module's own, flushed before each test):
+
+* a live code verified at A is refused at B as replayed;
+* a guard token revoked (as ``healthcode tokens revoke`` does) is refused at B at once;
+* a rate limit of N per minute lets through at most N requests spread over both;
+* Redis stopped mid-run (a redis-server of the test's own): only the
+  documented answers, and service again once it is back, without a restart;
+* nodes starting at once against one PostgreSQL migrate it exactly once.
+
+Marked ``multinode`` (and so slow); PostgreSQL or Redis unreachable skips
+them, or fails them under ``CI=true``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from attrs import frozen
+from support.data import CLOCK_START
+from support.redis import (
+    OwnRedis,
+    flush_prefix,
+    own_redis,
+    redis_server_available,
+    shared_redis_reachable,
+    shared_redis_url,
+    unique_prefix,
+)
+
+from healthcode.core.auth import create_token, revoke_token, sign_request
+from healthcode.core.passes import HolderDevice, KeyStore
+from healthcode.core.privacy import document_key, subject_id_hex
+from healthcode.core.privacy.secrets import load_secrets
+from healthcode.core.storage import tables
+from healthcode.core.storage.database import Database, head_revision, init_instance
+from healthcode.core.storage.testing import (
+    create_postgres_database,
+    drop_postgres_database,
+    postgres_server_url,
+    truncate_all,
+)
+
+pytestmark = pytest.mark.multinode
+
+RATE_LIMIT = 20
+"""Requests per client address per minute at each node (counted across both)."""
+
+
+@frozen
+class Cluster:
+    urls: tuple[str, ...]
+    database_url: str
+    secrets_file: Path
+    redis_url: str
+    prefix: str
+    clock_start: float
+    """The nodes' clock (Unix seconds) when ``monotonic_start`` was read."""
+    monotonic_start: float
+
+    def now(self) -> dt.datetime:
+        """The nodes' clock now (they run on a shifted clock, see clocked_uvicorn.py)."""
+        elapsed = time.monotonic() - self.monotonic_start
+        return dt.datetime.fromtimestamp(self.clock_start + elapsed, dt.UTC)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _require(reason: str) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (required under CI)")
+    pytest.skip(reason)
+
+
+def _start_node(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("clocked_uvicorn.py")),
+            "--factory",
+            "healthcode.api.app:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        cwd=Path(__file__).parents[1],
+    )
+    return process, f"http://127.0.0.1:{port}"
+
+
+def _wait_ready(process: subprocess.Popen[bytes], url: str) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("a node did not start")
+        time.sleep(0.2)
+
+
+def _cluster(home: Path, database_url: str, redis_url: str) -> Iterator[Cluster]:
+    """Two nodes on ``database_url`` (set up here) and ``redis_url``."""
+    secrets = home / "secrets.json"
+
+    async def set_up() -> None:
+        db = Database(database_url)
+        try:
+            await db.migrate()
+            await truncate_all(db)
+        finally:
+            await db.dispose()
+        await init_instance(database_url, secrets)
+
+    asyncio.run(set_up())
+    if not (home / "keys").exists():
+        KeyStore(home / "keys").init("110000", "北京市", now=CLOCK_START)
+    prefix = unique_prefix()
+    clock_start, monotonic_start = CLOCK_START.timestamp(), time.monotonic()
+    env = os.environ | {
+        "HEALTHCODE_DATABASE_URL": database_url,
+        "HEALTHCODE_SECRETS_FILE": str(secrets),
+        "HEALTHCODE_KEYS_DIR": str(home / "keys"),
+        "HEALTHCODE_TRUST_FILE": str(home / "trust.hct"),
+        "HEALTHCODE_REDIS_URL": redis_url,
+        "HEALTHCODE_REDIS_PREFIX": prefix,
+        "HEALTHCODE_RATE_LIMIT_PER_MINUTE": str(RATE_LIMIT),
+        "HEALTHCODE_MIGRATE_ON_START": "0",
+        "HEALTHCODE_RUN_PURGE": "0",
+        "HEALTHCODE_TEST_CLOCK_START": repr(clock_start),
+        "HEALTHCODE_TEST_CLOCK_MONOTONIC": repr(monotonic_start),
+    }
+    nodes = [_start_node(env) for _ in range(2)]
+    try:
+        for process, url in nodes:
+            _wait_ready(process, url)
+        yield Cluster(
+            tuple(url for _, url in nodes),
+            database_url,
+            secrets,
+            redis_url,
+            prefix,
+            clock_start,
+            monotonic_start,
+        )
+    finally:
+        for process, _ in nodes:
+            process.terminate()
+        for process, _ in nodes:
+            process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    postgres_url: str | None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    if postgres_url is None:
+        _require("PostgreSQL not reachable")
+    assert postgres_url is not None
+    redis_url = shared_redis_url()
+    if not shared_redis_reachable(redis_url):
+        _require(f"Redis not reachable at {redis_url}")
+    yield from _cluster(tmp_path_factory.mktemp("multinode"), postgres_url, redis_url)
+
+
+@pytest.fixture
+def nodes(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> Cluster:
+    """The cluster, its Redis keys flushed; this process publishes as the CLI would."""
+    flush_prefix(cluster.redis_url, cluster.prefix)
+    monkeypatch.setenv("HEALTHCODE_REDIS_URL", cluster.redis_url)
+    monkeypatch.setenv("HEALTHCODE_REDIS_PREFIX", cluster.prefix)
+    return cluster
+
+
+# --- helpers: what an operator and a phone do -------------------------------------------
+
+
+def _db_call(cluster: Cluster, fn: Any, *args: Any) -> Any:
+    async def run() -> Any:
+        db = Database(cluster.database_url)
+        try:
+            return await fn(db, *args)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())
+
+
+def _guard(cluster: Cluster) -> tuple[str, dict[str, str]]:
+    token: str = _db_call(cluster, create_token, "guard", "gate 3")
+    return token.split("_")[2].split(".")[0], {"authorization": f"Bearer {token}"}
+
+
+async def _insert_subject(db: Database, key: bytes, device: HolderDevice) -> None:
+    now = dt.datetime.now(dt.UTC)
+    async with db.begin() as conn:
+        await conn.execute(
+            tables.subjects.insert().values(
+                subject_key=key,
+                kind="passport",
+                masked_name="QUARTERMAINE",
+                masked_number="Q7****21",
+                device_public_key=device.public_key_der,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+
+def _holder_with_pass(cluster: Cluster, number: str) -> tuple[HolderDevice, str, str]:
+    """A holder written into the database and a pass issued by node A."""
+    device = HolderDevice.generate("ES256")
+    secrets = load_secrets(cluster.secrets_file)
+    key = document_key(secrets, "passport", "GBR", number)
+    _db_call(cluster, _insert_subject, key, device)
+    subject = subject_id_hex(key)
+    signed = sign_request(device.private_key, subject, "POST", "/me/passes", now=cluster.now())
+    issued = httpx.post(f"{cluster.urls[0]}/me/passes", headers={"authorization": signed})
+    assert issued.status_code == 201, issued.text
+    return device, subject, issued.json()["text"]
+
+
+def _verify(url: str, guard: dict[str, str], code: str) -> httpx.Response:
+    return httpx.post(
+        f"{url}/guard/verifications", json={"presentation": code}, headers=guard, timeout=10
+    )
+
+
+# --- the cases ------------------------------------------------------------------------------
+
+
+def test_a_live_code_verified_at_a_is_refused_at_b(nodes: Cluster) -> None:
+    a, b = nodes.urls
+    _, guard = _guard(nodes)
+    device, _, issued = _holder_with_pass(nodes, "Q7654321")
+    code = device.present(issued, now=nodes.now())
+    first = _verify(a, guard, code).json()
+    assert (first["ok"], first["colour"]) == (True, "green")
+    again = _verify(b, guard, code).json()
+    assert (again["ok"], again["code"]) == (False, "presentation_replayed")
+
+
+def test_a_guard_token_revoked_is_refused_at_b_at_once(nodes: Cluster) -> None:
+    a, b = nodes.urls
+    token_id, guard = _guard(nodes)
+    assert _verify(a, guard, "HCP1:x").status_code == 200
+    assert _verify(b, guard, "HCP1:x").status_code == 200  # B's cache holds it now
+    assert _db_call(nodes, revoke_token, token_id)  # as `healthcode tokens revoke` does
+    revoked_at = time.monotonic()
+    status = 200
+    while status == 200 and time.monotonic() - revoked_at < 0.5:
+        status = _verify(b, guard, "HCP1:x").status_code
+    # Without the push B's cache answers for up to a second.
+    assert status == 401
+    assert time.monotonic() - revoked_at < 0.5
+
+
+def test_a_rate_limit_counts_across_both_nodes(nodes: Cluster) -> None:
+    answers = [
+        httpx.post(f"{nodes.urls[i % 2]}/guard/verifications", json={"presentation": "x"})
+        for i in range(RATE_LIMIT + 10)
+    ]
+    let_through = [r for r in answers if r.status_code != 429]
+    assert len(let_through) == RATE_LIMIT
+    refused = answers[-1]
+    assert refused.status_code == 429 and refused.json()["code"] == "too_many_requests"
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+
+
+@pytest.fixture
+def own_cluster(
+    postgres_url: str | None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Cluster, OwnRedis]]:
+    """Two nodes on a redis-server of the test's own, to stop and restart."""
+    if postgres_url is None:
+        _require("PostgreSQL not reachable")
+    if not redis_server_available():
+        _require("no redis-server")
+    assert postgres_url is not None
+    home = tmp_path_factory.mktemp("own-redis")
+    with own_redis(home) as redis:
+        for cluster in _cluster(home, postgres_url, redis.url):
+            yield cluster, redis
+
+
+def test_redis_stopped_mid_run_gives_only_documented_answers(
+    own_cluster: tuple[Cluster, OwnRedis], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cluster, redis = own_cluster
+    monkeypatch.setenv("HEALTHCODE_REDIS_URL", cluster.redis_url)
+    a, b = cluster.urls
+    _, guard = _guard(cluster)
+    device, subject, issued = _holder_with_pass(cluster, "Q7654322")
+    redis.stop()
+    try:
+        for url in (a, b):
+            down = _verify(url, guard, device.present(issued, now=cluster.now()))
+            assert down.status_code == 503 and down.json()["code"] == "replay_check_unavailable"
+            assert down.headers["retry-after"] == "2"
+            header = sign_request(
+                device.private_key, subject, "GET", "/me/status", now=cluster.now()
+            )
+            held = httpx.get(f"{url}/me/status", headers={"authorization": header})
+            assert held.status_code == 503 and held.json()["code"] == "replay_check_unavailable"
+            assert httpx.get(f"{url}/health/ready").status_code == 200
+            assert _verify(url, guard, "HCP1:x").status_code == 200  # local limits, cached token
+    finally:
+        redis.start()
+    code = device.present(issued, now=cluster.now())
+    assert _verify(a, guard, code).json()["ok"] is True
+    assert _verify(b, guard, code).json()["code"] == "presentation_replayed"
+    header = sign_request(device.private_key, subject, "GET", "/me/status", now=cluster.now())
+    assert httpx.get(f"{b}/me/status", headers={"authorization": header}).status_code == 200
+
+
+def test_nodes_starting_at_once_migrate_exactly_once(postgres_url: str | None) -> None:
+    if postgres_url is None:
+        _require("PostgreSQL not reachable")
+    server = postgres_server_url()
+
+    async def race() -> list[str | None]:
+        url = await create_postgres_database(server, prefix="healthcode_migrate")
+        dbs = [Database(url) for _ in range(4)]
+        try:
+            return list(await asyncio.gather(*(db.migrate() for db in dbs)))
+        finally:
+            for db in dbs:
+                await db.dispose()
+            await drop_postgres_database(server, url)
+
+    revisions = asyncio.run(race())
+    # Without the lock, racing migrations fail on tables another node just created.
+    assert revisions == [head_revision()] * 4
+
+
+def test_a_pass_revoked_through_a_is_refused_at_b_within_100_ms(nodes: Cluster) -> None:
+    a, b = nodes.urls
+    _, guard = _guard(nodes)
+    admin: str = _db_call(nodes, create_token, "admin", "operator")
+    device, _, issued = _holder_with_pass(nodes, "Q7654323")
+    # B has just read the revocations: it would not read them again for a second.
+    assert _verify(b, guard, device.present(issued, now=nodes.now())).json()["ok"] is True
+    day = nodes.now().astimezone(dt.timezone(dt.timedelta(hours=8))).date().isoformat()
+    imported = httpx.post(
+        f"{a}/admin/status-imports",
+        data={"day": day},
+        files=[
+            (
+                "file",
+                (
+                    "list.csv",
+                    b"kind,number,issuing_state,status\npassport,Q7654323,GBR,red\n",
+                    "text/csv",
+                ),
+            )
+        ],
+        headers={"authorization": f"Bearer {admin}"},
+        timeout=30,
+    )
+    assert imported.status_code == 201, imported.text
+    assert imported.json()["passes_revoked"] == 1
+    revoked_at = time.monotonic()
+    refused = _verify(b, guard, device.present(issued, now=nodes.now())).json()
+    assert (refused["ok"], refused["code"]) == (False, "revoked")
+    assert time.monotonic() - revoked_at < 0.1
