@@ -35,6 +35,7 @@ from healthcode.core.shared import (
     ReplayCheckUnavailableError,
     SharedState,
     publish_event,
+    shared_state,
 )
 from healthcode.core.storage import tables
 from healthcode.core.storage.database import Database, init_instance
@@ -268,8 +269,17 @@ async def test_a_token_revoked_at_one_node_is_refused_at_another_at_once(
 async def test_a_pass_revocation_is_pushed_to_every_node(nodes: tuple[Client, Client]) -> None:
     a, b = nodes
     pass_ids = [bytes.fromhex("ab" * 16), bytes.fromhex("cd" * 16)]
+    # Both nodes' listeners subscribe as their apps start; a message published
+    # before that reaches nobody (the database reconciles real revocations).
+    shared = shared_state(_svc(a).db)
+    assert shared is not None
+    for _ in range(500):
+        ((_, listeners),) = _in_app(a, shared.client.pubsub_numsub, shared.channel)
+        if listeners >= 2:
+            break
+        await asyncio.sleep(0.01)
     _in_app(a, publish_event, _svc(a).db, EVENT_PASS + ",".join(p.hex() for p in pass_ids))
-    for _ in range(50):
+    for _ in range(500):
         if pass_ids[-1] in _svc(b).passes._revoked:
             break
         await asyncio.sleep(0.01)
