@@ -34,4 +34,8 @@ def _start() -> float:
 
 if __name__ == "__main__":
     time_machine.travel(_start(), tick=True).start()
+    # time-machine's clock starts ticking at the first call of a time function,
+    # not when travel starts: without this call the seconds that importing the
+    # service takes would be lost, and the server's clock would lag the test's.
+    time.time()
     uvicorn.main.main()

@@ -14,14 +14,10 @@ import asyncio
 import datetime as dt
 import functools
 import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pluggy
 import pytest
 import time_machine
@@ -32,6 +28,7 @@ os.environ["HEALTHCODE_DISABLE_PLUGIN_AUTOLOAD"] = "1"
 
 from support.backends import Backend, LiveServer
 from support.data import CLOCK_START, TODAY
+from support.processes import start_clocked_server, wait_ready
 from support.tiers import tiers
 
 from healthcode.core.passes import KeyStore
@@ -108,12 +105,6 @@ def clock(_controlled_clock: time_machine.Coordinates | None) -> time_machine.Co
     return _controlled_clock
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """The real service under uvicorn on a free loopback port, with its own
@@ -124,7 +115,6 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     with time_machine.travel(CLOCK_START, tick=True):
         asyncio.run(init_instance(url, home / "secrets.json"))
         KeyStore(home / "keys").init("110000", "北京市")
-    port = _free_port()
     env = os.environ | {
         "HEALTHCODE_DATABASE_URL": url,
         "HEALTHCODE_SECRETS_FILE": str(home / "secrets.json"),
@@ -136,34 +126,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     # The system-wide monotonic clock at that instant: the server adds the time
     # its start-up took, so that its clock does not lag the test's by it.
     env["HEALTHCODE_TEST_CLOCK_MONOTONIC"] = repr(time.monotonic())
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            str(Path(__file__).with_name("clocked_uvicorn.py")),
-            "--factory",
-            "healthcode.api.app:create_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        cwd=Path(__file__).parents[1],
-    )
-    base = f"http://127.0.0.1:{port}"
+    server, base = start_clocked_server(env)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the service did not start")
-            time.sleep(0.2)
+        wait_ready(server, base)
         yield LiveServer(base, home, url, clock_offset)
     finally:
         server.terminate()

@@ -18,7 +18,6 @@ import datetime as dt
 import itertools
 import json
 import random
-import socket
 import stat
 import threading
 import time
@@ -36,6 +35,7 @@ from litestar.testing import AsyncTestClient
 from support.backends import LiveServer
 from support.data import CLOCK_START, FACES
 from support.faces import require_face_models
+from support.processes import free_port
 from typer.testing import CliRunner
 
 from healthcode.api.app import create_app
@@ -232,14 +232,8 @@ def _faces(paths: Sequence[Path]) -> list[str]:
     return [arg for path in paths for arg in ("--face", str(path))]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_an_unreachable_server_is_named_not_a_traceback(tmp_path: Path) -> None:
-    server = f"http://127.0.0.1:{_free_port()}"
+    server = f"http://127.0.0.1:{free_port()}"
     result = CliRunner().invoke(
         cli, ["demo", "--server", server, "--out", str(tmp_path / "out"), *_faces(OBAMA)]
     )
@@ -272,7 +266,7 @@ class ThreadedServer:
     def __init__(self, app: Litestar) -> None:
         import uvicorn
 
-        self.port = _free_port()
+        self.port = free_port()
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

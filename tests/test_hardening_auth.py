@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from support.backends import Backend
+from support.holders import insert_subject
 from support.passes import NOW, Instance, at
 from typer.testing import CliRunner
 
@@ -92,28 +93,12 @@ def _in_app(
     return client.blocking_portal.call(functools.partial(fn, *args, **kwargs))
 
 
-async def _insert_subject(db: Database, key: bytes, device: HolderDevice) -> None:
-    now = dt.datetime.now(dt.UTC)
-    async with db.begin() as conn:
-        await conn.execute(
-            tables.subjects.insert().values(
-                subject_key=key,
-                kind="passport",
-                masked_name="QUARTERMAINE",
-                masked_number="Q7****21",
-                device_public_key=device.public_key_der,
-                created_at=now,
-                updated_at=now,
-            )
-        )
-
-
 def _holder(client: AsyncTestClient[Litestar], device: HolderDevice) -> str:
     """A subject bound to ``device``, written straight into the database (the
     face work of enrollment is covered by tests/test_api_flows.py)."""
     svc = _svc(client)
     key = document_key(svc.secrets, "passport", "GBR", "Q7654321")
-    _in_app(client, _insert_subject, svc.db, key, device)
+    _in_app(client, insert_subject, svc.db, key, device)
     return subject_id_hex(key)
 
 

@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 from litestar.testing import AsyncTestClient
+from support.processes import free_port
 
 from healthcode.api.app import create_app
 from healthcode.api.settings import Settings
@@ -192,12 +192,6 @@ async def test_the_app_leaves_logging_alone_and_readiness_checks_are_quiet(
 # --- the real server --------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def serve_logs() -> Callable[..., list[str]]:
     """Runs the real ``healthcode serve`` in a subprocess, in a home of its own."""
@@ -205,7 +199,7 @@ def serve_logs() -> Callable[..., list[str]]:
     def _serve(home: Path, **env: str) -> list[str]:
         """Start ``healthcode serve`` in ``home``, ask for readiness and a page,
         stop it; its stderr lines."""
-        port = _free_port()
+        port = free_port()
         environment = os.environ | {
             "HOME": str(home),
             "XDG_DATA_HOME": str(home / "data"),

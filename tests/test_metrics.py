@@ -32,6 +32,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient, TestClient
 from PIL import Image as PILImage
 from prometheus_client.parser import text_string_to_metric_families
+from support.faces import AcceptingFaces
 
 import healthcode.plugins.authority_status as authority_status
 import healthcode.plugins.id_card as id_card
@@ -43,11 +44,7 @@ from healthcode.cli import serve
 from healthcode.core import hookspecs
 from healthcode.core.auth import create_token, sign_request
 from healthcode.core.hookspecs import hookimpl
-from healthcode.core.images import image_from_array
 from healthcode.core.models import (
-    Document,
-    Face,
-    FaceMatch,
     Image,
     LivenessAction,
     LivenessChallenge,
@@ -60,15 +57,13 @@ from healthcode.core.storage import tables
 from healthcode.core.storage.database import Database, init_instance
 from healthcode.testing.resident_id import random_resident_id
 
-PHOTO = image_from_array([[[128, 128, 128]] * 32] * 32)
-
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
 
 
-class StandInFaces:
+class StandInFaces(AcceptingFaces):
     """Faces that match; liveness passes unless ``refuse`` names reasons, and
     waits for ``gate`` when one is set (to hold face work in flight)."""
 
@@ -85,22 +80,6 @@ class StandInFaces:
         ]
 
     @hookimpl
-    def healthcode_detect_faces(self, image: Image) -> Sequence[Face]:
-        return [Face(box=(0.0, 0.0, float(image.width), float(image.height)), score=1.0)]
-
-    @hookimpl
-    def healthcode_assess_face_quality(self, image: Image, faces: Sequence[Face]) -> list[Any]:
-        return []
-
-    @hookimpl
-    def healthcode_face_template(self, image: Image, face: Face) -> bytes:
-        return b"template"
-
-    @hookimpl
-    def healthcode_compare_templates(self, a: bytes, b: bytes) -> FaceMatch:
-        return FaceMatch(similarity=1.0, threshold=0.5, is_match=True)
-
-    @hookimpl
     def healthcode_check_liveness(
         self, challenge: LivenessChallenge, frames: Sequence[Image]
     ) -> LivenessResult:
@@ -110,10 +89,6 @@ class StandInFaces:
         if self.refuse:
             return LivenessResult(passed=False, score=0.1, reasons=self.refuse)
         return LivenessResult(passed=True, score=1.0)
-
-    @hookimpl
-    def healthcode_reference_face(self, document: Document) -> Image:
-        return PHOTO
 
 
 @pytest.fixture

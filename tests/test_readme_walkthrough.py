@@ -19,7 +19,6 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from pathlib import Path
 import pytest
 from support.data import ROOT
 from support.faces import require_face_models
+from support.processes import free_port
 from time_machine import escape_hatch
 
 README = ROOT / "README.md"
@@ -43,6 +43,7 @@ if _start is not None:
     import time_machine
 
     time_machine.travel(time.time() + float(_start), tick=True).start()
+    time.time()  # the clock ticks from its first reading, not from travel's start
 """
 
 
@@ -54,12 +55,6 @@ def walkthrough_script() -> str:
     blocks = re.findall(r"```sh\n(.*?)```", section, flags=re.DOTALL)
     assert blocks, "the demo section has no sh block"
     return "\n".join(blocks)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_the_demo_section_is_a_script_of_healthcode_commands() -> None:
@@ -98,7 +93,7 @@ def _environment(tmp_path: Path) -> dict[str, str]:
 
 def test_the_readme_demo_walkthrough_admits_the_demo_holder(tmp_path: Path) -> None:
     require_face_models()
-    port = _free_port()
+    port = free_port()
     script = walkthrough_script().replace("8000", str(port))
     (tmp_path / "walkthrough.sh").write_text(script, encoding="utf-8")
     process = subprocess.Popen(

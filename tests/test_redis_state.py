@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from support.holders import insert_subject
 from support.redis import OwnRedis, own_redis, redis_server_available
 
 from healthcode.api.app import create_app
@@ -107,26 +108,10 @@ def _in_app(client: Client, fn: Callable[..., Awaitable[T]], *args: Any, **kwarg
     return client.blocking_portal.call(functools.partial(fn, *args, **kwargs))
 
 
-async def _insert_subject(db: Database, key: bytes, device: HolderDevice) -> None:
-    now = dt.datetime.now(dt.UTC)
-    async with db.begin() as conn:
-        await conn.execute(
-            tables.subjects.insert().values(
-                subject_key=key,
-                kind="passport",
-                masked_name="QUARTERMAINE",
-                masked_number="Q7****21",
-                device_public_key=device.public_key_der,
-                created_at=now,
-                updated_at=now,
-            )
-        )
-
-
 def _holder(client: Client, device: HolderDevice) -> str:
     svc = _svc(client)
     key = document_key(svc.secrets, "passport", "GBR", "Q7654321")
-    _in_app(client, _insert_subject, svc.db, key, device)
+    _in_app(client, insert_subject, svc.db, key, device)
     return subject_id_hex(key)
 
 

@@ -26,6 +26,7 @@ import pluggy
 import pytest
 import sqlalchemy as sa
 from attrs import define
+from support.faces import GREY_PHOTO, AcceptingFaces
 from typer.testing import CliRunner
 
 import healthcode.plugins.authority_status as authority_status
@@ -41,16 +42,8 @@ from healthcode.core.enrollment import (
     EnrollmentService,
     LivenessAnswer,
 )
-from healthcode.core.hookspecs import hookimpl
-from healthcode.core.images import image_from_array
 from healthcode.core.models import (
     Colour,
-    Document,
-    Face,
-    FaceMatch,
-    Image,
-    LivenessChallenge,
-    LivenessResult,
     Subject,
 )
 from healthcode.core.passes import KeyStore, TrustStore, export_issuer
@@ -82,40 +75,6 @@ NEXT_DAY = dt.datetime(2026, 11, 27, 0, 30, tzinfo=SHANGHAI)
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
-
-
-# --- a face plugin that accepts everyone (enrollment's wiring, not faces, is tested) ---
-
-
-class AcceptingFaces:
-    @hookimpl
-    def healthcode_detect_faces(self, image: Image) -> Sequence[Face]:
-        return [Face(box=(0.0, 0.0, float(image.width), float(image.height)), score=1.0)]
-
-    @hookimpl
-    def healthcode_assess_face_quality(self, image: Image, faces: Sequence[Face]) -> list[Any]:
-        return []
-
-    @hookimpl
-    def healthcode_face_template(self, image: Image, face: Face) -> bytes:
-        return b"template"
-
-    @hookimpl
-    def healthcode_compare_templates(self, a: bytes, b: bytes) -> FaceMatch:
-        return FaceMatch(similarity=1.0, threshold=0.5, is_match=True)
-
-    @hookimpl
-    def healthcode_check_liveness(
-        self, challenge: LivenessChallenge, frames: Sequence[Image]
-    ) -> LivenessResult:
-        return LivenessResult(passed=True, score=1.0)
-
-    @hookimpl
-    def healthcode_reference_face(self, document: Document) -> Image:
-        return PHOTO
-
-
-PHOTO = image_from_array([[[128, 128, 128]] * 32] * 32)
 
 
 @pytest.fixture
@@ -279,8 +238,8 @@ async def enroll(
             EnrollmentRequest(
                 submission=submission,
                 declared_name="张伟",
-                liveness=LivenessAnswer(challenge.nonce, [PHOTO]),
-                capture=PHOTO,
+                liveness=LivenessAnswer(challenge.nonce, [GREY_PHOTO]),
+                capture=GREY_PHOTO,
                 warnings=tuple(warnings),
             ),
             now=NOW,

@@ -12,13 +12,22 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
 from attrs import frozen
 
 from healthcode.core.hookspecs import hookimpl
 from healthcode.core.images import image_from_array, read_image_file
-from healthcode.core.models import Document, Image
+from healthcode.core.models import (
+    Document,
+    Face,
+    FaceMatch,
+    Image,
+    LivenessChallenge,
+    LivenessResult,
+)
 
 from .data import FACES
 
@@ -87,3 +96,39 @@ class AuthorityPhotos:
     def healthcode_reference_face(self, document: Document) -> Image | None:
         name = self.photos.get(document.number)
         return photo(name) if name else None
+
+
+GREY_PHOTO = image_from_array([[[128, 128, 128]] * 32] * 32)
+"""A plain 32x32 grey image: the reference face of :class:`AcceptingFaces`."""
+
+
+class AcceptingFaces:
+    """A face plugin that accepts everyone: for tests of enrollment's wiring,
+    not of faces. Every image holds one face that matches every template, and
+    liveness passes (subclasses override :meth:`healthcode_check_liveness`)."""
+
+    @hookimpl
+    def healthcode_detect_faces(self, image: Image) -> Sequence[Face]:
+        return [Face(box=(0.0, 0.0, float(image.width), float(image.height)), score=1.0)]
+
+    @hookimpl
+    def healthcode_assess_face_quality(self, image: Image, faces: Sequence[Face]) -> list[Any]:
+        return []
+
+    @hookimpl
+    def healthcode_face_template(self, image: Image, face: Face) -> bytes:
+        return b"template"
+
+    @hookimpl
+    def healthcode_compare_templates(self, a: bytes, b: bytes) -> FaceMatch:
+        return FaceMatch(similarity=1.0, threshold=0.5, is_match=True)
+
+    @hookimpl
+    def healthcode_check_liveness(
+        self, challenge: LivenessChallenge, frames: Sequence[Image]
+    ) -> LivenessResult:
+        return LivenessResult(passed=True, score=1.0)
+
+    @hookimpl
+    def healthcode_reference_face(self, document: Document) -> Image:
+        return GREY_PHOTO

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from litestar import Litestar
@@ -9,6 +10,8 @@ from litestar.testing import AsyncTestClient
 
 from healthcode.core.auth import sign_request
 from healthcode.core.passes import HolderDevice
+from healthcode.core.storage import tables
+from healthcode.core.storage.database import Database
 
 
 async def signed_multipart(
@@ -26,3 +29,30 @@ async def signed_multipart(
         device.private_key, subject_id, "POST", path, body
     )
     return await client.send(request)
+
+
+async def insert_subject(
+    db: Database,
+    key: bytes,
+    device: HolderDevice,
+    *,
+    kind: str = "passport",
+    masked_name: str = "QUARTERMAINE",
+    masked_number: str = "Q7****21",
+) -> None:
+    """A subject bound to ``device``, written straight into the database: for
+    tests of what comes after enrollment (the face work of enrollment is
+    covered by tests/test_api_flows.py)."""
+    now = dt.datetime.now(dt.UTC)
+    async with db.begin() as conn:
+        await conn.execute(
+            tables.subjects.insert().values(
+                subject_key=key,
+                kind=kind,
+                masked_name=masked_name,
+                masked_number=masked_number,
+                device_public_key=device.public_key_der,
+                created_at=now,
+                updated_at=now,
+            )
+        )
