@@ -207,6 +207,50 @@ async def setup_instance(backend: str, root: Path, holders: int, template: bytes
     return Instance(root, url, backend, env, seeded, guard, drop_from)
 
 
+def save_instance(instance: Instance) -> None:
+    """Write ``instance`` (device keys included) to ``instance.json`` in its root."""
+    for i, h in enumerate(instance.holders):
+        h.device.save(instance.root / "devices" / f"{i}.pem")
+    record = {
+        "url": instance.url,
+        "backend": instance.backend,
+        "env": instance.env,
+        "guard_token": instance.guard_token,
+        "drop_from": instance.drop_from,
+        "holders": [[h.subject_id, h.pass_text] for h in instance.holders],
+    }
+    (instance.root / "instance.json").write_text(json.dumps(record))
+
+
+def load_instance(root: Path) -> Instance:
+    record = json.loads((root / "instance.json").read_text())
+    holders = [
+        Holder(subject_id, HolderDevice.load(root / "devices" / f"{i}.pem"), pass_text)
+        for i, (subject_id, pass_text) in enumerate(record["holders"])
+    ]
+    return Instance(
+        root,
+        record["url"],
+        record["backend"],
+        record["env"],
+        holders,
+        record["guard_token"],
+        record["drop_from"],
+    )
+
+
+def setup_with(source: Path, backend: str, root: Path, holders: int, template: bytes) -> Instance:
+    """``setup_instance`` by ``source``'s copy of the package (its own schema
+    and migrations), in a child process."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "template.bin").write_bytes(template)
+    command = [sys.executable, str(Path(__file__).resolve()), "--setup-only", str(root)]
+    command += ["--backends", backend, "--holders", str(holders)]
+    env = {**os.environ, "PYTHONPATH": str(source)}
+    subprocess.run(command, env=env, cwd=root, check=True)
+    return load_instance(root)
+
+
 async def teardown_instance(instance: Instance) -> None:
     if instance.drop_from is not None:
         await drop_postgres_database(instance.drop_from, instance.url)
@@ -222,17 +266,10 @@ def free_port() -> int:
         return port
 
 
-# Runs `healthcode` from another copy of the package (``--source``): the
-# editable install's import hook would otherwise win over PYTHONPATH.
-LAUNCHER = """
-import sys
-source = sys.argv.pop(1)
-sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f)]
-sys.path.insert(0, source)
-from healthcode.cli.main import main
-sys.argv[0] = "healthcode"
-main()
-"""
+# ``--source``/``--baseline``: serve from another copy of the package. The
+# console script's first path entry is .venv/bin, and PYTHONPATH comes before
+# the editable install's finder, so the server and every uvicorn worker it
+# spawns import that copy.
 SOURCE: Path | None = None
 
 
@@ -258,14 +295,17 @@ SERVER_PIDS: dict[str, int] = {}
 
 
 @contextlib.contextmanager
-def server(instance: Instance, workers: int, extra_env: dict[str, str]) -> Iterator[str]:
-    """``healthcode serve`` in its own process group; killed on exit."""
+def server(
+    instance: Instance, workers: int, extra_env: dict[str, str], source: Path | None = None
+) -> Iterator[str]:
+    """``healthcode serve`` in its own process group; killed on exit. ``source``
+    (default ``--source``): another copy of the package to serve from."""
     port = free_port()
     env = {**os.environ, **instance.env, **extra_env}
+    source = source or SOURCE
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
     launch = [str(HEALTHCODE)]
-    if SOURCE is not None:
-        # One worker only: uvicorn's worker processes would import the tree.
-        launch = [sys.executable, "-c", LAUNCHER, str(SOURCE)]
     log = open(instance.root / f"server-{port}.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         [
@@ -329,6 +369,9 @@ class RunResult:
     generator: str
     server_cpu_s: float = 0.0
     """CPU time the server used during the run (every worker and thread)."""
+    accepted: int | None = None
+    """Verifications answered ``ok: true`` (wrk only): a stale or replayed
+    live code is refused with 200 too, and costs less."""
 
     @property
     def rate(self) -> float:
@@ -345,24 +388,43 @@ def _lua_string(data: bytes | str) -> str:
     return json.dumps(text)  # a JSON string of ASCII is a valid Lua string literal
 
 
+WRK_READER = r"""
+function read_requests(path)
+  local out = {}
+  for line in io.lines(path) do
+    local f = {}
+    for field in (line .. "\t"):gmatch("([^\t]*)\t") do table.insert(f, field) end
+    local headers = {}
+    for k = 4, #f - 1, 2 do headers[f[k]] = f[k + 1] end
+    local body = nil
+    if f[3] ~= "" then body = f[3] end
+    table.insert(out, {f[1], f[2], headers, body})
+  end
+  return out
+end
+"""
+
 WRK_SCRIPT = r"""
 local threads = {}
 local n = #reqs
 function setup(thread)
   thread:set("id", #threads)
+  thread:set("nthreads", nthreads)
   table.insert(threads, thread)
 end
 function init(args)
   codes = {}
   missing = 0
   seen = 0
-  i = id * 7919
+  accepted = 0
+  -- Thread t sends requests t, t + nthreads, ...: each signed request once.
+  i = id - nthreads
 end
 function delay()
   return pace_ms
 end
 function request()
-  i = i + 1
+  i = i + nthreads
   local r = reqs[(i % n) + 1]
   return wrk.format(r[1], r[2], r[3], r[4])
 end
@@ -373,23 +435,28 @@ function response(status, headers, body)
     missing = missing + 1
   end
   seen = seen + 1
+  -- A verification refused (stale, replayed) is a 200 too: count acceptances.
+  if body ~= nil and body:find('"ok":true', 1, true) then accepted = accepted + 1 end
   if seen >= max_per_thread then wrk.thread:stop() end
 end
 function done(summary, latency, requests)
   local agg = {}
   local miss = 0
+  local acc = 0
   for _, t in ipairs(threads) do
     for k, v in pairs(t:get("codes")) do agg[k] = (agg[k] or 0) + v end
     miss = miss + t:get("missing")
+    acc = acc + t:get("accepted")
   end
   local parts = {}
   for k, v in pairs(agg) do table.insert(parts, string.format('"%d": %d', k, v)) end
   local e = summary.errors
   io.write(string.format(
     'WRKJSON {"requests": %d, "duration_us": %d, "codes": {%s}, "missing": %d, ' ..
+    '"accepted": %d, ' ..
     '"p50": %d, "p99": %d, "max": %d, "errors": {"connect": %d, "read": %d, ' ..
     '"write": %d, "status": %d, "timeout": %d}}\n',
-    summary.requests, summary.duration, table.concat(parts, ", "), miss,
+    summary.requests, summary.duration, table.concat(parts, ", "), miss, acc,
     latency:percentile(50), latency:percentile(99), latency.max,
     e.connect, e.read, e.write, e.status, e.timeout))
 end
@@ -407,18 +474,24 @@ def run_wrk(
     pace_ms: int,
 ) -> RunResult:
     threads = 2
-    lines = ["reqs = {"]
-    for r in requests:
-        headers = ", ".join(f"[{_lua_string(k)}] = {_lua_string(v)}" for k, v in r.headers.items())
-        body = _lua_string(r.body) if r.body else "nil"
-        lines.append(
-            f"  {{{_lua_string(r.method)}, {_lua_string(r.path)}, {{{headers}}}, {body}}},"
-        )
-    lines.append("}")
+    # The requests go in a data file, one a line (method, path, body, then
+    # header names and values, tab-separated): a Lua chunk holds at most
+    # 65,536 constants, fewer than the requests a run signs.
+    data = root / "requests.tsv"
+    with data.open("w", encoding="utf-8") as out:
+        for r in requests:
+            fields = [r.method, r.path, r.body.decode()]
+            for k, v in r.headers.items():
+                fields += [k, v]
+            if any("\t" in f or "\n" in f for f in fields):
+                raise ValueError("a request field holds a tab or a line break")
+            out.write("\t".join(fields) + "\n")
+    lines = [f"reqs = read_requests({_lua_string(str(data))})"]
     lines.append(f"max_per_thread = {max(1, max_requests // threads)}")
+    lines.append(f"nthreads = {threads}")
     lines.append(f"pace_ms = {pace_ms}")
     script = root / "load.lua"
-    script.write_text("\n".join(lines) + WRK_SCRIPT)
+    script.write_text(WRK_READER + "\n".join(lines) + WRK_SCRIPT)
     command = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration:g}s"]
     command += ["--timeout", f"{timeout_s:g}s", "-s", str(script), base]
     done = subprocess.run(
@@ -437,6 +510,7 @@ def run_wrk(
         max_ms=data["max"] / 1000,
         socket_errors={k: v for k, v in data["errors"].items() if k != "status"},
         missing_retry_after=data["missing"],
+        accepted=data["accepted"],
         generator="wrk",
     )
 
@@ -461,15 +535,14 @@ async def _httpx_load(
     started = time.perf_counter()
     deadline = started + duration
 
-    async def worker(client: httpx.AsyncClient, offset: int) -> None:
+    async def worker(client: httpx.AsyncClient) -> None:
         nonlocal missing, sent
-        i = offset
         while time.perf_counter() < deadline and sent < max_requests:
+            # One shared counter: each signed request is sent once.
+            r = requests[sent % len(requests)]
             sent += 1
             if pace_ms:
                 await asyncio.sleep(pace_ms / 1000)
-            r = requests[i % len(requests)]
-            i += 1
             t = time.perf_counter()
             try:
                 response = await client.request(
@@ -487,7 +560,7 @@ async def _httpx_load(
                 missing += 1
 
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=timeout_s) as client:
-        await asyncio.gather(*(worker(client, k * 7919) for k in range(connections)))
+        await asyncio.gather(*(worker(client) for _ in range(connections)))
     seconds = time.perf_counter() - started
     latencies.sort()
 
@@ -540,37 +613,49 @@ def run_load(
     return result
 
 
-def verification_requests(instance: Instance) -> list[Request]:
-    """Fresh presentations (valid 30 s), one per seeded holder."""
+def _moments(count: int, holders: int) -> list[dt.datetime]:
+    """One signing time per request: the ``k``-th request of a holder is signed
+    ``k`` ms after the first, so that no two requests sign the same text (the
+    service accepts each signed request and each live code once)."""
+    start = now_utc()
+    return [start + dt.timedelta(milliseconds=k // holders) for k in range(count)]
+
+
+def verification_requests(instance: Instance, count: int | None = None) -> list[Request]:
+    """``count`` fresh presentations (valid 30 s), each a different live code,
+    rotated over the seeded holders."""
     headers = {
         "authorization": f"Bearer {instance.guard_token}",
         "content-type": "application/json",
     }
+    n = len(instance.holders)
     return [
         Request(
             "POST",
             "/guard/verifications",
             headers,
-            json.dumps({"presentation": h.device.present(h.pass_text)}).encode(),
+            json.dumps(
+                {
+                    "presentation": instance.holders[k % n].device.present(
+                        instance.holders[k % n].pass_text, moment
+                    )
+                }
+            ).encode(),
         )
-        for h in instance.holders
+        for k, moment in enumerate(_moments(count or n, n))
     ]
 
 
-def status_requests(instance: Instance) -> list[Request]:
-    """Fresh device signatures (valid 60 s), one per seeded holder."""
-    return [
-        Request(
-            "GET",
-            "/me/status",
-            {
-                "authorization": sign_request(
-                    h.device.private_key, h.subject_id, "GET", "/me/status"
-                )
-            },
-        )
-        for h in instance.holders
-    ]
+def status_requests(instance: Instance, count: int | None = None) -> list[Request]:
+    """``count`` fresh device signatures (valid 60 s), each signing a different
+    time, rotated over the seeded holders."""
+    n = len(instance.holders)
+    out: list[Request] = []
+    for k, moment in enumerate(_moments(count or n, n)):
+        h = instance.holders[k % n]
+        auth = sign_request(h.device.private_key, h.subject_id, "GET", "/me/status", now=moment)
+        out.append(Request("GET", "/me/status", {"authorization": auth}))
+    return out
 
 
 def check_sample(base: str, request: Request, expect: dict[str, Any]) -> str | None:
@@ -737,6 +822,7 @@ def row(label: str, r: RunResult) -> dict[str, Any]:
         "codes": {str(k): v for k, v in sorted(r.codes.items())},
         "socket_errors": r.socket_errors,
         "missing_retry_after": r.missing_retry_after,
+        "accepted": r.accepted,
         "generator": r.generator,
     }
 
@@ -744,17 +830,18 @@ def row(label: str, r: RunResult) -> dict[str, Any]:
 def markdown(results: dict[str, Any]) -> str:
     """The results as the tables in bench/API.md."""
     out = [
-        "| run | requests | req/s | p50 ms | p99 ms | max ms | server CPU ms/req | codes |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "| run | requests | req/s | p50 ms | p99 ms | max ms | server CPU ms/req | codes "
+        "| ok: true |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for r in results["runs"]:
         if "skipped" in r:
-            out.append(f"| {r['run']} | skipped: {r['skipped']} | | | | | | |")
+            out.append(f"| {r['run']} | skipped: {r['skipped']} | | | | | | | |")
             continue
         out.append(
             f"| {r['run']} | {r['requests']:,} | {r['per_second']:,} | {r['p50_ms']} | "
             f"{r['p99_ms']} | {r['max_ms']} | {r['server_cpu_ms_per_request']} | "
-            f"{json.dumps(r['codes'])} |"
+            f"{json.dumps(r['codes'])} | {r.get('accepted', '')} |"
         )
     if results["overload"]:
         out += [
@@ -794,10 +881,10 @@ def guards_meanwhile(
     out.append(
         run_load(
             base,
-            verification_requests(instance),
+            verification_requests(instance, 1_950),
             connections=20,
             duration=15,
-            max_requests=5_000,
+            max_requests=1_900,
             timeout_s=timeout_s,
             root=root,
             rate=100,
@@ -811,6 +898,47 @@ def overload_verdict(r: RunResult) -> bool:
     return bad_codes == 0 and hung == 0 and r.missing_retry_after == 0
 
 
+RUNS: list[dict[str, Any]] = []
+"""Rows of the last ``throughput_runs``."""
+
+
+def throughput_runs(base: str, instance: Instance, root: Path, name: str, args: Any) -> None:
+    """The saturation runs (and the paced one) against one server, into ``RUNS``."""
+    load = {
+        "duration": args.duration,
+        # Never more than were signed: a signed request sent twice is refused.
+        "max_requests": min(args.max_requests, args.presigned - 2 * args.connections),
+        "timeout_s": args.timeout,
+    }
+    for what, make, expect in (
+        ("verification", verification_requests, {"ok": True}),
+        ("status", status_requests, {"colour": "green"}),
+    ):
+        label = f"{what} {name}"
+        if what not in args.only:
+            continue
+        problem = check_sample(base, make(instance, 1)[0], expect)
+        if problem is not None:
+            RUNS.append({"run": label, "skipped": problem})
+            print(json.dumps(RUNS[-1]), flush=True)
+            continue
+        reqs = make(instance, args.presigned)
+        r = run_load(base, reqs, connections=args.connections, root=root, **load)
+        RUNS.append(row(label, r))
+        print(json.dumps(RUNS[-1]), flush=True)
+    if args.paced:
+        r = run_load(
+            base,
+            verification_requests(instance, args.presigned),
+            connections=args.connections,
+            root=root,
+            rate=args.paced,
+            **load,
+        )
+        RUNS.append(row(f"verification {name}, paced {args.paced:.0f}/s", r))
+        print(json.dumps(RUNS[-1]), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per run")
@@ -820,6 +948,13 @@ def main() -> None:
         "--overload-rate", type=float, help="offered req/s; default 3x the 1-worker rate"
     )
     parser.add_argument("--max-requests", type=int, default=300_000, help="cap per run")
+    parser.add_argument(
+        "--presigned",
+        type=int,
+        default=80_000,
+        help="requests signed afresh before each run (each is accepted once); a run "
+        "sends at most this many, less twice the connections",
+    )
     parser.add_argument("--timeout", type=float, default=10.0, help="per request, seconds")
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--backends", default="sqlite,postgresql")
@@ -841,11 +976,26 @@ def main() -> None:
     parser.add_argument(
         "--source",
         type=Path,
-        help="serve from this copy of the package (to measure a candidate change; 1 worker)",
+        help="serve from this copy of the package (to measure a candidate change)",
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="also run each throughput configuration against this copy of the package "
+        "(e.g. `git worktree add /tmp/base <commit>`), right after the current tree's "
+        "run, on the same instance: rows labelled '(baseline)'",
+    )
+    parser.add_argument("--setup-only", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     global SOURCE
     SOURCE = args.source
+    if args.setup_only is not None:
+        # A child of ``setup_with``: set up an instance with this copy of the package.
+        template = (args.setup_only / "template.bin").read_bytes()
+        save_instance(
+            asyncio.run(setup_instance(args.backends, args.setup_only, args.holders, template))
+        )
+        return
 
     template = face_template()
     workers = [int(w) for w in args.workers.split(",")]
@@ -865,46 +1015,32 @@ def main() -> None:
     }
     load = {
         "duration": args.duration,
-        "max_requests": args.max_requests,
+        # Never more than were signed: a signed request sent twice is refused.
+        "max_requests": min(
+            args.max_requests,
+            args.presigned - 2 * max(args.connections, args.overload_connections),
+        ),
         "timeout_s": args.timeout,
     }
     for backend in args.backends.split(","):
         with tempfile.TemporaryDirectory(prefix="hc-bench-api-") as tmp:
             root = Path(tmp)
             instance = asyncio.run(setup_instance(backend, root, args.holders, template))
+            baseline = None
             try:
+                if args.baseline is not None:
+                    baseline = setup_with(
+                        args.baseline, backend, root / "baseline", args.holders, template
+                    )
                 for n in workers:
-                    with server(instance, n, fast) as base:
-                        for what, make, expect in (
-                            ("verification", verification_requests, {"ok": True}),
-                            ("status", status_requests, {"colour": "green"}),
-                        ):
-                            label = f"{what} {backend} {n}w"
-                            if what not in args.only:
-                                continue
-                            reqs = make(instance)
-                            problem = check_sample(base, reqs[0], expect)
-                            if problem is not None:
-                                results["runs"].append({"run": label, "skipped": problem})
-                                print(json.dumps(results["runs"][-1]), flush=True)
-                                continue
-                            r = run_load(
-                                base, reqs, connections=args.connections, root=root, **load
-                            )
-                            results["runs"].append(row(label, r))
-                            print(json.dumps(results["runs"][-1]), flush=True)
-                        if args.paced:
-                            r = run_load(
-                                base,
-                                verification_requests(instance),
-                                connections=args.connections,
-                                root=root,
-                                rate=args.paced,
-                                **load,
-                            )
-                            paced = row(f"verification {backend} {n}w, paced {args.paced:.0f}/s", r)
-                            results["runs"].append(paced)
-                            print(json.dumps(paced), flush=True)
+                    trees: list[tuple[str, Instance, Path | None]] = [("", instance, None)]
+                    if baseline is not None:
+                        trees.append((" (baseline)", baseline, args.baseline))
+                    for suffix, inst, tree in trees:
+                        with server(inst, n, fast, tree) as base:
+                            throughput_runs(base, inst, root, f"{backend} {n}w{suffix}", args)
+                            results["runs"] += RUNS
+                            RUNS.clear()
                 if not args.no_overload:
                     sustained = next(
                         (
@@ -932,7 +1068,7 @@ def main() -> None:
                         with server(instance, 1, extra) as base:
                             r = run_load(
                                 base,
-                                verification_requests(instance),
+                                verification_requests(instance, args.presigned),
                                 connections=conns,
                                 root=root,
                                 rate=offered,
@@ -970,6 +1106,8 @@ def main() -> None:
                     print(json.dumps({"rush": backend, **rush}), flush=True)
             finally:
                 asyncio.run(teardown_instance(instance))
+                if baseline is not None:
+                    asyncio.run(teardown_instance(baseline))
     results["load_average_after"] = os.getloadavg()
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")

@@ -13,7 +13,16 @@ timings split each enrollment into face work (liveness on 3 frames, the
 capture, the frame-capture binding, the reference) and the rest (document
 parsing and validation, database reads and writes, status). Images are
 decoded once before timing (as an API worker would have them decoded from the
-upload); decoding is timed separately.
+upload); decoding is timed separately. Every enrollment gets its own copy of
+each image, as every request decodes its own uploads: the face plugin
+remembers what it found in an image while the image is alive, and one image
+object reused across enrollments would flatter it.
+
+``--face-paths`` adds the face work per enrollment of today's path (OpenCV's
+DNN for embeddings, each image detected and embedded once) and of the path
+before issue 17 (onnxruntime, the first frame detected and embedded a second
+time for the binding), alternating one enrollment each in the same run, on
+SQLite; wall-clock and process CPU time.
 
 Writes bench/ENROLLMENT.md and bench/results/enrollment.json. PostgreSQL: a
 throwaway database on $HEALTHCODE_TEST_POSTGRES_URL's server (default
@@ -35,6 +44,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 import healthcode.plugins.authority_status as authority_status
 from healthcode.core.checkdigits import gb11643_check_char
@@ -65,7 +76,12 @@ class BenchAuthority:
 
     @hookimpl
     def healthcode_reference_face(self, document: Document) -> Image | None:
-        return self.image
+        return fresh(self.image)
+
+
+def fresh(image: Image) -> Image:
+    """A copy of ``image``: what decoding the same upload again would give."""
+    return image_from_array(np.array(image.pixels))
 
 
 def resident_id(rng: random.Random) -> str:
@@ -121,8 +137,8 @@ async def run_backend(url: str, secrets_file: Path, count: int) -> dict[str, Any
                 EnrollmentRequest(
                     submission=submission,
                     declared_name="王五",
-                    liveness=LivenessAnswer(challenge.nonce, frames),
-                    capture=photos["obama_3"],
+                    liveness=LivenessAnswer(challenge.nonce, [fresh(f) for f in frames]),
+                    capture=fresh(photos["obama_3"]),
                 )
             )
             if index == 0:
@@ -145,8 +161,8 @@ async def run_backend(url: str, secrets_file: Path, count: int) -> dict[str, Any
                 EnrollmentRequest(
                     submission=submission,
                     declared_name="王五",
-                    liveness=LivenessAnswer(challenge.nonce, frames_mirrored),
-                    capture=photos["obama_1"],
+                    liveness=LivenessAnswer(challenge.nonce, [fresh(f) for f in frames_mirrored]),
+                    capture=fresh(photos["obama_1"]),
                 )
             )
             assert result.outcome == "updated"
@@ -169,12 +185,76 @@ async def run_backend(url: str, secrets_file: Path, count: int) -> dict[str, Any
             challenge = await service.issue_challenge(purpose="renew", actions=ACTIONS)
             started = time.perf_counter()
             await service.renew(
-                subject_id, LivenessAnswer(challenge.nonce, frames), photos["obama_3"]
+                subject_id,
+                LivenessAnswer(challenge.nonce, [fresh(f) for f in frames]),
+                fresh(photos["obama_3"]),
             )
             renew.append(time.perf_counter() - started)
         out["renew_face_only"] = percentiles(renew)
     finally:
         await db.dispose()
+    return out
+
+
+def use_face_path(path: str) -> None:
+    """``after``: today's face path; ``before``: onnxruntime embeddings and no memo
+    (every look at an image detects and embeds it again), as before issue 17."""
+    from healthcode.plugins.face.embed import RUNTIME_ENV
+    from healthcode.plugins.face.memo import MEMO_SIZE, memo
+
+    memo.clear()
+    memo.size = MEMO_SIZE if path == "after" else 0
+    os.environ[RUNTIME_ENV] = "opencv" if path == "after" else "onnxruntime"
+
+
+async def compare_face_paths(url: str, secrets_file: Path, count: int) -> dict[str, Any]:
+    """New enrollments alternating between the two face paths, same images."""
+    photos = {
+        name: read_image_file(FACES / f"{name}.jpg") for name in ("obama_1", "obama_2", "obama_3")
+    }
+    frames = [photos["obama_1"], photos["obama_2"], photos["obama_1"]]
+    pm = new_plugin_manager(autoload=False)
+    if not pm.is_registered(authority_status):
+        pm.register(authority_status, name="authority_status")
+    pm.register(BenchAuthority(photos["obama_2"]), name="bench_authority")
+    await init_instance(url, secrets_file)
+    db, secrets = await open_database(url, secrets_file)
+    service = EnrollmentService(db, secrets, pm)
+    rng = random.Random(20261201)
+    wall: dict[str, list[float]] = {"before": [], "after": []}
+    cpu: dict[str, list[float]] = {"before": [], "after": []}
+    try:
+        for index in range(2 * (count + 1)):
+            path = ("after", "before")[index % 2]
+            use_face_path(path)
+            challenge = await service.issue_challenge(actions=ACTIONS)
+            submission, _ = make_submission(kind="cn_resident_id", number=resident_id(rng))
+            request = EnrollmentRequest(
+                submission=submission,
+                declared_name="王五",
+                liveness=LivenessAnswer(challenge.nonce, [fresh(f) for f in frames]),
+                capture=fresh(photos["obama_3"]),
+            )
+            started = time.process_time()
+            result = await service.enroll(request)
+            spent = time.process_time() - started
+            if index >= 2:  # the first of each: model loading
+                wall[path].append(result.timings["faces"])
+                cpu[path].append(spent)
+    finally:
+        use_face_path("after")
+        os.environ.pop("HEALTHCODE_FACE_RUNTIME", None)
+        await db.dispose()
+    out: dict[str, Any] = {}
+    for path in ("before", "after"):
+        out[f"{path}_face_work"] = percentiles(wall[path])
+        out[f"{path}_enrollment_cpu"] = percentiles(cpu[path])
+    out["ratio_face_work_p50"] = round(
+        out["after_face_work"]["p50_ms"] / out["before_face_work"]["p50_ms"], 3
+    )
+    out["ratio_enrollment_cpu_p50"] = round(
+        out["after_enrollment_cpu"]["p50_ms"] / out["before_enrollment_cpu"]["p50_ms"], 3
+    )
     return out
 
 
@@ -192,6 +272,30 @@ def decode_timing() -> dict[str, float]:
         "per_image_ms": round(per_image * 1000, 1),
         "per_enrollment_ms": round(per_image * 4000, 1),
     }
+
+
+def face_path_lines(paths: dict[str, Any] | None) -> list[str]:
+    if not paths:
+        return []
+    lines = [
+        "",
+        "Face work per new enrollment, today's path against the path before issue 17 "
+        "(onnxruntime embeddings, the first frame detected and embedded twice), "
+        "alternating in the same run on SQLite (`--face-paths`):",
+        "",
+        "| path | face work p50 / p95 (ms) | whole enrollment, process CPU p50 / p95 (ms) |",
+        "|---|---|---|",
+    ]
+    for name in ("before", "after"):
+        work, cpu = paths[f"{name}_face_work"], paths[f"{name}_enrollment_cpu"]
+        lines.append(
+            f"| {name} | {work['p50_ms']} / {work['p95_ms']} | {cpu['p50_ms']} / {cpu['p95_ms']} |"
+        )
+    lines.append(
+        f"\nRatio after/before, p50: face work {paths['ratio_face_work_p50']}, "
+        f"CPU {paths['ratio_enrollment_cpu_p50']}."
+    )
+    return lines
 
 
 def write_markdown(path: Path, results: dict[str, Any]) -> None:
@@ -221,6 +325,7 @@ def write_markdown(path: Path, results: dict[str, Any]) -> None:
             stats = results["backends"][backend][key]
             cells.append(f"{stats['p50_ms']} / {stats['p95_ms']}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += face_path_lines(results.get("face_paths"))
     decode = results["decode"]
     lines += [
         "",
@@ -230,16 +335,14 @@ def write_markdown(path: Path, results: dict[str, Any]) -> None:
         "",
         "What the numbers say:",
         "",
-        "* Face work (mediapipe landmarks on every frame, the capture, the first "
-        "frame again and the reference photo; SFace embeddings for the frontal "
-        "ones) is most of an enrollment. The rest (document parsing and "
-        "validation, two to four short transactions, the status resolution "
-        "with its audit row) is a few milliseconds on SQLite and a little more "
-        "on PostgreSQL over a local socket.",
+        "* Face work (mediapipe landmarks once on each of the three frames, the "
+        "capture and the reference photo; SFace embeddings through OpenCV's DNN "
+        "module for the frontal ones, once each) is most of an enrollment. "
+        "The rest (document parsing and validation, two to four short "
+        "transactions, the status resolution with its audit row) is a few "
+        "milliseconds on SQLite and a little more on PostgreSQL over a local socket.",
         "* Enrollment is CPU-bound on faces, so it scales with workers (one "
-        "core each: the face plugin runs onnxruntime single-threaded by design), "
-        "as DESIGN.md plans: at about 6 enrollments/s per core, 10^2/s needs "
-        "some 16-20 cores and 10^3/s some 160-200, not a bigger database.",
+        "core each), as DESIGN.md plans; the table above gives the rate per core.",
         "* Re-enrollment skips the reference photo (the stored template decides); "
         "face-only renewal is the same face work without document parsing.",
         "",
@@ -263,7 +366,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "backends": {},
         "decode": decode_timing(),
     }
+    results["load_average_before"] = Path("/proc/loadavg").read_text().split()[:3]
     with tempfile.TemporaryDirectory() as tmp:
+        if args.face_paths:
+            results["face_paths"] = await compare_face_paths(
+                f"sqlite:///{tmp}/paths.db", Path(tmp) / "secrets-paths.json", args.enrollments
+            )
         results["backends"]["sqlite"] = await run_backend(
             f"sqlite:///{tmp}/bench.db", Path(tmp) / "secrets-sqlite.json", args.enrollments
         )
@@ -276,6 +384,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 )
             finally:
                 await drop_postgres_database(server, url)
+    results["load_average_after"] = Path("/proc/loadavg").read_text().split()[:3]
     return results
 
 
@@ -283,6 +392,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--enrollments", type=int, default=40)
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument(
+        "--face-paths",
+        action="store_true",
+        help="also compare the face work of today's path with the path before issue 17",
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("ENROLLMENT.md"))
     args = parser.parse_args()
     results = asyncio.run(main_async(args))

@@ -8,6 +8,17 @@ from the generated MRZ text. passporteye's text is parsed by the same parser.
 Times are per image, decoding included, one process per core.
 
     .venv/bin/python bench/bench_ocr.py --count 320 --out bench/OCR.md
+
+``--hard``: the set that does not flatter (issue 15): each image at the
+moderate level plus one hardship (``synthetic_documents.HARDSHIPS``: MRZ
+fonts other than OCR-B, worn print, moire, motion blur, steep perspective,
+heavy JPEG, a small page in a large photo, quarter turns, low contrast,
+glare), per layout and per hardship; ours against raw passporteye and
+against the second engine alone (PP-OCR's recogniser on our located strips,
+no templates, no tesseract, no merging), with a JSON file of every row.
+
+    .venv/bin/python bench/bench_ocr.py --hard --count 120 \
+        --json bench/results/ocr_hard.json --out /tmp/ocr_hard.md
 """
 
 from __future__ import annotations
@@ -77,12 +88,117 @@ def _raw(data: bytes) -> tuple[tuple[Any, ...] | None, float]:
         return None, elapsed
 
 
+def _second_engine(data: bytes) -> tuple[tuple[Any, ...] | None, float]:
+    """PP-OCR's recogniser alone on the zone our locator finds (see the module doc)."""
+    from healthcode.core.documents import make_submission, parse_document
+    from healthcode.core.errors import HealthcodeError
+    from healthcode.core.images import decode_image
+    from healthcode.plugins.mrz_ocr import ppocr
+    from healthcode.plugins.mrz_ocr import tesseract as reader
+    from healthcode.plugins.mrz_ocr.reader import _grey
+    from healthcode.plugins.mrz_ocr.repair import candidates_from_lines
+
+    started = time.perf_counter()
+    if not ppocr.available():
+        return None, 0.0
+    grey = _grey(decode_image(data))
+    timings = {"locate": 0.0}
+    attempt = next(a for a in reader.ATTEMPTS if a.engine == "ppocr")
+    located: dict[int, Any] = {}
+    for turns in range(4):
+        turned = reader.Attempt("ppocr", turns, 0, False, False, attempt.char_height, "ppocr")
+        turned_grey, zones = reader._located(grey, turns, located, timings)
+        if not zones:
+            continue
+        zone = reader.read_zone(turned_grey, zones[0], turned)
+        if zone is None:
+            continue
+        found = candidates_from_lines(zone.lines, zone.confidence, [], zone.confidences)
+        try:
+            document = parse_document(make_submission(mrz=found[0].text)[0])
+        except HealthcodeError:
+            continue
+        if found[0].checks_passed:
+            return _fields(document), time.perf_counter() - started
+    return None, time.perf_counter() - started
+
+
 def _one(job: tuple[str, str, str, bytes]) -> tuple[str, str, bool, float, bool, float]:
     level, layout, mrz, data = job
     truth = _truth(mrz)
     ours, ours_s = _ours(data)
     raw, raw_s = _raw(data)
     return level, layout, ours == truth, ours_s, raw == truth, raw_s
+
+
+def _one_hard(job: tuple[str, str, str, bytes]) -> dict[str, Any]:
+    hardship, layout, mrz, data = job
+    truth = _truth(mrz)
+    ours, ours_s = _ours(data)
+    raw, raw_s = _raw(data)
+    second, second_s = _second_engine(data)
+    return {
+        "hardship": hardship, "layout": layout,
+        "ours": ours == truth, "ours_s": round(ours_s, 3),
+        "passporteye": raw == truth, "passporteye_s": round(raw_s, 3),
+        "ppocr_alone": second == truth, "ppocr_alone_s": round(second_s, 3),
+    }  # fmt: skip
+
+
+def _hard_report(rows: list[dict[str, Any]], seed: int, workers: int) -> str:
+    lines = [
+        f"# MRZ from hard photos (moderate + one hardship): {len(rows)} images, seed {seed}, "
+        f"{workers} workers",
+        "",
+        "| group | images | healthcode | raw passporteye | PP-OCR alone "
+        "| healthcode median / p95 s | passporteye median / p95 s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for key in ("layout", "hardship"):
+        groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in rows:
+            groups[row[key]].append(row)
+        for name, group in [*sorted(groups.items()), ("all", rows)]:
+            ours_t = [r["ours_s"] for r in group]
+            raw_t = [r["passporteye_s"] for r in group]
+            lines.append(
+                f"| {key} {name} | {len(group)} | {_pct([r['ours'] for r in group])} "
+                f"| {_pct([r['passporteye'] for r in group])} "
+                f"| {_pct([r['ppocr_alone'] for r in group])} "
+                f"| {statistics.median(ours_t):.2f} / {_p95(ours_t):.2f} "
+                f"| {statistics.median(raw_t):.2f} / {_p95(raw_t):.2f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _hard_jobs(count: int, seed: int) -> list[tuple[str, str, str, bytes]]:
+    from healthcode.testing.synthetic_documents import hard_batch
+
+    return [(h, d.layout, d.mrz, d.image) for h, d in hard_batch(seed, count, today=TODAY)]
+
+
+def hard_main(args: argparse.Namespace) -> None:
+    import json
+
+    jobs = _hard_jobs(args.count, args.seed)
+    rows: list[dict[str, Any]] = []
+    with ProcessPoolExecutor(args.workers) as pool:
+        for index, row in enumerate(pool.map(_one_hard, jobs, chunksize=2)):
+            rows.append(row)
+            if index % 20 == 0:
+                print(f"{index}/{len(jobs)}", file=sys.stderr)
+    report = _hard_report(rows, args.seed, args.workers)
+    print(report)
+    if args.out:
+        args.out.write_text(report, encoding="utf-8")
+    if args.json:
+        load = (
+            Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else []
+        )
+        args.json.write_text(
+            json.dumps({"seed": args.seed, "loadavg_after": load, "rows": rows}, indent=1),
+            encoding="utf-8",
+        )
 
 
 def _jobs(count: int, seed: int) -> list[tuple[str, str, str, bytes]]:
@@ -111,7 +227,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=20261126)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--hard", action="store_true", help="the hard set (see the module doc)")
     args = parser.parse_args()
+    if args.hard:
+        hard_main(args)
+        return
     jobs = _jobs(args.count, args.seed)
     results = []
     with ProcessPoolExecutor(args.workers) as pool:

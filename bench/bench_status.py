@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import json
 import os
 import platform
 import random
@@ -27,9 +28,12 @@ import pluggy
 
 import healthcode.plugins.authority_status as authority_status
 from healthcode.core.models import MaskedDocument, Subject
+from healthcode.core.passes import KeyStore
+from healthcode.core.passes.service import PassService, load_subject
 from healthcode.core.plugins import new_plugin_manager
 from healthcode.core.privacy import OperatorSecrets, document_key, subject_id_hex
 from healthcode.core.status import fetch_authority_entries, import_status_file, resolve_status
+from healthcode.core.storage import tables
 from healthcode.core.storage.database import init_instance, open_database
 from healthcode.core.storage.testing import (
     DEFAULT_POSTGRES_SERVER,
@@ -158,6 +162,53 @@ async def bench_lookups(
     started = time.perf_counter()
     await asyncio.gather(*(worker(subjects[i::16]) for i in range(16)))
     out["resolve_per_s_16_tasks"] = n / (time.perf_counter() - started)
+    out.update(await bench_holder_lookups(db, subjects, pm))
+    return out
+
+
+async def bench_holder_lookups(
+    db: Any, subjects: list[Subject], pm: pluggy.PluginManager
+) -> dict[str, float]:
+    """A holder's own look-up (``PassService.current_status``, what ``GET
+    /me/status`` calls after authentication) against the path it replaced
+    (read the subject, then ``resolve_status``), in the same run on the same
+    subjects: the first look-up of each subject today (nothing cached) and a
+    repeated one. CPU time of this process (SQLite: aiosqlite's thread too)."""
+    keys = KeyStore(Path(tempfile.mkdtemp()) / "keys")
+    keys.init("110000", "北京市")
+    passes = PassService(db, keys, pm=pm)
+    now = dt.datetime.now(dt.UTC)
+    unique = list({s.subject_id: s for s in subjects}.values())
+    async with db.begin() as conn:
+        for s in unique:
+            key = bytes.fromhex(s.subject_id)
+            await conn.execute(
+                tables.subjects.insert().values(
+                    subject_key=key,
+                    kind=KIND,
+                    masked_name="X",
+                    masked_number="11**********1X",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+
+    async def replaced(subject_id: str) -> None:
+        async with db.begin() as conn:
+            subject, _ = await load_subject(conn, bytes.fromhex(subject_id))
+        await resolve_status(db, subject, now=NOON, pm=pm, record=False)
+
+    async def holder(subject_id: str) -> None:
+        await passes.current_status(subject_id, now=NOON)
+
+    out: dict[str, float] = {}
+    for label, call in (("baseline", replaced), ("first", holder), ("repeated", holder)):
+        started, cpu = time.perf_counter(), time.process_time()
+        for s in unique:
+            await call(s.subject_id)
+        seconds = time.perf_counter() - started
+        out[f"holder_lookup_per_s_{label}"] = len(unique) / seconds
+        out[f"holder_lookup_cpu_ms_{label}"] = 1000 * (time.process_time() - cpu) / len(unique)
     return out
 
 
@@ -172,15 +223,21 @@ def write_report(path: Path, results: list[dict[str, Any]], rows: int, gen_s: fl
         f"Generating the file took {gen_s:.1f} s (not counted).",
         "",
         "| backend | rows | import s | rows/s | re-import s | RSS before MiB | peak RSS MiB "
-        "| indexed reads/s | resolve/s | resolve+record/s | resolve/s (16 tasks) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| indexed reads/s | resolve/s | resolve+record/s | resolve/s (16 tasks) "
+        "| holder look-up/s: replaced path, first, repeated "
+        "| CPU ms per holder look-up: replaced, first, repeated |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
             f"| {r['backend']} | {r['rows']:,} | {r['seconds']:.1f} | {r['rows_per_s']:,.0f} "
             f"| {r['reimport_seconds']:.1f} | {r['rss_before']:.0f} | {r['rss_peak']:.0f} "
             f"| {r['indexed_reads_per_s']:,.0f} | {r['resolve_per_s_record_false']:,.0f} "
-            f"| {r['resolve_per_s_record_true']:,.0f} | {r['resolve_per_s_16_tasks']:,.0f} |"
+            f"| {r['resolve_per_s_record_true']:,.0f} | {r['resolve_per_s_16_tasks']:,.0f} "
+            f"| {r['holder_lookup_per_s_baseline']:,.0f}, {r['holder_lookup_per_s_first']:,.0f}, "
+            f"{r['holder_lookup_per_s_repeated']:,.0f} "
+            f"| {r['holder_lookup_cpu_ms_baseline']:.2f}, {r['holder_lookup_cpu_ms_first']:.2f}, "
+            f"{r['holder_lookup_cpu_ms_repeated']:.2f} |"
         )
     lines += ["", "RSS (MiB) as the import progresses, sampled at each tenth of the file:", ""]
     for r in results:
@@ -203,6 +260,7 @@ def main() -> None:
     parser.add_argument("--lookups", type=int, default=5_000)
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("STATUS.md"))
+    parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args()
     pm = new_plugin_manager(autoload=False)
     if not pm.is_registered(authority_status):
@@ -245,6 +303,9 @@ def main() -> None:
             finally:
                 asyncio.run(drop_postgres_database(server, url))
     write_report(args.out, results, args.rows, gen_s)
+    if args.json:
+        record = {"rows": args.rows, "load_average_after": os.getloadavg(), "results": results}
+        args.json.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"wrote {args.out}; max RSS {max_rss:.0f} MiB")
 

@@ -27,6 +27,7 @@ from litestar.testing import AsyncTestClient
 from support.data import FACES
 from support.faces import AuthorityPhotos, require_face_models
 from support.holders import signed_multipart
+from support.instances import sqlite_instance
 
 import healthcode.plugins.authority_status as authority_status
 from healthcode.api.app import create_app
@@ -65,16 +66,7 @@ def anyio_backend() -> str:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     require_face_models()
-    url = f"sqlite:///{tmp_path / 'hc.db'}"
-    secrets = tmp_path / "secrets.json"
-    asyncio.run(init_instance(url, secrets))
-    KeyStore(tmp_path / "keys").init("110000", "北京市")
-    return Settings(
-        database_url=url,
-        secrets_file=secrets,
-        keys_dir=tmp_path / "keys",
-        trust_file=tmp_path / "trust.hct",
-    )
+    return sqlite_instance(tmp_path)
 
 
 @pytest.fixture

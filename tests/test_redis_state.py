@@ -228,6 +228,28 @@ async def test_the_guard_token_limit_counts_across_nodes(tmp_path: Path, redis: 
 
 
 @pytest.mark.anyio
+async def test_the_assisted_check_limit_counts_across_nodes(
+    tmp_path: Path, redis: OwnRedis
+) -> None:
+    settings = await _node(tmp_path, "one", redis)
+    elder = "11010519491231002X"  # born 1949: eligible
+    async with (
+        AsyncTestClient(create_app(settings)) as a,
+        AsyncTestClient(create_app(settings)) as b,
+    ):
+        guard = _guard(a)
+        capacity = _svc(a).enrollment.assist_limiter.capacity
+        codes = [
+            (
+                await client.post("/guard/assisted-checks", json={"number": elder}, headers=guard)
+            ).status_code
+            for client in [a, b] * (capacity // 2) + [b]
+        ]
+    # Each worker alone would allow ``capacity``: together they allow it once.
+    assert codes == [200] * capacity + [429]
+
+
+@pytest.mark.anyio
 async def test_a_token_revoked_at_one_node_is_refused_at_another_at_once(
     tmp_path: Path, redis: OwnRedis
 ) -> None:

@@ -37,6 +37,7 @@ from support.faces import (
     photo,
     require_face_models,
 )
+from support.instances import sqlite_instance
 from typer.testing import CliRunner
 
 import healthcode.plugins.authority_status as authority_status
@@ -65,11 +66,10 @@ from healthcode.core.enrollment.reviews import (
     use_confirmation,
 )
 from healthcode.core.models import DocumentSubmission, FaceMatch
-from healthcode.core.passes import KeyStore
 from healthcode.core.plugins import new_plugin_manager
 from healthcode.core.privacy import OperatorSecrets, decrypt_template, document_key_for
 from healthcode.core.storage import tables
-from healthcode.core.storage.database import Database, init_instance, open_database
+from healthcode.core.storage.database import Database, open_database
 
 NUMBER = resident_id(dt.date(1985, 7, 9))
 MASKED = NUMBER[:2] + "*" * 14 + NUMBER[-2:]
@@ -555,16 +555,7 @@ def test_block_after_a_mismatch_refuses_the_holder_too(
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    url = f"sqlite:///{tmp_path / 'hc.db'}"
-    secrets = tmp_path / "secrets.json"
-    asyncio.run(init_instance(url, secrets))
-    KeyStore(tmp_path / "keys").init("110000", "北京市")
-    return Settings(
-        database_url=url,
-        secrets_file=secrets,
-        keys_dir=tmp_path / "keys",
-        trust_file=tmp_path / "trust.hct",
-    )
+    return sqlite_instance(tmp_path)
 
 
 @pytest.fixture

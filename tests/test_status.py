@@ -538,7 +538,7 @@ def test_no_raw_number_anywhere_in_tables_or_logs(
         for value in row
     )
     logs = caplog.text + runner_out.stdout + runner_out.stderr
-    assert "INSERT INTO status_entries" in caplog.text  # the SQL log was captured
+    assert "status_entries" in caplog.text  # the SQL log was captured (PostgreSQL: COPY)
     secrets = secrets_of(backend)
     forbidden = [*listed, legacy, convert_legacy_number(legacy), listed[0][:-1] + "Q"]
     for number in forbidden:

@@ -74,3 +74,29 @@ def test_special_pages() -> None:
     assert decode_image(synth.page_without_mrz(rng)).width > 100
     data, (first, second) = synth.two_documents_photo(rng, today=TODAY)
     assert first != second and decode_image(data).width > 2000
+
+
+def test_other_mrz_fonts_are_scaled_to_the_icao_pitch() -> None:
+    fonts = [font for font in synth.available_mrz_fonts() if font != "ocr-b"]
+    if not fonts:
+        pytest.skip("no monospace font besides OCR-B is installed (fonts-dejavu-core)")
+    pitch = 25.4
+    for font in fonts:
+        face = synth._mono_font(font, pitch)
+        advance = face.getlength("M")
+        _left, top, _right, bottom = face.getbbox("H")
+        assert advance <= pitch * 1.02 and bottom - top <= pitch, font
+        # One of the two limits binds: the advance fills the cell, or the
+        # capitals are OCR-B's height (a font narrower than OCR-B).
+        assert advance >= 0.97 * pitch or bottom - top >= 0.85 * pitch, font
+
+
+@needs_font
+def test_the_hard_set_is_reproducible_and_cycles_its_hardships() -> None:
+    first = list(synth.hard_batch(5, 3, today=TODAY, level="clean", layouts=("CS",)))
+    again = list(synth.hard_batch(5, 3, today=TODAY, level="clean", layouts=("CS",)))
+    assert [h for h, _ in first] == list(synth.HARDSHIPS[:3])
+    assert [d.image for _, d in first] == [d.image for _, d in again]
+    for _hardship, document in first:
+        decoded = decode_image(document.image)
+        assert (decoded.width, decoded.height) == (document.width, document.height)

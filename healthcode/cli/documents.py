@@ -4,9 +4,11 @@ list known kinds."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import IO, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -22,6 +24,7 @@ from healthcode.cli.options import (
     print_json,
     reflow_help,
 )
+from healthcode.core.batch import check_texts, looks_like_mrz
 from healthcode.core.documents import check_document, document_types, make_submission
 from healthcode.core.errors import HealthcodeError
 from healthcode.core.images import MAX_IMAGE_BYTES
@@ -42,6 +45,17 @@ TodayOption = Annotated[
     str | None, typer.Option("--today", help="Check as of this date (YYYY-MM-DD).", hidden=True)
 ]
 
+FileOption = Annotated[
+    str | None,
+    typer.Option(
+        "--file",
+        "-f",
+        metavar="FILE",
+        help="Check every record of FILE (- for stdin): one number, or one MRZ with its "
+        "lines joined by |, per line; prints one JSON line per record.",
+    ),
+]
+
 # Reading stdin is capped: no legitimate input is anywhere near this.
 _STDIN_CAP = MAX_MRZ_LENGTH * 8
 
@@ -49,11 +63,6 @@ _STDIN_CAP = MAX_MRZ_LENGTH * 8
 def _read_stdin() -> str:
     data = sys.stdin.read(_STDIN_CAP + 1)
     return data
-
-
-def _looks_like_mrz(text: str) -> bool:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return "<" in text or "＜" in text or len(lines) > 1 or len(text.strip()) >= 30
 
 
 def _parse_today(value: str | None) -> dt.date | None:
@@ -132,18 +141,38 @@ def check_command(
     issuing_state: StateOption = None,
     today: TodayOption = None,
     as_json: JsonOption = False,
+    records_file: FileOption = None,
 ) -> None:
-    """Check a document number or MRZ (from the options, or from stdin).
+    """Check a document number or MRZ (from the options, or from stdin), or
+    every record of a file (--file).
 
     Exit code 0: a well-formed document of a known kind (an expired document is
     reported but still exits 0); 1: not a valid document; 2: usage error.
+
+    With --file FILE (- for stdin): one record per line, a typed number, or an
+    MRZ with its 2 or 3 lines joined by | on one line (P<UTO...|L898902C3...).
+    Blank lines are skipped. Each record prints one JSON line, in input order:
+    {"record": LINE, "ok": true, "kind", "valid", "masked_number", "problems":
+    [{"code", "severity", "field", "message_en", "message_zh", "details"}]}, or
+    for a record that cannot be read {"record": LINE, "ok": false, "kind":
+    null, "valid": false, "error": {"code", "message_en", "message_zh",
+    "details"}}; LINE is the record's 1-based line number. A bad record never
+    stops the rest. Exit code 0: every record valid; 1: at least one is not;
+    2: usage error or a file that cannot be read.
     """
-    if number is not None and mrz is not None:
-        typer.echo("error: give --number or --mrz, not both / 只能指定一种输入", err=True)
+    given = [name for name, value in (("--number", number), ("--mrz", mrz)) if value is not None]
+    if records_file is not None:
+        given.append("--file")
+    if len(given) > 1:
+        typer.echo(
+            f"error: give one of {', '.join(given)}, not several / 只能指定一种输入", err=True
+        )
         raise typer.Exit(EXIT_USAGE)
     day = _parse_today(today)
     if kind is not None:
         _require_known_kind(kind, as_json=as_json)
+    if records_file is not None:
+        raise typer.Exit(_check_file(records_file, kind=kind, day=day))
     if number is None and mrz is None:
         number, mrz = _number_or_mrz_from_stdin()
     result = _check(
@@ -175,7 +204,116 @@ def _number_or_mrz_from_stdin() -> tuple[str | None, str | None]:
         typer.echo("error: give --number, --mrz, or pipe the text on stdin", err=True)
         raise typer.Exit(EXIT_USAGE)
     text = _read_stdin()
-    return (None, text) if _looks_like_mrz(text) else (text, None)
+    return (None, text) if looks_like_mrz(text) else (text, None)
+
+
+# One record of a file is one line: a number, or an MRZ of 2 x 44 characters
+# joined by '|'; a line past this is refused without being read whole.
+_RECORD_CAP = MAX_MRZ_LENGTH * 8
+_FLUSH_EVERY = 512
+
+
+def _check_file(name: str, *, kind: str | None, day: dt.date | None) -> int:
+    """Check each record of the file ``name`` (``-``: stdin), print one JSON
+    line for each; the exit code (0: all valid, 1: not, 2: unreadable)."""
+    try:
+        handle = _open_records(name)
+        try:
+            return _check_records(handle, kind=kind, day=day)
+        finally:
+            if name == "-" and isinstance(handle, io.TextIOWrapper) and handle is not sys.stdin:
+                handle.detach()  # stdin stays open for whoever owns it
+            else:
+                handle.close()
+    except OSError as exc:
+        typer.echo(
+            f"error: cannot read {name}: {exc.strerror or exc}\n错误：无法读取文件 {name}", err=True
+        )
+        return EXIT_USAGE
+
+
+def _open_records(name: str) -> IO[str]:
+    """The file as text (UTF-8; an undecodable byte becomes U+FFFD, which the
+    record holding it is refused for)."""
+    if name == "-":
+        buffer = getattr(sys.stdin, "buffer", None)
+        if buffer is None:
+            return sys.stdin
+        return io.TextIOWrapper(buffer, encoding="utf-8-sig", errors="replace", newline=None)
+    return Path(name).open(encoding="utf-8-sig", errors="replace", newline=None)
+
+
+def _records(handle: IO[str]) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each non-blank line. A line over the cap is cut
+    there (normalisation then refuses it as too long) and skipped to its end."""
+    line_no = 0
+    while line := handle.readline(_RECORD_CAP + 1):
+        line_no += 1
+        if len(line) > _RECORD_CAP and not line.endswith("\n"):
+            while (rest := handle.readline(_RECORD_CAP)) and not rest.endswith("\n"):
+                pass
+        text = line.strip()
+        if text:
+            yield line_no, text
+
+
+def _check_records(handle: IO[str], *, kind: str | None, day: dt.date | None) -> int:
+    import msgspec
+
+    encode = msgspec.json.Encoder().encode
+    lines: list[bytes] = []
+    out = sys.stdout
+    all_valid = True
+    line_no = 0
+
+    def texts() -> Iterator[str]:
+        # check_texts takes one text and answers for it before taking the
+        # next, so ``line_no`` is the line of the outcome being answered.
+        nonlocal line_no
+        for line_no, text in _records(handle):  # noqa: B007
+            yield text
+
+    for outcome in check_texts(texts(), kind=kind, today=day):
+        record = _record_payload(line_no, outcome)
+        all_valid = all_valid and record["valid"]
+        lines.append(encode(record))
+        if len(lines) >= _FLUSH_EVERY:
+            _write_lines(out, lines)
+    _write_lines(out, lines)
+    return EXIT_OK if all_valid else EXIT_INVALID
+
+
+def _record_payload(line_no: int, outcome: CheckResult | HealthcodeError) -> dict[str, Any]:
+    if isinstance(outcome, HealthcodeError):
+        return {
+            "record": line_no,
+            "ok": False,
+            "kind": None,
+            "valid": False,
+            "error": outcome.as_dict(),
+        }
+    masked = outcome.masked
+    return {
+        "record": line_no,
+        "ok": True,
+        "kind": outcome.document.kind,
+        "valid": outcome.is_valid,
+        "masked_number": masked.masked_number if masked else None,
+        "problems": [p.as_dict() for p in outcome.problems],
+    }
+
+
+def _write_lines(out: IO[str], lines: list[bytes]) -> None:
+    if not lines:
+        return
+    chunk = b"\n".join(lines) + b"\n"
+    lines.clear()
+    buffer = getattr(out, "buffer", None)
+    if buffer is not None:
+        out.flush()
+        buffer.write(chunk)
+    else:
+        out.write(chunk.decode())
 
 
 def _check(

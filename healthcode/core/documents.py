@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import weakref
+from collections.abc import Iterable, Iterator, Mapping
 
 import attrs
 import pluggy
@@ -15,6 +16,7 @@ from healthcode.core.clock import today_shanghai
 from healthcode.core.errors import (
     DocumentError,
     DuplicateDocumentKindError,
+    HealthcodeError,
     InputError,
     PluginError,
     UnknownDocumentKindError,
@@ -143,14 +145,27 @@ def parse_document(
     """Parse through the plugins; raise ``UnknownDocumentKindError`` when none answers."""
     pm = pm or get_plugin_manager()
     if submission.kind is not None and submission.kind not in (kinds := document_types(pm)):
-        raise UnknownDocumentKindError(
-            f"Unknown document kind {submission.kind!r}. Known kinds: {', '.join(sorted(kinds))}.",
-            f"未知的证件类型 {submission.kind!r}。可用类型：{'、'.join(sorted(kinds))}。",
-            details={"kind": submission.kind, "known_kinds": sorted(kinds)},
-        )
+        raise unknown_kind_error(submission.kind, kinds)
     if submission.image is not None and submission.mrz is None and submission.number is None:
         return _parse_image(submission, submission.image, pm)
-    document = pm.hook.healthcode_parse_document(submission=submission)
+    return parsed_or_raise(pm.hook.healthcode_parse_document(submission=submission), submission, pm)
+
+
+def unknown_kind_error(kind: str, kinds: Mapping[str, DocumentType]) -> UnknownDocumentKindError:
+    """The refusal of a submission that names a kind no plugin registers."""
+    return UnknownDocumentKindError(
+        f"Unknown document kind {kind!r}. Known kinds: {', '.join(sorted(kinds))}.",
+        f"未知的证件类型 {kind!r}。可用类型：{'、'.join(sorted(kinds))}。",
+        details={"kind": kind, "known_kinds": sorted(kinds)},
+    )
+
+
+def parsed_or_raise(
+    document: object, submission: DocumentSubmission, pm: pluggy.PluginManager
+) -> Document:
+    """What ``healthcode_parse_document`` answered for ``submission``, when it is
+    a ``Document``; else the refusal ``parse_document`` raises (shared with the
+    batch path, so both say the same thing)."""
     if document is None:
         if submission.kind is not None:
             kinds = document_types(pm)
@@ -259,6 +274,9 @@ def _parse_image(submission: DocumentSubmission, data: bytes, pm: pluggy.PluginM
     decoded = time.perf_counter()
     reading = _read_machine_zone(image, pm)
     index, document = _choose_candidate(submission.kind, reading, pm)
+    warnings = reading.candidates[index].warnings
+    if warnings:
+        document = attrs.evolve(document, problems=(*document.problems, *warnings))
     timings = dict(reading.timings)
     timings["decode"] = round(decoded - started, 4)
     timings["total"] = round(time.perf_counter() - started, 4)
@@ -346,6 +364,11 @@ def mask_document(document: Document, pm: pluggy.PluginManager | None = None) ->
     masked = pm.hook.healthcode_mask_document(document=document)
     if masked is not None:
         return masked  # type: ignore[no-any-return]
+    return generic_mask(document)
+
+
+def generic_mask(document: Document) -> MaskedDocument:
+    """The mask of a document no plugin masks: Latin surname and number ends."""
     return MaskedDocument(
         kind=document.kind,
         masked_name=latin_surname(document.surname) if document.surname else "",
@@ -367,3 +390,17 @@ def check_document(
     return CheckResult(
         document=document, problems=tuple(problems), masked=mask_document(document, pm)
     )
+
+
+def check_documents(
+    submissions: Iterable[DocumentSubmission],
+    *,
+    today: dt.date | None = None,
+    pm: pluggy.PluginManager | None = None,
+) -> Iterator[CheckResult | HealthcodeError]:
+    """Check many submissions, the hooks resolved once for all of them: for
+    each, its ``CheckResult`` or the error ``check_document`` would raise.
+    See ``healthcode.core.batch``."""
+    from healthcode.core.batch import check_documents as check_batch
+
+    return check_batch(submissions, today=today, pm=pm)

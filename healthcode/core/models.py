@@ -293,6 +293,10 @@ class MachineZoneCandidate:
     """Whether every check digit the reader knows for this layout holds."""
     confidence: float = 0.0
     """The OCR engine's own confidence for this reading, 0..1."""
+    warnings: tuple[Problem, ...] = ()
+    """What a person should know of how it was read (severity ``warning``):
+    e.g. a field no check digit covers, corrected to the nearest valid value.
+    Core adds them to the parsed document's problems."""
 
 
 @frozen

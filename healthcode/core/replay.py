@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -30,6 +31,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 from attrs import define
@@ -75,16 +77,25 @@ async def use_once(
         return await shared.use_once(
             use_digest(purpose, signed), expires_at=expires_at, now=now or now_utc()
         )
-    table = tables.used_signatures
-    insert = (sqlite.insert if db.backend == "sqlite" else postgresql.insert)(table).values(
-        digest=use_digest(purpose, signed),
-        purpose=purpose,
-        used_at=now or now_utc(),
-        expires_at=expires_at,
-    )
+    values = {
+        "digest": use_digest(purpose, signed),
+        "purpose": purpose,
+        "used_at": now or now_utc(),
+        "expires_at": expires_at,
+    }
     async with db.begin() as conn:
-        result = await conn.execute(insert.on_conflict_do_nothing(index_elements=[table.c.digest]))
+        result = await conn.execute(_insert_once(db.backend), values)
         return bool(result.rowcount)
+
+
+@functools.cache
+def _insert_once(backend: str) -> Any:
+    """The insert that records one use, or does nothing when the digest is
+    there already; built once per backend (building it costs more than
+    running it), its values bound at each execution."""
+    table = tables.used_signatures
+    insert = (sqlite.insert if backend == "sqlite" else postgresql.insert)(table)
+    return insert.on_conflict_do_nothing(index_elements=[table.c.digest])
 
 
 async def purge_used(db: Database, *, now: dt.datetime | None = None) -> int:

@@ -36,6 +36,23 @@ LEVELS: Final[tuple[Level, ...]] = ("clean", "mild", "moderate", "severe")
 DocumentLayout = Literal["TD1", "TD2", "TD3", "CR", "CT", "CS"]
 DOCUMENT_LAYOUTS: Final[tuple[DocumentLayout, ...]] = ("TD3", "TD2", "TD1", "CR", "CT", "CS")
 
+MrzFont = Literal["ocr-b", "dejavu-mono", "liberation-mono", "freemono"]
+MRZ_FONTS: Final[tuple[MrzFont, ...]] = ("ocr-b", "dejavu-mono", "liberation-mono", "freemono")
+"""Fonts the MRZ may be rendered in: OCR-B (what ICAO prescribes and the
+templates come from) and monospace fonts Debian ships, so that the set does
+not flatter a reader tuned to OCR-B."""
+MRZ_FONT_FILES: Final[dict[MrzFont, tuple[Path, str]]] = {
+    "dejavu-mono": (
+        Path("/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf"),
+        "fonts-dejavu-core",
+    ),
+    "liberation-mono": (
+        Path("/usr/share/fonts/truetype/liberation/LiberationMono-Regular.ttf"),
+        "fonts-liberation",
+    ),
+    "freemono": (Path("/usr/share/fonts/truetype/freefont/FreeMonoBold.ttf"), "fonts-freefont-ttf"),
+}
+
 OCR_B_FONT_DIRS: Final = (
     Path("/usr/share/fonts/opentype/ocr-b"),
     Path("/usr/share/fonts/truetype/ocr-b"),
@@ -150,6 +167,8 @@ def render_page(
     portrait: Any = None,
     labels: Sequence[tuple[str, str]] | None = None,
     title: str | None = None,
+    font: MrzFont = "ocr-b",
+    worn: random.Random | None = None,
 ) -> tuple[Any, tuple[int, int, int, int]]:
     """Draw a clean data page at 10 px/mm; returns (PIL RGB image, portrait box).
 
@@ -157,7 +176,9 @@ def render_page(
     "no MRZ found" case). ``portrait``: a PIL image to print in the portrait
     area (scaled to fill it, centred, cropped), instead of the drawn face.
     ``labels``: (label, value) pairs to print instead of random values;
-    ``title``: the page's heading instead of a random fictitious state."""
+    ``title``: the page's heading instead of a random fictitious state.
+    ``font``: the MRZ's font (``MRZ_FONTS``); ``worn``: a generator for
+    printing noise (characters off their cells, uneven ink)."""
     from PIL import ImageDraw
 
     width_mm, height_mm = _PAGE_MM[layout]
@@ -174,7 +195,7 @@ def render_page(
         page.paste(_fill(portrait, portrait_w, portrait_h), (px, py))
     _draw_labels(draw, px + portrait_w + int(4 * _PX_PER_MM), mrz_top, rng, labels, title)
     if lines:
-        _draw_mrz(draw, lines, width, mrz_top)
+        _draw_mrz(draw, lines, width, mrz_top, font, worn)
     return page, box
 
 
@@ -248,16 +269,71 @@ def _draw_labels(
         y += int(4.4 * _PX_PER_MM)
 
 
-def _draw_mrz(draw: Any, lines: Sequence[str], width: int, mrz_top: int) -> None:
-    """The MRZ in OCR-B at ICAO's pitch, centred, one character per cell."""
+def _draw_mrz(
+    draw: Any,
+    lines: Sequence[str],
+    width: int,
+    mrz_top: int,
+    font: MrzFont = "ocr-b",
+    rng: random.Random | None = None,
+) -> None:
+    """The MRZ at ICAO's pitch, centred, one character per cell: in OCR-B, or
+    in another monospace font scaled to the same pitch and cap height. With
+    ``rng``, each character is printed a little off its cell and in uneven ink
+    (a worn ribbon or laser printer)."""
     pitch = _PITCH_MM * _PX_PER_MM
-    ocr_b, _ = _fonts(pitch / 0.723)  # OCR-B advances 0.723 em
+    if font == "ocr-b":
+        face, _ = _fonts(pitch / 0.723)  # OCR-B advances 0.723 em
+    else:
+        face = _mono_font(font, pitch)
     line_width = pitch * len(lines[0])
     x0 = (width - line_width) / 2
     for row, line in enumerate(lines):
         top = mrz_top + int(2 * _PX_PER_MM) + row * _LINE_PITCH_MM * _PX_PER_MM - pitch * 0.3
         for col, char in enumerate(line):
-            draw.text((x0 + col * pitch, top), char, fill=(15, 15, 15), font=ocr_b)
+            dx = dy = 0.0
+            ink = 15
+            if rng is not None:
+                dx, dy = rng.gauss(0, 0.04 * pitch), rng.gauss(0, 0.04 * pitch)
+                ink = rng.randint(0, 70)
+            draw.text((x0 + col * pitch + dx, top + dy), char, fill=(ink, ink, ink + 5), font=face)
+
+
+def mrz_font_path(font: MrzFont) -> Path:
+    """The file of an MRZ rendering font, or ``FileNotFoundError`` naming its Debian package."""
+    if font == "ocr-b":
+        return ocr_b_font_path()
+    path, package = MRZ_FONT_FILES[font]
+    if not path.is_file():
+        raise FileNotFoundError(f"The font {font} was not found; install `{package}`.")
+    return path
+
+
+def available_mrz_fonts() -> tuple[MrzFont, ...]:
+    """The MRZ fonts installed here (OCR-B first)."""
+    found: list[MrzFont] = []
+    for font in MRZ_FONTS:
+        try:
+            mrz_font_path(font)
+        except FileNotFoundError:
+            continue
+        found.append(font)
+    return tuple(found)
+
+
+def _mono_font(font: MrzFont, pitch: float) -> Any:
+    """A monospace font sized so that its advance is ``pitch`` and its capitals
+    are no taller than OCR-B's (about 0.98 pitch); condensed fonts are kept
+    at the cap height and printed narrower than the cell, as on real documents."""
+    from PIL import ImageFont
+
+    path = str(mrz_font_path(font))
+    probe = ImageFont.truetype(path, 100)
+    advance = probe.getlength("M") / 100
+    _left, top, _right, bottom = probe.getbbox("H")
+    cap = (bottom - top) / 100
+    size = min(pitch / advance, 0.98 * pitch / cap * 0.95)
+    return ImageFont.truetype(path, max(round(size), 1))
 
 
 def _portrait(width: int, height: int, rng: random.Random) -> Any:
@@ -307,14 +383,18 @@ def _apply(matrix: Any, x: float, y: float) -> tuple[float, float]:
 
 
 def photograph(
-    page: Any, portrait_box: tuple[int, int, int, int], level: Level, rng: random.Random
+    page: Any,
+    portrait_box: tuple[int, int, int, int],
+    level: Level,
+    rng: random.Random,
+    spec: Degradation | None = None,
 ) -> tuple[bytes, int, int, tuple[int, int, int, int], dict[str, float]]:
-    """Degrade a clean page like a phone photo at ``level``.
+    """Degrade a clean page like a phone photo at ``level`` (or as ``spec`` says).
 
     Returns (encoded image, width, height, portrait box in the photo, the
     degradations drawn)."""
     # The draws happen in a fixed order, so that a seed gives the same photo.
-    params = _draw_degradations(DEGRADATIONS[level], rng)
+    params = _draw_degradations(spec or DEGRADATIONS[level], rng)
     # The page on a table, with a border around it.
     pad = int(0.12 * max(page.size))
     table = (rng.randint(60, 140), rng.randint(50, 120), rng.randint(40, 100))
@@ -514,3 +594,197 @@ def two_documents_photo(rng: random.Random, *, today: dt.date) -> tuple[bytes, t
     buffer = io.BytesIO()
     canvas.save(buffer, format="PNG")
     return buffer.getvalue(), (first, second)
+
+
+# --- a set that does not flatter --------------------------------------------------------
+
+Hardship = Literal[
+    "fonts", "worn_print", "moire", "motion_blur", "perspective", "jpeg", "small_in_frame",
+    "quarter_turn", "low_contrast", "glare",
+]  # fmt: skip
+HARDSHIPS: Final[tuple[Hardship, ...]] = (
+    "fonts", "worn_print", "moire", "motion_blur", "perspective", "jpeg", "small_in_frame",
+    "quarter_turn", "low_contrast", "glare",
+)  # fmt: skip
+"""One hardship per image, on top of a level's photo degradations:
+
+* ``fonts``: the MRZ in a monospace font other than OCR-B (DejaVu Sans Mono,
+  Liberation Mono, FreeMono), with printing noise;
+* ``worn_print``: OCR-B printed off its cells in uneven ink;
+* ``moire``: a photographed screen (interference fringes, sub-pixel stripes);
+* ``motion_blur``: the camera moved (a line kernel, 4-9 px, any direction);
+* ``perspective``: the page at a steep angle (twice the severe level's corners);
+* ``jpeg``: heavy compression (quality 20-35);
+* ``small_in_frame``: the page a third of a large cluttered photo's width;
+* ``quarter_turn``: the photo turned by 90, 180 or 270 degrees;
+* ``low_contrast``: a dim, flat capture (grey levels squeezed to a third);
+* ``glare``: a bright reflection over part of the page.
+"""
+
+
+def hard_document(
+    rng: random.Random,
+    layout: DocumentLayout,
+    hardship: Hardship,
+    level: Level = "moderate",
+    *,
+    today: dt.date,
+) -> SyntheticDocument:
+    """One photo of a generated ``layout`` document at ``level`` with ``hardship``."""
+    import numpy as np
+    from PIL import Image as PILImage
+
+    text = random_document_mrz(rng, layout, today=today)
+    font: MrzFont = "ocr-b"
+    if hardship == "fonts":
+        font = rng.choice([f for f in available_mrz_fonts() if f != "ocr-b"] or ["ocr-b"])
+    worn = rng if hardship in ("fonts", "worn_print") else None
+    page, box = render_page(text, layout, rng, font=font, worn=worn)
+    spec = DEGRADATIONS[level]
+    if hardship == "perspective":
+        severe = DEGRADATIONS["severe"]
+        spec = Degradation(
+            spec.blur_sigma, spec.noise_sigma, spec.jpeg_quality, severe.rotation_deg,
+            2 * severe.perspective, spec.uneven_light, spec.resolution,
+        )  # fmt: skip
+    image, _width, _height, photo_box, params = photograph(page, box, level, rng, spec)
+    params = {**params, f"font_{font}": 1.0}
+    if hardship in ("fonts", "worn_print", "perspective"):
+        return SyntheticDocument(layout, level, text, image, _width, _height, photo_box, params)
+    photo = np.asarray(PILImage.open(io.BytesIO(image)).convert("RGB"), dtype=np.float32)
+    photo, photo_box = _HARDSHIP_STEPS[hardship](photo, photo_box, rng, params)
+    out = PILImage.fromarray(np.clip(photo, 0, 255).astype(np.uint8))
+    buffer = io.BytesIO()
+    out.save(buffer, format="JPEG", quality=int(params["jpeg_quality"]))
+    return SyntheticDocument(
+        layout, level, text, buffer.getvalue(), out.width, out.height, photo_box, params
+    )
+
+
+def hard_batch(
+    seed: int,
+    count: int,
+    *,
+    today: dt.date,
+    level: Level = "moderate",
+    layouts: Sequence[DocumentLayout] = DOCUMENT_LAYOUTS,
+    hardships: Sequence[Hardship] = HARDSHIPS,
+) -> Iterator[tuple[Hardship, SyntheticDocument]]:
+    """``count`` hard photos cycling through ``hardships`` and ``layouts`` (reproducible)."""
+    rng = random.Random(seed)
+    for index in range(count):
+        hardship = hardships[index % len(hardships)]
+        layout = layouts[(index // len(hardships)) % len(layouts)]
+        yield hardship, hard_document(rng, layout, hardship, level, today=today)
+
+
+_Box = tuple[int, int, int, int]
+
+
+def _moire(photo: Any, box: _Box, rng: random.Random, params: dict[str, float]) -> tuple[Any, _Box]:
+    import numpy as np
+
+    height, width = photo.shape[:2]
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    angle = rng.uniform(0, math.pi)
+    period = rng.uniform(3.0, 7.0)
+    depth = rng.uniform(0.12, 0.22)
+    params.update(moire_period=period, moire_depth=depth)
+    wave = 1.0 + depth * np.sin(
+        2 * math.pi * (xx * math.cos(angle) + yy * math.sin(angle)) / period
+    )
+    stripes = np.ones((height, width, 3), dtype=np.float32)
+    for channel in range(3):
+        stripes[:, channel::3, channel] = 1.12  # the screen's sub-pixels
+    return photo * wave[:, :, None] * stripes * 0.9, box
+
+
+def _motion_blur(
+    photo: Any, box: _Box, rng: random.Random, params: dict[str, float]
+) -> tuple[Any, _Box]:
+    import numpy as np
+    from scipy import ndimage  # type: ignore[import-untyped, unused-ignore]
+
+    length = rng.randint(4, 9)
+    angle = rng.uniform(0, 180)
+    params.update(motion_px=float(length), motion_angle=angle)
+    kernel = np.zeros((length, length), dtype=np.float32)
+    kernel[length // 2, :] = 1.0
+    kernel = ndimage.rotate(kernel, angle, reshape=False, order=1)
+    kernel /= max(float(kernel.sum()), 1e-6)
+    blurred = [ndimage.convolve(photo[:, :, c], kernel, mode="nearest") for c in range(3)]
+    return np.stack(blurred, axis=2), box
+
+
+def _jpeg(photo: Any, box: _Box, rng: random.Random, params: dict[str, float]) -> tuple[Any, _Box]:
+    params["jpeg_quality"] = float(rng.randint(20, 35))
+    return photo, box
+
+
+def _small_in_frame(
+    photo: Any, box: _Box, rng: random.Random, params: dict[str, float]
+) -> tuple[Any, _Box]:
+    """The photo pasted into one three times as wide, over a textured table."""
+    import numpy as np
+
+    height, width = photo.shape[:2]
+    big_w, big_h = 3 * width, max(3 * height, int(3 * width * 0.75))
+    noise = np.random.default_rng(rng.getrandbits(32))
+    base = np.array([rng.randint(60, 160) for _ in range(3)], dtype=np.float32)
+    canvas = base + noise.normal(0, 10, (big_h, big_w, 1)).astype(np.float32)
+    # Text-like clutter: dark horizontal bars of random lengths (other papers).
+    for _ in range(40):
+        y, x = noise.integers(0, big_h - 20), noise.integers(0, big_w - 400)
+        canvas[y : y + noise.integers(6, 16), x : x + noise.integers(100, 400)] *= 0.3
+    x0, y0 = rng.randint(0, big_w - width), rng.randint(0, big_h - height)
+    canvas[y0 : y0 + height, x0 : x0 + width] = photo
+    params.update(frame_scale=3.0)
+    return canvas, (box[0] + x0, box[1] + y0, box[2], box[3])
+
+
+def _quarter_turn(
+    photo: Any, box: _Box, rng: random.Random, params: dict[str, float]
+) -> tuple[Any, _Box]:
+    import numpy as np
+
+    turns = rng.randint(1, 3)
+    params["quarter_turns"] = float(turns)
+    height, width = photo.shape[:2]
+    x, y, w, h = box
+    for _ in range(turns):  # np.rot90 turns counter-clockwise: (x, y) -> (y, W - x)
+        x, y, w, h = y, width - x - w, h, w
+        width, height = height, width
+    return np.rot90(photo, turns), (x, y, w, h)
+
+
+def _low_contrast(
+    photo: Any, box: _Box, rng: random.Random, params: dict[str, float]
+) -> tuple[Any, _Box]:
+    low = rng.uniform(70, 110)
+    span = rng.uniform(60, 85)
+    params.update(contrast_low=low, contrast_span=span)
+    return low + photo / 255.0 * span, box
+
+
+def _glare(photo: Any, box: _Box, rng: random.Random, params: dict[str, float]) -> tuple[Any, _Box]:
+    import numpy as np
+
+    height, width = photo.shape[:2]
+    cx, cy = rng.uniform(0.2, 0.8) * width, rng.uniform(0.2, 0.6) * height
+    radius = rng.uniform(0.08, 0.2) * width
+    strength = rng.uniform(120, 200)
+    params.update(glare_radius=radius / width, glare_strength=strength)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    spot = strength * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * radius**2))
+    return photo + spot[:, :, None], box
+
+
+_HARDSHIP_STEPS: Final = {
+    "moire": _moire,
+    "motion_blur": _motion_blur,
+    "jpeg": _jpeg,
+    "small_in_frame": _small_in_frame,
+    "quarter_turn": _quarter_turn,
+    "low_contrast": _low_contrast,
+    "glare": _glare,
+}

@@ -31,7 +31,32 @@ MEASURED_SLOW: dict[str, set[str]] = {
         "test_unreadable_input_is_a_coded_problem",
         "test_wrong_check_digit_is_a_200_with_problems",
     },
+    "test_status_import_pg.py": {
+        "test_a_failed_import_leaves_the_previous_list_and_no_table_behind",
+        "test_a_list_naming_a_person_twice_keeps_the_most_severe",
+        "test_a_reader_sees_the_previous_list_until_the_swap_commits",
+        "test_import_swaps_in_a_partition_per_day_and_source",
+        "test_merging_into_a_swapped_in_list",
+        "test_migration_0007_partitions_a_populated_database_and_reverts",
+        "test_the_purge_drops_past_days_partitions",
+    },
+    "test_status_lookup_cache.py": {
+        "test_a_cached_decision_never_outlives_its_day",
+        "test_a_document_linked_later_is_seen_by_the_next_lookup",
+        "test_an_import_at_one_worker_is_seen_by_the_other_at_once",
+        "test_an_import_is_seen_by_the_next_lookup",
+        "test_repeated_lookups_ask_the_status_sources_once",
+    },
+    "test_documents_batch.py": {
+        "test_batch_equals_check_document_row_by_row",
+        "test_check_texts_equals_the_single_check_of_each_text",
+        "test_every_builtin_kind_is_generated_and_checked",
+    },
+    "test_ocr_hard_photos.py": {
+        "test_hard_photos_keep_their_portrait_box_inside_the_photo",
+    },
     "test_redis_state.py": {
+        "test_the_assisted_check_limit_counts_across_nodes",
         "test_a_live_code_verified_at_one_node_is_refused_at_another",
         "test_a_pass_revocation_is_pushed_to_every_node",
         "test_a_signed_request_counts_once_across_nodes",
@@ -269,7 +294,9 @@ MEASURED_SLOW: dict[str, set[str]] = {
     "test_synthetic_documents.py": {
         "test_generation_is_reproducible",
         "test_photos_decode_and_hold_the_portrait",
+        "test_other_mrz_fonts_are_scaled_to_the_icao_pitch",
         "test_special_pages",
+        "test_the_hard_set_is_reproducible_and_cycles_its_hardships",
     },
     "test_web_compression.py": {
         "test_a_small_file_is_sent_as_it_is",

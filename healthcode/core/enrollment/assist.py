@@ -1,5 +1,5 @@
 """The assisted quick check (老幼助查): who is eligible, and the per-operator
-rate limit."""
+rate limit of a worker."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ ASSIST_MIN_AGE_ELDER = 60
 class OperatorRateLimiter:
     """A token bucket per operator, in this process's memory.
 
-    Per worker: with N workers behind a load balancer an operator gets up to N
-    times the rate. That is the intended trade-off for a check that stores
-    nothing (not even who was checked); a deployment that needs one global
-    limit puts it in front of the workers (the reverse proxy).
+    Used when Redis is not configured (one node) or unreachable: then each
+    worker counts on its own, and with N workers an operator gets up to N times
+    the rate. With Redis the service counts the same capacity per minute
+    across every worker of every node (``EnrollmentService._take_assist``).
     """
 
     def __init__(

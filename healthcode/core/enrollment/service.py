@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import functools
+import hashlib
 import logging
 import os
 import time
@@ -38,6 +39,7 @@ from healthcode.core.enrollment.errors import (
     FaceCheckUnavailableError,
     FaceMismatchError,
     FaceWorkBusyError,
+    RateLimitedError,
     SubjectNotFoundError,
 )
 from healthcode.core.enrollment.faces import FaceChecks
@@ -84,6 +86,7 @@ from healthcode.core.privacy import (
     encrypt_template,
     subject_id_hex,
 )
+from healthcode.core.shared import shared_state
 from healthcode.core.status import resolve_status
 from healthcode.core.status.peer_tokens import PeerKeys, resolve_peer_keys, store_peer_tokens
 from healthcode.core.storage.database import Database
@@ -661,6 +664,21 @@ class EnrollmentService:
 
     # --- assisted quick check (老幼助查) ----------------------------------------------------------
 
+    async def _take_assist(self, operator: str) -> None:
+        """Count one assisted check of ``operator``: across every node in Redis
+        when it is configured (a fixed window of the limiter's capacity per
+        minute), else, or while Redis is unreachable, in this worker's
+        token bucket. The Redis key holds a digest of the operator id."""
+        shared = shared_state(self.db)
+        if shared is not None:
+            name = "assist:" + hashlib.sha256(operator.encode()).hexdigest()[:32]
+            retry = await shared.hit(name, self.assist_limiter.capacity)
+            if retry is not None:
+                if retry:
+                    raise RateLimitedError(details={"retry_after_s": retry})
+                return
+        self.assist_limiter.take(operator)
+
     async def assist_check(
         self,
         operator: str,
@@ -671,7 +689,8 @@ class EnrollmentService:
         """Status of a person aged <= 16 or >= 60 by document number, for a helper.
 
         Nothing is stored (the status decision is not recorded); the result is
-        masked. Each operator is rate-limited (``OperatorRateLimiter``, per worker).
+        masked. Each operator is rate-limited: across nodes with Redis, else per
+        worker (``OperatorRateLimiter``).
         """
         operator = operator.strip()
         if not 1 <= len(operator) <= 64:
@@ -681,7 +700,7 @@ class EnrollmentService:
                 code="operator_required",
             )
         now = now or now_utc()
-        self.assist_limiter.take(operator)
+        await self._take_assist(operator)
         today = today_shanghai(now)
         document, masked, _warnings = await self._off_loop(
             read_document,

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from attrs import frozen
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from healthcode.core.clock import now_utc
+from healthcode.core.clock import now_utc, today_shanghai
 from healthcode.core.enrollment.errors import SubjectNotFoundError
 from healthcode.core.errors import HealthcodeError
 from healthcode.core.models import Colour, MaskedDocument, Status, Subject
@@ -26,9 +26,17 @@ from healthcode.core.passes.keys import KeyStore
 from healthcode.core.passes.models import IssuedPass
 from healthcode.core.passes.passes import issue_pass
 from healthcode.core.passes.revocation import build_revocation_list
+from healthcode.core.plugins import get_plugin_manager
 from healthcode.core.privacy import subject_id_hex, subject_key_bytes
 from healthcode.core.shared import EVENT_PASS, publish_event
 from healthcode.core.status import purge_expired, resolve_status
+from healthcode.core.status.resolution import (
+    DecisionCache,
+    DecisionStamp,
+    decide_status,
+    fetch_status_entries,
+    status_revision_column,
+)
 from healthcode.core.storage import tables
 from healthcode.core.storage.database import Database, write_audit
 
@@ -44,6 +52,17 @@ class DeviceKeyMissingError(HealthcodeError):
     default_en = "This person enrolled without a device key: re-enroll from the holder's phone."
     default_zh = "该登记未绑定设备密钥，请在持有人手机上重新登记。"
     http_status = 409
+
+
+# A holder's look-up: the subject row and the status revision, one statement
+# (built once: constructing it costs more than running it).
+_STATUS_READ = sa.select(
+    tables.subjects.c.kind,
+    tables.subjects.c.masked_name,
+    tables.subjects.c.masked_number,
+    tables.subjects.c.updated_at,
+    status_revision_column(),
+).where(tables.subjects.c.subject_key == sa.bindparam("key"))
 
 
 @frozen
@@ -87,13 +106,37 @@ class PassService:
         self._revoked: set[bytes] = set()
         self._revoked_since: dt.datetime | None = None
         self._revoked_checked_at = float("-inf")
+        self.decisions = DecisionCache()
+        """Today's decisions shown to holders, per worker (see ``current_status``)."""
 
     async def current_status(self, subject_id: str, *, now: dt.datetime | None = None) -> Status:
         """Today's status of an enrolled holder, as shown to them. A look-up
-        records nothing: decisions are recorded when a pass is issued."""
+        records nothing: decisions are recorded when a pass is issued.
+
+        One indexed read: the subject row with the status revision. The
+        decision made earlier today by this worker is reused while neither
+        changed (``healthcode.core.status.resolution.DecisionCache``); else the
+        subject's entries are read in the same transaction and the status
+        sources asked."""
+        now = now or now_utc()
+        day = today_shanghai(now)
+        key = subject_key_bytes(subject_id)
         async with self.db.begin() as conn:
-            subject, _ = await load_subject(conn, subject_key_bytes(subject_id))
-        return await resolve_status(self.db, subject, now=now, pm=self.pm, record=False)
+            row = (await conn.execute(_STATUS_READ, {"key": key})).first()
+            if row is None:
+                raise SubjectNotFoundError()
+            stamp = DecisionStamp(day, row.status_revision, row.updated_at)
+            cached = self.decisions.get(key, stamp)
+            if cached is not None:
+                return cached
+            entries = await fetch_status_entries(conn, key, day)
+        subject = Subject(
+            subject_id=subject_id_hex(key),
+            masked=MaskedDocument(row.kind, row.masked_name, row.masked_number),
+        )
+        status, _ = decide_status(subject, day, entries, now, self.pm or get_plugin_manager())
+        self.decisions.put(key, stamp, status)
+        return status
 
     async def issue(self, subject_id: str, *, now: dt.datetime | None = None) -> PassIssue:
         """Resolve today's status and sign a pass bound to the holder's device key."""

@@ -104,10 +104,10 @@ class VerificationService:
         before, by any worker of this node).
         """
         self.maybe_reload_trust()
-        verdict = self.verifier.verify(presentation, now)
-        if not verdict.ok:
+        verdict, once = self.verifier.verify_online(presentation, now)
+        if once is None:
             return verdict
-        signed, expires_at = self.verifier.signed_presentation(presentation)
+        signed, expires_at = once
         if (
             verdict.pass_id is not None
             and verdict.issuer == self.region_code

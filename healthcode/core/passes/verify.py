@@ -211,7 +211,7 @@ class Verifier:
         self._cache[cose] = entry
         return entry
 
-    def _check(self, text: str, now: dt.datetime) -> tuple[_Entry, int, int | None]:
+    def _check(self, text: str, now: dt.datetime) -> tuple[_Entry, int, int | None, int]:
         cose, time_ms, device_signature = split_presentation(text)
         claims, issuer, key = self._issuer_checked(cose)
         now_s = now.timestamp()
@@ -255,7 +255,7 @@ class Verifier:
             now,
         ):
             raise PresentationReplayedError()
-        return (claims, issuer, key), age_ms, rl_age
+        return (claims, issuer, key), age_ms, rl_age, time_ms
 
     def _expiry(self, time_ms: int) -> dt.datetime:
         # Refused as stale after the window; the skew allows for verifiers'
@@ -273,11 +273,19 @@ class Verifier:
 
     def verify(self, text: str, now: dt.datetime | None = None) -> Verdict:
         """Verify one scanned presentation; never raises for bad input."""
+        return self.verify_online(text, now)[0]
+
+    def verify_online(
+        self, text: str, now: dt.datetime | None = None
+    ) -> tuple[Verdict, tuple[bytes, dt.datetime] | None]:
+        """:meth:`verify`, and for an accepted presentation what
+        :meth:`signed_presentation` says (the key of its one use, and when it
+        expires), from the same decoding: a service records the use next."""
         now = now or self.clock()
         try:
-            (claims, issuer, key), age_ms, rl_age = self._check(text, now)
+            (claims, issuer, key), age_ms, rl_age, time_ms = self._check(text, now)
         except PassError as exc:
-            return Verdict.refusal(exc, notices=self.notices(now))
+            return Verdict.refusal(exc, notices=self.notices(now)), None
         notices = self.notices(now)
         if (
             rl_age is None
@@ -293,7 +301,7 @@ class Verifier:
                     {"region": issuer.region_code},
                 ),
             )
-        return Verdict(
+        verdict = Verdict(
             ok=True,
             code="accepted",
             message_en="The pass is genuine, current, and shown by its holder.",
@@ -309,6 +317,8 @@ class Verifier:
             revocation_list_age_s=rl_age,
             notices=notices,
         )
+        once = _signed_text(issuer.region_code, claims.pass_id, time_ms), self._expiry(time_ms)
+        return verdict, once
 
 
 def _signed_text(region_code: str, pass_id: bytes, time_ms: int) -> bytes:

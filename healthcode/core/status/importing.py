@@ -14,6 +14,7 @@ at once with ``import_in_progress`` rather than silently replacing it.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
 import io
@@ -21,8 +22,9 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from pathlib import Path
+from secrets import token_hex
 from typing import Any, Literal
 
 import attrs
@@ -47,7 +49,13 @@ from healthcode.core.status.rows import (
     read_rows,
 )
 from healthcode.core.storage import tables
-from healthcode.core.storage.database import Database, LockBusyError, write_audit
+from healthcode.core.storage.database import (
+    Database,
+    LockBusyError,
+    advisory_key,
+    ensure_day_partitions,
+    write_audit,
+)
 from healthcode.core.storage.errors import ImportFormatError, StatusImportError
 
 log = logging.getLogger("healthcode.core.status")
@@ -202,6 +210,9 @@ class _Tally:
     rows_invalid: int = 0
     invalid: list[InvalidRow] = attrs.field(factory=list)
     """The first ``MAX_REPORTED_INVALID`` invalid rows."""
+    red: int = 0
+    yellow: int = 0
+    """Valid rows by colour (duplicates included; the copy path counts them)."""
 
     def reject(self, row: InvalidRow) -> None:
         self.rows_invalid += 1
@@ -296,26 +307,12 @@ class _BatchWriter:
             self._exports = []
 
 
-async def _write_rows(
-    rows: Iterable[RawRow | InvalidRow],
-    keyer: RowKeyer,
-    writer: _BatchWriter,
-    progress: Callable[[int], None] | None,
-) -> _Tally:
-    """Key and write every row; a file that turns out unreadable part-way is an
-    ``ImportFormatError`` (the caller's transaction then changes nothing)."""
-    tally = _Tally()
+@contextmanager
+def _readable(tally: _Tally) -> Iterator[None]:
+    """A file that turns out unreadable part-way is an ``ImportFormatError``
+    (the caller's transaction then changes nothing)."""
     try:
-        for raw in rows:
-            tally.rows_read += 1
-            result = raw if isinstance(raw, InvalidRow) else keyer(raw)
-            if isinstance(result, InvalidRow):
-                tally.reject(result)
-                continue
-            tally.rows_imported += 1
-            if await writer.add(result) and progress is not None:
-                progress(tally.rows_read)
-        await writer.flush()
+        yield
     except UnicodeDecodeError:
         raise _not_utf8(tally.rows_read) from None
     except csv.Error:
@@ -324,9 +321,242 @@ async def _write_rows(
             "CSV 文件格式错误，未导入任何数据。",
             details={"reason": "csv_error", "after_row": tally.rows_read},
         ) from None
+
+
+def _keyed(raw: RawRow | InvalidRow, keyer: RowKeyer, tally: _Tally) -> KeyedRow | None:
+    """``raw`` keyed and counted as imported; None (counted as rejected) when
+    it is invalid."""
+    tally.rows_read += 1
+    result = raw if isinstance(raw, InvalidRow) else keyer(raw)
+    if isinstance(result, InvalidRow):
+        tally.reject(result)
+        return None
+    tally.rows_imported += 1
+    return result
+
+
+async def _write_rows(
+    rows: Iterable[RawRow | InvalidRow],
+    keyer: RowKeyer,
+    writer: _BatchWriter,
+    progress: Callable[[int], None] | None,
+) -> _Tally:
+    """Key and write every row."""
+    tally = _Tally()
+    with _readable(tally):
+        for raw in rows:
+            result = _keyed(raw, keyer, tally)
+            if result is None:
+                continue
+            if await writer.add(result) and progress is not None:
+                progress(tally.rows_read)
+        await writer.flush()
     if progress is not None:
         progress(tally.rows_read)
     return tally
+
+
+# --- PostgreSQL: COPY into a table off to the side, then swap it in ------------------------
+
+COPY_BATCH_SIZE = 50_000
+"""Rows keyed per batch (in a thread) while the previous batch is copied."""
+_ENTRY_COLUMNS = ("day", "subject_key", "source", "colour", "severity")
+_EXPORT_COLUMNS = ("day", "peer_region", "pair_hash", "source", "colour", "severity")
+
+
+class _PartSwap:
+    """One (day, source) part of a day-partitioned table, built by ``COPY``
+    into a new table that no reader sees, then swapped for the part in place
+    in the import's transaction: readers see the previous list until it commits,
+    and a crash or kill before that leaves no trace (the new table is rolled back)."""
+
+    def __init__(
+        self, conn: AsyncConnection, table: sa.Table, *, day: dt.date, source: str
+    ) -> None:
+        self._conn = conn
+        self._table = table
+        self._day = day
+        self._source = source
+        self.day_part = tables.day_partition_name(table.name, day)
+        self.final = tables.source_partition_name(table.name, day, source)
+        self.staging = f"{self.final}_n{token_hex(4)}"
+        self._columns = [c.name for c in table.primary_key.columns]
+
+    async def create(self) -> None:
+        # The CHECK mirrors the partition bound, so ATTACH need not scan the rows.
+        await self._conn.execute(
+            sa.text(
+                f"CREATE TABLE {self.staging} (LIKE {self._table.name} "
+                "INCLUDING DEFAULTS INCLUDING CONSTRAINTS, "
+                f"CHECK (day = DATE '{self._day.isoformat()}' AND source = '{self._source}'))"
+            )
+        )
+
+    async def copy(self, records: list[tuple[Any, ...]], columns: tuple[str, ...]) -> None:
+        if not records:
+            return
+        raw = (await self._conn.get_raw_connection()).driver_connection
+        assert raw is not None
+        await raw.copy_records_to_table(self.staging, records=records, columns=columns)
+
+    async def index(self) -> bool:
+        """Add the primary key; a list naming a person twice keeps the most
+        severe row. True when there were such duplicates."""
+        add_key = sa.text(
+            f"ALTER TABLE {self.staging} ADD PRIMARY KEY ({', '.join(self._columns)})"
+        )
+        try:
+            async with self._conn.begin_nested():
+                await self._conn.execute(add_key)
+            return False
+        except sa.exc.IntegrityError:
+            pass
+        same = " AND ".join(f"a.{c} = b.{c}" for c in self._columns)
+        await self._conn.execute(
+            sa.text(
+                f"DELETE FROM {self.staging} a USING {self.staging} b WHERE {same} "
+                "AND (a.severity, a.ctid) < (b.severity, b.ctid)"
+            )
+        )
+        await self._conn.execute(add_key)
+        return True
+
+    async def counts(self) -> dict[str, int]:
+        rows = await self._conn.execute(
+            sa.text(f"SELECT colour, count(*) FROM {self.staging} GROUP BY colour")
+        )
+        return {str(colour): int(n) for colour, n in rows}
+
+    async def swap(self) -> None:
+        """Replace the source's part of the day by the new table."""
+        conn, source = self._conn, self._source
+        await conn.execute(
+            sa.text(f"DELETE FROM {self.day_part}_default WHERE source = :s"), {"s": source}
+        )
+        if await conn.scalar(sa.select(sa.func.to_regclass(self.final).is_not(None))):
+            await conn.execute(
+                sa.text(f"ALTER TABLE {self.day_part} DETACH PARTITION {self.final}")
+            )
+            await conn.execute(sa.text(f"DROP TABLE {self.final}"))
+        await conn.execute(
+            sa.text(
+                f"ALTER TABLE {self.day_part} ATTACH PARTITION {self.staging} "
+                f"FOR VALUES IN ('{source}')"
+            )
+        )
+        await conn.execute(sa.text(f"ALTER TABLE {self.staging} RENAME TO {self.final}"))
+
+
+def _keyed_batches(
+    rows: Iterator[RawRow | InvalidRow],
+    keyer: RowKeyer,
+    tally: _Tally,
+    *,
+    day: dt.date,
+    source: str,
+    peers: Mapping[str, bytes],
+    batch_size: int,
+) -> Callable[[], tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]] | None]:
+    """A function giving the next batch of (entry, export) records, None at the end."""
+
+    def next_batch() -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]] | None:
+        entries: list[tuple[Any, ...]] = []
+        exports: list[tuple[Any, ...]] = []
+        with _readable(tally):
+            for raw in rows:
+                result = _keyed(raw, keyer, tally)
+                if result is None:
+                    continue
+                colour, severity = result.colour.value, result.colour.severity
+                if colour == "red":
+                    tally.red += 1
+                else:
+                    tally.yellow += 1
+                entries.append((day, result.key, source, colour, severity))
+                if result.canonical is not None:
+                    for region, h in peer_hashes(peers, result.canonical, day).items():
+                        exports.append((day, region, h, source, colour, severity))
+                if len(entries) >= batch_size:
+                    break
+        return (entries, exports) if entries or exports else None
+
+    return next_batch
+
+
+async def _copy_rows(
+    next_batch: Callable[[], tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]] | None],
+    entries: _PartSwap,
+    exports: _PartSwap,
+    tally: _Tally,
+    progress: Callable[[int], None] | None,
+) -> None:
+    """Copy every batch; the next one is read and keyed in a thread while
+    the server takes the previous one."""
+    loop = asyncio.get_running_loop()
+    pending = loop.run_in_executor(None, next_batch)
+    try:
+        while (batch := await pending) is not None:
+            pending = loop.run_in_executor(None, next_batch)
+            await entries.copy(batch[0], _ENTRY_COLUMNS)
+            await exports.copy(batch[1], _EXPORT_COLUMNS)
+            if progress is not None:
+                progress(tally.rows_read)
+    finally:
+        # Never leave the reader running past this import (on an error above).
+        with suppress(BaseException):
+            await pending
+    if progress is not None:
+        progress(tally.rows_read)
+
+
+async def _copy_and_swap(
+    conn: AsyncConnection,
+    rows: Iterator[RawRow | InvalidRow],
+    keyer: RowKeyer,
+    *,
+    day: dt.date,
+    source: str,
+    peers: Mapping[str, bytes],
+    batch_size: int,
+    progress: Callable[[int], None] | None,
+    started: float,
+) -> ImportSummary:
+    """The replace import on PostgreSQL, inside the import's transaction."""
+    entries = _PartSwap(conn, tables.status_entries, day=day, source=source)
+    exports = _PartSwap(conn, tables.peer_status_exports, day=day, source=source)
+    await entries.create()
+    await exports.create()
+    tally = _Tally()
+    next_batch = _keyed_batches(
+        rows, keyer, tally, day=day, source=source, peers=peers, batch_size=batch_size
+    )
+    await _copy_rows(next_batch, entries, exports, tally, progress)
+    by_colour = {"red": tally.red, "yellow": tally.yellow}
+    if await entries.index():
+        by_colour = await entries.counts()
+    await exports.index()
+    # Imports of other sources for the day swap in turn: each swap locks the
+    # day's partition and its default part, and two at once could deadlock.
+    swap_lock = sa.literal(advisory_key(f"status-swap.{day.isoformat()}"), sa.BigInteger)
+    await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(swap_lock)))
+    await entries.swap()
+    await exports.swap()
+    total = sum(by_colour.values())
+    return ImportSummary(
+        day=day,
+        source=source,
+        mode="replace",
+        rows_read=tally.rows_read,
+        rows_imported=tally.rows_imported,
+        rows_invalid=tally.rows_invalid,
+        entries=total,
+        red=by_colour.get("red", 0),
+        yellow=by_colour.get("yellow", 0),
+        duplicates=tally.rows_imported - total,
+        invalid_rows=tuple(tally.invalid),
+        invalid_rows_truncated=tally.rows_invalid > len(tally.invalid),
+        seconds=round(time.perf_counter() - started, 3),
+    )
 
 
 async def _summarise(
@@ -375,36 +605,64 @@ async def import_status_rows(
     source: str = DEFAULT_SOURCE,
     replace: bool = True,
     pm: pluggy.PluginManager | None = None,
-    batch_size: int = BATCH_SIZE,
+    batch_size: int | None = None,
     progress: Callable[[int], None] | None = None,
     peer_keys: PeerKeys | None = None,
+    insert_only: bool = False,
 ) -> ImportSummary:
     """Import status rows from ``lines`` (an open text file or any iterable of lines).
 
     ``replace=True``: the rows are the source's whole list for ``day``; what it
     said before for that day goes. ``replace=False`` merges (most severe kept).
-    ``progress(rows_read)`` is called after each batch. ``peer_keys`` (pair
+    ``progress(rows_read)`` is called after each batch (``batch_size`` rows;
+    by default 5,000 inserted or 50,000 copied at a time). ``peer_keys`` (pair
     keys by peer region, e.g. ``configured_pair_keys(KeyStore())``): each
     listed person's daily hash for each peer is stored for export. Raises
     ``StatusImportError`` (or ``DatabaseUnavailableError``) with nothing changed;
     ``ImportInProgressError`` at once while another import of ``source`` for
     ``day`` runs, in any process. ``day`` is taken as given: check what an
     operator typed with ``parse_import_day``.
+
+    On PostgreSQL a replacing import ``COPY``s the rows into a new table and
+    swaps it for the source's part of the day's partition when it commits;
+    ``insert_only=True`` takes the batched ``INSERT`` path instead (merges
+    and SQLite always do), kept as the benchmarks' baseline.
     """
     check_source_name(source)
     started = time.perf_counter()
     peers = dict(resolve_peer_keys(peer_keys))
     keyer = RowKeyer(secrets, pm or get_plugin_manager(), canonical=bool(peers))
+    rows = read_rows(lines, fmt)
+    if db.backend == "postgresql":
+        await ensure_day_partitions(db, day)
     async with _import_transaction(db, source, day) as conn:
-        writer = _BatchWriter(
-            conn, db.backend, day=day, source=source, peers=peers, batch_size=batch_size
-        )
-        if replace:
-            await writer.forget_previous()
-        tally = await _write_rows(read_rows(lines, fmt), keyer, writer, progress)
-        summary = await _summarise(
-            conn, tally, day=day, source=source, replace=replace, started=started
-        )
+        if db.backend == "postgresql" and replace and not insert_only:
+            summary = await _copy_and_swap(
+                conn,
+                iter(rows),
+                keyer,
+                day=day,
+                source=source,
+                peers=peers,
+                batch_size=batch_size or COPY_BATCH_SIZE,
+                progress=progress,
+                started=started,
+            )
+        else:
+            writer = _BatchWriter(
+                conn,
+                db.backend,
+                day=day,
+                source=source,
+                peers=peers,
+                batch_size=batch_size or BATCH_SIZE,
+            )
+            if replace:
+                await writer.forget_previous()
+            tally = await _write_rows(rows, keyer, writer, progress)
+            summary = await _summarise(
+                conn, tally, day=day, source=source, replace=replace, started=started
+            )
         await write_audit(conn, "status_import", _audit_details(summary, peers))
     _log_import(summary)
     return summary
@@ -486,9 +744,10 @@ async def import_status_file(
     fmt: ImportFormat | None = None,
     replace: bool = True,
     pm: pluggy.PluginManager | None = None,
-    batch_size: int = BATCH_SIZE,
+    batch_size: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     peer_keys: PeerKeys | None = None,
+    insert_only: bool = False,
 ) -> ImportSummary:
     """``import_status_rows`` over a file; ``progress(bytes_read, bytes_total)``."""
     path = Path(path)
@@ -510,4 +769,5 @@ async def import_status_file(
             batch_size=batch_size,
             progress=on_batch,
             peer_keys=peer_keys,
+            insert_only=insert_only,
         )

@@ -2,7 +2,9 @@
 
 ``purge_expired`` (for the CLI, the API and the server's nightly task) deletes
 day-scoped rows once their day has ended in Shanghai, and expired passes,
-revocations, liveness challenges and records of used live codes.
+revocations, liveness challenges and records of used live codes. On
+PostgreSQL a past day's partitions of the status tables are dropped whole
+rather than deleted row by row.
 
 ``roll_over`` is the server's 24:00: the first worker (of any node) to call
 it for a new day claims the day and purges, in one transaction, and gets a
@@ -26,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from healthcode.core.clock import now_utc, today_shanghai
 from healthcode.core.replay import delete_expired_uses
 from healthcode.core.storage import tables
-from healthcode.core.storage.database import Database, write_audit
+from healthcode.core.storage.database import Database, drop_day_partitions_before, write_audit
 
 ROLLOVER_META = "rollover_day"
 """``operator_meta`` row: the last Shanghai day whose rollover was done."""
@@ -65,8 +67,13 @@ async def _purge(conn: AsyncConnection, now: dt.datetime) -> PurgeSummary:
     today = today_shanghai(now)
     deleted: dict[str, int] = {}
     for table in tables.DAY_SCOPED_TABLES:
+        dropped = 0
+        if conn.dialect.name == "postgresql" and table in tables.DAY_PARTITIONED_TABLES:
+            # A past day's partition goes whole; what is left (rows in the
+            # default partition) is deleted below.
+            dropped = await drop_day_partitions_before(conn, table, today)
         result = await conn.execute(table.delete().where(table.c.day < today))
-        deleted[table.name] = int(result.rowcount or 0)
+        deleted[table.name] = dropped + int(result.rowcount or 0)
     # An expired pass fails on its own: neither it nor its revocation
     # need be kept.
     for table in (tables.passes, tables.revocations):

@@ -5,15 +5,30 @@ authority entries, peer-list matches) and hands it to every status source
 through ``healthcode_resolve_status``; the most severe colour wins; every
 contribution is kept for audit (never shown to guards); nobody reporting means
 green 未见异常. A status is valid until the next 24:00 Asia/Shanghai.
+
+A holder's own look-up (``PassService.current_status``) reads the decision
+from a per-worker :class:`DecisionCache` instead of asking the status sources
+again: an entry is used only for the day it was made on, and only while the
+*status revision* (a row of ``operator_meta`` that every status list import
+changes, :func:`bump_status_revision`) and the subject row's ``updated_at``
+(changed by every enrollment that links a document or stores peer tokens) are
+what they were. Both are read with the subject row, in the one indexed read a
+look-up makes, so an import is seen by the next look-up at every worker of
+every node sharing the database; the database stays the truth.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from secrets import token_hex
+from typing import Any
 
+import attrs
 import pluggy
 import sqlalchemy as sa
+from attrs import define, frozen
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from healthcode.core.clock import next_cutoff, now_utc, today_shanghai
@@ -133,6 +148,19 @@ async def _record_decision(
         )
 
 
+def decide_status(
+    subject: Subject,
+    day: dt.date,
+    entries: StatusEntries,
+    now: dt.datetime,
+    pm: pluggy.PluginManager,
+) -> tuple[Status, list[StatusContribution]]:
+    """Ask every status source about ``subject`` on ``day`` and combine the answers."""
+    results = pm.hook.healthcode_resolve_status(subject=subject, day=day, entries=entries)
+    contributions = _flatten(results)
+    return combine_contributions(contributions, next_cutoff(now)), contributions
+
+
 async def resolve_status(
     db: Database,
     subject: Subject,
@@ -152,9 +180,7 @@ async def resolve_status(
     pm = pm or get_plugin_manager()
     async with db.begin() as conn:
         entries = await fetch_status_entries(conn, key, day)
-    results = pm.hook.healthcode_resolve_status(subject=subject, day=day, entries=entries)
-    contributions = _flatten(results)
-    status = combine_contributions(contributions, next_cutoff(now))
+    status, contributions = decide_status(subject, day, entries, now, pm)
     if record:
         await _record_decision(
             db, day=day, subject_key=key, status=status, contributions=contributions, now=now
@@ -179,3 +205,80 @@ async def resolve_document_status(
         masked=mask_document(document, pm),
     )
     return subject, await resolve_status(db, subject, now=now, pm=pm, record=record)
+
+
+# --- the decision cache -------------------------------------------------------------
+
+STATUS_REVISION = "status_revision"
+"""``operator_meta`` row changed by every status list import (a random value)."""
+DECISION_CACHE_MAX = 100_000
+"""Decisions kept per worker at most (the oldest go first)."""
+
+
+def status_revision_column() -> Any:
+    """The status revision as a scalar subquery (a primary-key read), to be
+    selected beside the subject row: NULL until the first import."""
+    meta = tables.operator_meta
+    return (
+        sa.select(meta.c.value)
+        .where(meta.c.name == STATUS_REVISION)
+        .scalar_subquery()
+        .label("status_revision")
+    )
+
+
+async def bump_status_revision(db: Database) -> None:
+    """Tell every worker's :class:`DecisionCache` that the status lists changed:
+    their next look-up of any subject asks the status sources again."""
+    meta = tables.operator_meta
+    insert = (sqlite.insert if db.backend == "sqlite" else postgresql.insert)(meta).values(
+        name=STATUS_REVISION, value=token_hex(16)
+    )
+    async with db.begin() as conn:
+        await conn.execute(
+            insert.on_conflict_do_update(
+                index_elements=[meta.c.name], set_={"value": insert.excluded.value}
+            )
+        )
+
+
+@frozen
+class DecisionStamp:
+    """What a cached decision depends on besides the subject itself."""
+
+    day: dt.date
+    """The day (Asia/Shanghai) it was made for: it never serves another."""
+    revision: str | None
+    """The status revision when it was made."""
+    subject_updated_at: dt.datetime | None
+    """The subject row's ``updated_at`` (documents linked, peer tokens stored)."""
+
+
+@define
+class DecisionCache:
+    """Today's decisions of one worker, by subject key."""
+
+    max_entries: int = DECISION_CACHE_MAX
+    entries: dict[bytes, tuple[DecisionStamp, Status]] = attrs.field(factory=dict)
+    shared: dict[Status, Status] = attrs.field(factory=dict)
+    """One object per distinct decision (most holders share "green until
+    24:00"), so that an entry costs little more than its key and stamp."""
+
+    def get(self, subject_key: bytes, stamp: DecisionStamp) -> Status | None:
+        """The decision made under ``stamp``; None when there is none or it is stale."""
+        found = self.entries.get(subject_key)
+        if found is None or found[0] != stamp:
+            return None
+        return found[1]
+
+    def put(self, subject_key: bytes, stamp: DecisionStamp, status: Status) -> None:
+        if subject_key not in self.entries and len(self.entries) >= self.max_entries:
+            # Drop the oldest entry (dicts keep insertion order).
+            del self.entries[next(iter(self.entries))]
+        if len(self.shared) >= 1000:
+            self.shared.clear()
+        self.entries[subject_key] = (stamp, self.shared.setdefault(status, status))
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.shared.clear()

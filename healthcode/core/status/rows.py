@@ -18,7 +18,7 @@ import attrs
 import pluggy
 from attrs import frozen
 
-from healthcode.core.documents import document_types
+from healthcode.core.batch import DocumentChecker
 from healthcode.core.errors import HealthcodeError
 from healthcode.core.models import Colour, Document, DocumentSubmission
 from healthcode.core.privacy import OperatorSecrets, canonical_document_key, document_key
@@ -169,8 +169,11 @@ class RowKeyer:
     ) -> None:
         self._secrets = secrets
         self._canonical = canonical
-        self._kinds = frozenset(document_types(pm))
-        self._parse = pm.hook.healthcode_parse_document
+        # The batch path: the parse hook's implementations resolved once for
+        # the whole import, not dispatched through pluggy per row.
+        checker = DocumentChecker(pm)
+        self._kinds = frozenset(checker.kinds)
+        self._parse = checker.parse_hook
 
     def __call__(self, row: RawRow) -> KeyedRow | InvalidRow:
         kind = self._kind(row)
@@ -215,9 +218,7 @@ class RowKeyer:
                 normalise_number(state) if isinstance(state, str) and state.strip() else None
             )
             document = self._parse(
-                submission=DocumentSubmission(
-                    kind=kind, number=normalised, issuing_state=norm_state
-                )
+                DocumentSubmission(kind=kind, number=normalised, issuing_state=norm_state)
             )
         except HealthcodeError as error:
             return _invalid(row.line, error, "number")

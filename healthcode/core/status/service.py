@@ -4,7 +4,9 @@ Every list that can worsen someone's status (an authority list from the
 CLI or the API, a peer region's shared list) goes through
 ``StatusImportService``: the import, then ``revoke_worsened`` on the passes
 issued earlier today, so a pass shown as green does not stay valid until
-24:00 once its holder is listed. The CLI commands and the API handler only
+24:00 once its holder is listed. Each import also changes the status
+revision, which stales every worker's cached decisions at once
+(``healthcode.core.status.resolution``). The CLI commands and the API handler only
 translate their input into one of its calls and its result back.
 """
 
@@ -29,6 +31,7 @@ from healthcode.core.status.importing import (
     import_status_rows,
 )
 from healthcode.core.status.peer_tokens import PeerKeys
+from healthcode.core.status.resolution import bump_status_revision
 from healthcode.core.status.rows import ImportFormat, detect_format
 from healthcode.core.status.sharing import PeerImportSummary, import_from_peer
 from healthcode.core.storage.database import Database, write_audit
@@ -169,6 +172,9 @@ class StatusImportService:
     async def _revoke_worsened(
         self, summary: S, *, now: dt.datetime | None = None, audit: AuditNote | None = None
     ) -> ListImport[S]:
+        # First: every worker's next look-up asks the status sources again
+        # (the cached decisions were made from the lists before this one).
+        await bump_status_revision(self.db)
         revoked = await self.passes.revoke_worsened(now=now)
         if audit is not None:
             async with self.db.begin() as conn:

@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from healthcode.core.privacy import OperatorSecrets, create_secrets, load_secrets, secrets_path
 from healthcode.core.storage import tables
 from healthcode.core.storage.errors import (
+    DatabasePoolSettingError,
     DatabaseUnavailableError,
     DatabaseURLError,
     SchemaOutdatedError,
@@ -57,6 +58,27 @@ DATABASE_URL_ENV = "HEALTHCODE_DATABASE_URL"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 CONNECT_TIMEOUT_S = 5.0
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+POOL_SIZE_ENV = "HEALTHCODE_DB_POOL_SIZE"
+MAX_OVERFLOW_ENV = "HEALTHCODE_DB_MAX_OVERFLOW"
+DEFAULT_POOL_SIZE = 5
+"""PostgreSQL connections each process (each worker) keeps open."""
+DEFAULT_MAX_OVERFLOW = 10
+"""Connections a process may open beyond its pool under a burst, closed after."""
+
+
+def _pool_setting(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 1000:
+        raise DatabasePoolSettingError(details={"setting": name})
+    return value
+
+
 Backend = Literal["sqlite", "postgresql"]
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
@@ -216,7 +238,7 @@ def _prepare_sqlite_path(path: Path) -> None:
         os.close(fd)
 
 
-def _advisory_key(name: str) -> int:
+def advisory_key(name: str) -> int:
     """A PostgreSQL advisory lock key (bigint) for a lock name."""
     digest = hashlib.sha256(b"healthcode/lock/" + name.encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
@@ -271,6 +293,10 @@ class Database:
             kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
         else:
             kwargs["pool_pre_ping"] = True
+            # Per process: a node with W workers holds up to
+            # W x (pool size + overflow) connections (deploy/README.md).
+            kwargs["pool_size"] = _pool_setting(POOL_SIZE_ENV, DEFAULT_POOL_SIZE)
+            kwargs["max_overflow"] = _pool_setting(MAX_OVERFLOW_ENV, DEFAULT_MAX_OVERFLOW)
             if self.url.drivername == "postgresql+asyncpg":
                 kwargs["connect_args"] = {"timeout": CONNECT_TIMEOUT_S}
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
@@ -339,7 +365,7 @@ class Database:
             raise ValueError(f"bad lock name {name!r}")
         if self.backend == "postgresql":
             async with self.begin() as conn:
-                key = sa.literal(_advisory_key(name), sa.BigInteger)
+                key = sa.literal(advisory_key(name), sa.BigInteger)
                 taken = await conn.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(key)))
                 if not taken:
                     raise LockBusyError(details={"lock": name})
@@ -392,9 +418,19 @@ class Database:
         for its commit and then find nothing to do (DDL is transactional there)."""
         async with self.begin() as conn:
             if self.backend == "postgresql":
-                key = sa.literal(_advisory_key("migrate"), sa.BigInteger)
+                key = sa.literal(advisory_key("migrate"), sa.BigInteger)
                 await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
             await conn.run_sync(_upgrade, target)
+        return await self.current_revision()
+
+    async def downgrade(self, target: str) -> str | None:
+        """Revert the schema to the revision ``target`` (for an operator going
+        back to an older release); returns the revision. Same lock as ``migrate``."""
+        async with self.begin() as conn:
+            if self.backend == "postgresql":
+                key = sa.literal(advisory_key("migrate"), sa.BigInteger)
+                await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+            await conn.run_sync(_downgrade, target)
         return await self.current_revision()
 
     async def check_schema(self) -> None:
@@ -446,6 +482,10 @@ def _current_revision(connection: Connection) -> str | None:
 
 def _upgrade(connection: Connection, target: str) -> None:
     command.upgrade(_alembic_config(connection), target)
+
+
+def _downgrade(connection: Connection, target: str) -> None:
+    command.downgrade(_alembic_config(connection), target)
 
 
 async def _meta_get(conn: AsyncConnection, name: str) -> str | None:
@@ -545,3 +585,64 @@ async def open_database(
         await db.dispose()
         raise
     return db, secrets
+
+
+# --- day partitions (PostgreSQL) ----------------------------------------------------------
+
+
+async def _relation_exists(conn: AsyncConnection, name: str) -> bool:
+    return await conn.scalar(sa.select(sa.func.to_regclass(name).is_not(None))) is True
+
+
+async def ensure_day_partitions(db: Database, day: dt.date) -> list[str]:
+    """Create ``day``'s partitions of the day-partitioned tables where missing,
+    in a short transaction of their own (PostgreSQL; nothing on SQLite).
+    Returns the partitions created. Concurrent callers take turns through an
+    advisory lock per table and day, so each partition is created once."""
+    if db.backend != "postgresql":
+        return []
+    created: list[str] = []
+    for table in tables.DAY_PARTITIONED_TABLES:
+        part = tables.day_partition_name(table.name, day)
+        async with db.begin() as conn:
+            if await _relation_exists(conn, part):
+                continue
+            key = sa.literal(advisory_key(f"partition.{part}"), sa.BigInteger)
+            await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+            if await _relation_exists(conn, part):
+                continue
+            for statement in tables.day_partition_ddl(table.name, day):
+                await conn.execute(sa.text(statement))
+            created.append(part)
+    return created
+
+
+async def day_partitions(conn: AsyncConnection, table: sa.Table) -> dict[dt.date, str]:
+    """The day partitions of ``table`` attached now, by day (PostgreSQL)."""
+    rows = await conn.execute(
+        sa.text(
+            "SELECT c.relname FROM pg_inherits i "
+            "JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = CAST(:parent AS regclass)"
+        ),
+        {"parent": table.name},
+    )
+    found: dict[dt.date, str] = {}
+    for (name,) in rows:
+        day = tables.partition_day(name)
+        if day is not None and name == tables.day_partition_name(table.name, day):
+            found[day] = name
+    return found
+
+
+async def drop_day_partitions_before(conn: AsyncConnection, table: sa.Table, day: dt.date) -> int:
+    """Drop ``table``'s day partitions of days before ``day`` (PostgreSQL);
+    returns the rows they held. The default partition's rows of those days
+    are the caller's to delete."""
+    dropped = 0
+    for part_day, name in sorted((await day_partitions(conn, table)).items()):
+        if part_day >= day:
+            continue
+        dropped += int(await conn.scalar(sa.text(f"SELECT count(*) FROM {name}")) or 0)
+        await conn.execute(sa.text(f"DROP TABLE {name}"))
+    return dropped

@@ -34,6 +34,18 @@ class DatabaseURLError(StorageError):
     default_zh = "不支持该数据库地址。"
 
 
+class DatabasePoolSettingError(StorageError):
+    """``HEALTHCODE_DB_POOL_SIZE`` or ``HEALTHCODE_DB_MAX_OVERFLOW`` is not a
+    whole number from 0 to 1000."""
+
+    code = "database_pool_setting_invalid"
+    default_en = (
+        "HEALTHCODE_DB_POOL_SIZE and HEALTHCODE_DB_MAX_OVERFLOW must be whole numbers "
+        "from 0 to 1000."
+    )
+    default_zh = "HEALTHCODE_DB_POOL_SIZE 与 HEALTHCODE_DB_MAX_OVERFLOW 须为 0 至 1000 的整数。"
+
+
 class SchemaOutdatedError(StorageError):
     code = "schema_outdated"
     default_en = "The database schema is out of date; run `healthcode init`."

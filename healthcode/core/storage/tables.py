@@ -12,6 +12,8 @@ belong to) and are purged once that day has ended.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import re
 from typing import Any
 
 from sqlalchemy import (
@@ -152,6 +154,8 @@ status_entries = Table(
     Column("severity", SmallInteger, nullable=False),
     PrimaryKeyConstraint("day", "subject_key", "source"),
     CheckConstraint("colour IN ('red', 'yellow')", name="colour"),
+    # PostgreSQL (migration 0007): one partition per day, each split by source.
+    postgresql_partition_by="LIST (day)",
 )
 
 # Every status decision, with all contributions, kept for audit until its
@@ -325,6 +329,7 @@ peer_status_exports = Table(
     Column("severity", SmallInteger, nullable=False),
     PrimaryKeyConstraint("day", "peer_region", "pair_hash", "source"),
     CheckConstraint("colour IN ('red', 'yellow')", name="colour"),
+    postgresql_partition_by="LIST (day)",
 )
 
 # Importing side: a peer's verified list for one day (hashes only).
@@ -343,3 +348,65 @@ peer_status_entries = Table(
 
 DAY_SCOPED_TABLES = (status_entries, status_decisions, peer_status_exports, peer_status_entries)
 """Tables purged once their ``day`` has ended in Asia/Shanghai."""
+
+# --- day partitions (PostgreSQL) ------------------------------------------------------------
+#
+# On PostgreSQL the tables an authority import fills are partitioned by day
+# (``LIST (day)``), and each day's partition by source (``LIST (source)``): an
+# import builds a (day, source) table off to the side and swaps it in, and the
+# daily purge drops past days' partitions whole. Rows written for a day that
+# has no partition yet land in ``<table>_default``; each day partition has a
+# ``_default`` part for sources that never had an import of their own.
+
+DAY_PARTITIONED_TABLES = (status_entries, peer_status_exports)
+"""Tables partitioned by day, then by source, on PostgreSQL (migration 0007)."""
+
+_PARTITION_NAME = re.compile(
+    r"(?P<table>[a-z_]+)_(?:default|p(?P<day>[0-9]{8})(?:_\w+)?)", re.ASCII
+)
+
+
+def day_partition_name(table: str, day: dt.date) -> str:
+    """The partition of ``table`` holding ``day`` (itself split by source)."""
+    return f"{table}_p{day:%Y%m%d}"
+
+
+def source_partition_name(table: str, day: dt.date, source: str) -> str:
+    """The part of ``day``'s partition of ``table`` holding ``source``'s rows;
+    a digest of the source keeps the name short and plain."""
+    digest = hashlib.sha256(source.encode()).hexdigest()[:12]
+    return f"{day_partition_name(table, day)}_s{digest}"
+
+
+def partition_day(name: str) -> dt.date | None:
+    """The day a partition (or part of one) of a day-partitioned table holds,
+    from its name; None for a default partition or any other table."""
+    match = _PARTITION_NAME.fullmatch(name)
+    if match is None or match["table"] not in {t.name for t in DAY_PARTITIONED_TABLES}:
+        return None
+    day = match["day"]
+    return None if day is None else dt.datetime.strptime(day, "%Y%m%d").date()
+
+
+def is_partition_name(name: str) -> bool:
+    """True for a partition (or part of one) of a day-partitioned table."""
+    match = _PARTITION_NAME.fullmatch(name)
+    return match is not None and match["table"] in {t.name for t in DAY_PARTITIONED_TABLES}
+
+
+def day_partition_ddl(table: str, day: dt.date) -> list[str]:
+    """Statements creating ``day``'s partition of ``table`` (split by source,
+    with its default part), moving there any rows of that day from the
+    table's default partition first. Idempotent only under the caller's lock."""
+    part = day_partition_name(table, day)
+    literal = f"DATE '{day.isoformat()}'"
+    return [
+        f"CREATE TEMPORARY TABLE _hc_moved ON COMMIT DROP AS "
+        f"WITH moved AS (DELETE FROM {table}_default WHERE day = {literal} RETURNING *) "
+        f"SELECT * FROM moved",
+        f"CREATE TABLE {part} PARTITION OF {table} FOR VALUES IN ({literal}) "
+        f"PARTITION BY LIST (source)",
+        f"CREATE TABLE {part}_default PARTITION OF {part} DEFAULT",
+        f"INSERT INTO {table} SELECT * FROM _hc_moved",
+        "DROP TABLE _hc_moved",
+    ]

@@ -1,11 +1,14 @@
 """Built-in face plugin: detection and landmarks (mediapipe), SFace templates
-(onnxruntime), active liveness and its vocabulary of actions, the document
-portrait, optional passive presentation-attack check, and the ``faces`` and
-``models`` CLI commands.
+(OpenCV's DNN module; onnxruntime on request), active liveness and its
+vocabulary of actions, the document portrait, optional passive
+presentation-attack check, and the ``faces`` and ``models`` CLI commands.
 
 Models are pinned files fetched at set-up (``healthcode models fetch``); a
 missing model raises ``ModelMissingError`` naming that command. Heavy imports
-(mediapipe, onnxruntime, cv2) happen on first use, not on import.
+(mediapipe, onnxruntime, cv2) happen on first use, not on import. Each image's
+faces and embeddings are computed once while the image is alive
+(``healthcode.plugins.face.memo``), and the native libraries' start-up log
+lines are kept off stderr (``healthcode.plugins.face.quiet``).
 """
 
 from __future__ import annotations

@@ -79,17 +79,6 @@ def _quality(pm: pluggy.PluginManager, picture: Image, faces: Sequence[Face]) ->
     return assess_quality(faces) if len(faces) != 1 else ()
 
 
-def _single_face(pm: pluggy.PluginManager, picture: Image) -> Face:
-    """The one usable face, or ``FaceQualityError`` saying why there is none."""
-    from healthcode.plugins.face.detect import quality_error
-
-    faces = _detect(pm, picture)
-    problems = _quality(pm, picture, faces)
-    if problems:
-        raise quality_error(problems)
-    return faces[0]
-
-
 def _face_payload(face: Face) -> dict[str, Any]:
     return {
         "box": [round(v, 1) for v in face.box],
@@ -142,27 +131,60 @@ def detect_command(image: ImageArgument, json_output: JsonOption = False) -> Non
     raise typer.Exit(EXIT_OK if faces and not problems else EXIT_INVALID)
 
 
+SOFT_GATES = frozenset({"image_too_dark", "image_too_blurred"})
+"""Gates that ``faces compare`` reports as warnings on a match (issue 15): a
+stored photo that is darker or softer than a studio photo still matches when
+it matches. On a non-match they are the likely cause, so the comparison is
+refused with them as before. The other gates (no face, several faces, a face
+cut by the frame or too small) always refuse: the match itself is unreliable."""
+
+
+def _gated_face(pm: pluggy.PluginManager, picture: Image) -> tuple[Face, list[Problem]]:
+    """The one face and the soft gates it failed, or ``FaceQualityError`` for a hard one."""
+    from healthcode.plugins.face.detect import assess_quality, quality_error
+
+    faces = _detect(pm, picture)
+    problems = list(_quality(pm, picture, faces))
+    hard = [p for p in problems if p.code not in SOFT_GATES]
+    if hard:
+        raise quality_error(hard + [p for p in problems if p not in hard])
+    if not faces:
+        raise quality_error(assess_quality(faces))
+    return faces[0], problems
+
+
 @faces_app.command("compare")
 def compare_command(
     first: ImageArgument, second: ImageArgument, json_output: JsonOption = False
 ) -> None:
-    """1:1 comparison of the single face in each image (exit 0 on a match)."""
+    """1:1 comparison of the single face in each image (exit 0 on a match).
+
+    Darkness and blur are warnings on a match and refuse only a non-match."""
+    from healthcode.plugins.face.detect import quality_error
+
+    warnings: list[tuple[str, Problem]] = []
     try:
         pm = _plugin_manager()
         templates = []
-        for path in (first, second):
+        for label, path in (("first", first), ("second", second)):
             picture = _read(path)
-            face = _single_face(pm, picture)
+            face, soft = _gated_face(pm, picture)
+            warnings += [(label, p) for p in soft]
             templates.append(pm.hook.healthcode_face_template(image=picture, face=face))
         match = pm.hook.healthcode_compare_templates(a=templates[0], b=templates[1])
+        if warnings and not match.is_match:
+            raise quality_error([p for _, p in warnings])
     except HealthcodeError as error:
         fail(error, as_json=json_output)
     verdict = "same person" if match.is_match else "different people"
-    _emit(
-        _match_payload(match),
-        json_output,
-        f"{verdict}: similarity {match.similarity:.3f} (threshold {match.threshold})",
-    )
+    payload = _match_payload(match)
+    payload["warnings"] = [
+        {"image": label, "code": p.code, "message_en": p.message_en, "message_zh": p.message_zh}
+        for label, p in warnings
+    ]
+    lines = [f"{verdict}: similarity {match.similarity:.3f} (threshold {match.threshold})"]
+    lines += [f"  warning ({label} image) [{p.code}]: {p.message_en}" for label, p in warnings]
+    _emit(payload, json_output, "\n".join(lines))
     raise typer.Exit(EXIT_OK if match.is_match else EXIT_INVALID)
 
 

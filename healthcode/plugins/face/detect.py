@@ -33,7 +33,9 @@ import numpy.typing as npt
 
 from healthcode.core.models import Face, Image, Problem
 from healthcode.plugins.face.errors import FaceQualityError
+from healthcode.plugins.face.memo import memo
 from healthcode.plugins.face.modelstore import LANDMARKER, require_model
+from healthcode.plugins.face.quiet import quiet_native_logs
 
 MAX_FACES = 4
 """Faces looked for per image: enough to say "more than one face"."""
@@ -68,7 +70,9 @@ def _landmarker() -> Any:
         output_face_blendshapes=True,
         output_facial_transformation_matrixes=True,
     )
-    landmarker = vision.FaceLandmarker.create_from_options(options)
+    # Loading prints absl and TFLite lines on fd 2 (issue 15): filtered out.
+    with quiet_native_logs():
+        landmarker = vision.FaceLandmarker.create_from_options(options)
     # Close it while the interpreter is still whole: mediapipe's __del__ at
     # shutdown otherwise prints a TypeError.
     _close_at_exit(landmarker)
@@ -103,10 +107,22 @@ def _as_rgb(image: Image) -> npt.NDArray[np.uint8]:
 
 
 def detect_faces(image: Image) -> list[Face]:
-    """Every face found (at most ``MAX_FACES``), largest first, with measurements."""
+    """Every face found (at most ``MAX_FACES``), largest first, with measurements.
+
+    An image looked at before (the same live pixel array) is answered from
+    :mod:`healthcode.plugins.face.memo`: landmarks are found once per frame."""
+    rgb = _as_rgb(image)
+    remembered = memo.faces(image)
+    if remembered is not None:
+        return remembered
+    faces = _detect(rgb)
+    memo.remember_faces(image, faces)
+    return list(faces)
+
+
+def _detect(rgb: npt.NDArray[np.uint8]) -> list[Face]:
     import mediapipe as mp
 
-    rgb = _as_rgb(image)
     landmarker = _landmarker()
     with _lock:
         result = landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb))

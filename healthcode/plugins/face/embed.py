@@ -1,10 +1,22 @@
-"""Alignment, SFace embeddings (onnxruntime) and 1:1 comparison.
+"""Alignment, SFace embeddings (OpenCV's DNN module) and 1:1 comparison.
 
 A face is aligned from five mediapipe landmarks (eye centres, nose tip, mouth
 corners) onto the 112x112 five-point template SFace was trained with (the same
 template OpenCV's ``FaceRecognizerSF.alignCrop`` uses), by a least-squares
 similarity transform. The 128-d output is L2-normalised, so the cosine
 similarity is a dot product.
+
+The embedding runs the pinned SFace file through OpenCV's DNN module
+(``cv2.dnn``, installed with mediapipe), which fuses each convolution with its
+batch norm and PReLU. onnxruntime, even at its highest graph optimisation
+level, leaves this graph's 27 PReLU activations as separate nodes after the 27
+convolutions (its Conv activation fusion does not cover PRelu), one more pass
+over every activation map: issue 17 measured 17.0 ms against 6.6 ms on a quiet
+machine; bench/bench_faces.py compares both in one run. The onnxruntime path
+stays callable (``runtime="onnxruntime"``, or
+``HEALTHCODE_FACE_RUNTIME=onnxruntime``); tests check that both give the same
+embeddings (cosine > 0.999). Batching does not pay here: a batch of four costs
+four single runs in cv2.dnn, and the export fixes onnxruntime's batch at one.
 
 Templates are bytes: a 4-byte tag (``HCF1``: format and model version) and
 128 little-endian float32. ``compare_templates`` returns ``None`` for bytes
@@ -14,16 +26,24 @@ that do not carry that tag (another plugin's templates).
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import threading
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from healthcode.core.models import Face, FaceMatch, Image
-from healthcode.plugins.face.modelstore import SFACE, require_model
+from healthcode.plugins.face.errors import ModelMissingError
+from healthcode.plugins.face.memo import memo
+from healthcode.plugins.face.modelstore import FETCH_COMMAND, MODELS, SFACE, require_model
 from healthcode.plugins.face.onnxwire import constant_initializers
+from healthcode.plugins.face.quiet import quiet_native_logs
+
+Runtime = Literal["opencv", "onnxruntime"]
+RUNTIME_ENV = "HEALTHCODE_FACE_RUNTIME"
+RUNTIMES: tuple[Runtime, ...] = ("opencv", "onnxruntime")
 
 TEMPLATE_TAG = b"HCF1"
 EMBEDDING_SIZE = 128
@@ -106,11 +126,33 @@ def align(image: Image, face: Face) -> npt.NDArray[np.uint8]:
     )
 
 
+def configured_runtime(environ: dict[str, str] | None = None) -> Runtime:
+    """The embedding runtime: ``opencv`` unless ``HEALTHCODE_FACE_RUNTIME`` says otherwise."""
+    env = os.environ if environ is None else environ
+    value = env.get(RUNTIME_ENV, "").strip().lower() or "opencv"
+    return "onnxruntime" if value == "onnxruntime" else "opencv"
+
+
+def _model_bytes() -> bytes:
+    """The SFace file's bytes, checked against the pinned sha256 as read (the
+    file could change between ``require_model``'s check and this read)."""
+    path = require_model(SFACE)
+    data = path.read_bytes()
+    pinned = next(m.sha256 for m in MODELS if m.name == SFACE)
+    if hashlib.sha256(data).hexdigest() != pinned:
+        raise ModelMissingError(
+            f"The face model {SFACE} does not match its pinned sha256. "
+            f"Run `{FETCH_COMMAND} --force`.",
+            f"人脸模型 {SFACE} 的 sha256 校验失败。请运行 `{FETCH_COMMAND} --force`。",
+            details={"model": SFACE, "path": str(path), "fix": f"{FETCH_COMMAND} --force"},
+        )
+    return data
+
+
 @functools.cache
 def _session() -> Any:
     import onnxruntime as ort
 
-    path = require_model(SFACE)
     options = ort.SessionOptions()
     options.log_severity_level = 3
     # One thread measured faster than two on the 2-core machine (27 vs 44 ms per
@@ -119,28 +161,67 @@ def _session() -> Any:
     options.intra_op_num_threads = int(os.environ.get("HEALTHCODE_ORT_THREADS", "1"))
     # The export lists its weights as graph inputs too, which blocks constant
     # folding and Conv+BatchNorm fusion; drop those entries in memory (about 20% faster here).
-    model = constant_initializers(path.read_bytes())
+    model = constant_initializers(_model_bytes())
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
-def warm_up() -> None:
-    _session()
+@functools.cache
+def _net() -> Any:
+    import cv2
+
+    buffer = np.frombuffer(_model_bytes(), dtype=np.uint8)
+    with quiet_native_logs():
+        return cv2.dnn.readNetFromONNX(buffer)
 
 
-def embed(aligned: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+def warm_up(runtime: Runtime | None = None) -> None:
+    if (runtime or configured_runtime()) == "onnxruntime":
+        _session()
+    else:
+        _net()
+
+
+def _blob(aligned: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    """SFace takes RGB, 0..255, NCHW, no mean or scale (as OpenCV feeds it)."""
+    return np.ascontiguousarray(aligned.astype(np.float32).transpose(2, 0, 1)[None])
+
+
+def raw_embedding(
+    aligned: npt.NDArray[np.uint8], runtime: Runtime | None = None
+) -> npt.NDArray[np.float32]:
+    """SFace's 128 outputs for an aligned crop, not normalised."""
+    blob = _blob(aligned)
+    if (runtime or configured_runtime()) == "onnxruntime":
+        session = _session()
+        with _lock:
+            (output,) = session.run(None, {"data": blob})
+    else:
+        net = _net()
+        with _lock:  # a cv2.dnn.Net holds its input: one forward at a time
+            net.setInput(blob)
+            output = net.forward()
+    return np.asarray(output, dtype=np.float32).reshape(-1)
+
+
+def embed(
+    aligned: npt.NDArray[np.uint8], runtime: Runtime | None = None
+) -> npt.NDArray[np.float32]:
     """L2-normalised 128-d embedding of an aligned RGB 112x112 crop."""
-    # SFace takes RGB, 0..255, NCHW, no mean or scale (as OpenCV feeds it).
-    blob = np.ascontiguousarray(aligned.astype(np.float32).transpose(2, 0, 1)[None])
-    session = _session()
-    with _lock:
-        (output,) = session.run(None, {"data": blob})
-    vector = np.asarray(output, dtype=np.float32).reshape(-1)
+    vector = raw_embedding(aligned, runtime)
     norm = float(np.linalg.norm(vector))
     return (vector / norm if norm > 0 else vector).astype(np.float32)
 
 
 def face_embedding(image: Image, face: Face) -> npt.NDArray[np.float32]:
-    return embed(align(image, face))
+    """The embedding of ``face`` in ``image``; once per face that ``detect_faces``
+    returned for a live image (:mod:`healthcode.plugins.face.memo`)."""
+    remembered = memo.embedding(image, face)
+    if remembered is not None:
+        return remembered
+    vector = embed(align(image, face))
+    vector.flags.writeable = False  # shared by every later look at this face
+    memo.remember_embedding(image, face, vector)
+    return vector
 
 
 def to_template(embedding: npt.NDArray[np.float32]) -> bytes:

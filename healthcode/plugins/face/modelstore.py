@@ -87,6 +87,17 @@ MODELS: tuple[ModelFile, ...] = (
         licence="MIT (OpenCV Zoo, Shiqi Yu et al.); wheel MIT",
         origin="YuNet, OpenCV Zoo",
     ),
+    ModelFile(
+        name="ch_PP-OCRv4_rec_infer.onnx",
+        purpose="MRZ text-line recogniser, the second OCR engine (PP-OCRv4, mrz_ocr plugin)",
+        distribution="rapidocr-onnxruntime",
+        version="1.4.4",
+        member="rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx",
+        sha256="48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b",
+        size=10_857_958,
+        licence="Apache-2.0 (PaddleOCR model, RapidAI conversion)",
+        origin="PaddleOCR PP-OCRv4",
+    ),
 )
 _BY_NAME = {model.name: model for model in MODELS}
 

@@ -48,6 +48,20 @@ for free:
    contrast stretch, then binarised and larger, then the zone turned 180
    degrees.
 
+6. **A second engine** (``ppocr``): PP-OCRv4's recogniser (onnxruntime, a
+   pinned model file) reads the same strips where tesseract's first attempt
+   fails; it knows fonts other than OCR-B.
+7. **Engines as evidence** (``merge``): where no reading's check digits all
+   hold, the characters the readings disagree on are the only ones a check
+   digit may confirm a change of.
+
+Then, for every reading, **constrained decoding** (``constrain``) of the
+fields no check digit covers: document code, issuing state and nationality
+(ICAO 9303 codes, each other's evidence), sex; each change is a note core
+turns into a warning (``notices.repair_problems``). A reading whose number
+has a filler inside it or whose states are no codes is never taken as
+"checks hold" (its check digits then hold by chance).
+
 Nothing here logs or puts into notes any character of the zone.
 """
 

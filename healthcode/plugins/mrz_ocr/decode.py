@@ -13,6 +13,7 @@ from typing import Any, Final
 from attrs import frozen
 
 from healthcode.core.mrz import ALPHA, DIGITS, FILLER
+from healthcode.plugins.mrz_ocr.constrain import LOOKALIKE, OTHER, CostFn, constrain
 from healthcode.plugins.mrz_ocr.glyphs import ALPHABET
 from healthcode.plugins.mrz_ocr.layouts import (
     CheckDigit,
@@ -92,6 +93,8 @@ def decode_scores(scores: Sequence[Any]) -> TemplateReading | None:
             lines = trial
         elif solutions:
             ambiguous = True
+    lines, constrained = constrain(lines, _score_costs(ranked))
+    notes.extend(constrained)
     failing = failing_checks(lines, spec)
     notes.extend(f"check_failed:{name}" for name in failing)
     return TemplateReading(
@@ -145,3 +148,20 @@ def _changed(field: CheckDigit, before: Sequence[str], after: Sequence[str]) -> 
         for col, (a, b) in enumerate(zip(old, new, strict=True))
         if a != b
     ]
+
+
+_SCORE_UNIT: Final = 0.1
+"""A glyph scoring this much under a cell's best costs one look-alike slip."""
+
+
+def _score_costs(ranked: _Ranked) -> CostFn:
+    """Costs from the glyph scores: how far under the cell's best glyph ``char`` scored."""
+
+    def cost(line: int, col: int, char: str) -> float:
+        options = ranked[(line, col)]
+        for score, glyph in options:
+            if glyph == char:
+                return min((options[0][0] - score) / _SCORE_UNIT * LOOKALIKE, OTHER)
+        return OTHER
+
+    return cost

@@ -104,8 +104,13 @@ def _runs(columns: Any) -> list[tuple[int, int]]:
     return runs
 
 
-def fit_grid(ink: Any) -> Grid | None:
-    """Fit the fixed-pitch grid to a binary strip (True = ink); None if no grid fits."""
+def fit_grid(ink: Any, count: int | None = None) -> Grid | None:
+    """Fit the fixed-pitch grid to a binary strip (True = ink); None if no grid fits.
+
+    ``count``: the number of cells the line must have (the zone's other lines
+    say so); the grid then spans the same first and last glyph at the pitch
+    that gives ``count`` cells (glyphs of fonts other than OCR-B touch or
+    split, which throws the median spacing, not the line's two ends)."""
     import numpy as np
 
     rows = ink.sum(axis=1)
@@ -119,8 +124,10 @@ def fit_grid(ink: Any) -> Grid | None:
     fitted = _fit_pitch(np.asarray(centres))
     if fitted is None:
         return None
-    x0, pitch, count = fitted
-    return Grid(x0=x0, pitch=pitch, count=count, top=top, bottom=bottom)
+    x0, pitch, fitted_count = fitted
+    if count is not None and count != fitted_count:
+        x0, pitch, fitted_count = centres[0], (centres[-1] - centres[0]) / (count - 1), count
+    return Grid(x0=x0, pitch=pitch, count=fitted_count, top=top, bottom=bottom)
 
 
 def _glyph_centres(band: Any) -> list[float]:
@@ -247,10 +254,13 @@ class LineReading:
     """Character pitch in image pixels (for the portrait estimate)."""
 
 
-def decode_line(binary: Any, chars: Sequence[OcrChar], *, y_offset: float) -> LineReading | None:
-    """Characters of one strip placed on its grid; ``None`` when no grid fits."""
+def decode_line(
+    binary: Any, chars: Sequence[OcrChar], *, y_offset: float, count: int | None = None
+) -> LineReading | None:
+    """Characters of one strip placed on its grid (of ``count`` cells when
+    given); ``None`` when no grid fits."""
     ink = binary < 128
-    grid = fit_grid(ink)
+    grid = fit_grid(ink, count)
     if grid is None or grid.count not in LINE_LENGTHS:
         return None
     cells: list[list[OcrChar]] = [[] for _ in range(grid.count)]

@@ -32,6 +32,7 @@ __all__ = [
     "failing_checks",
     "holds",
     "layout_for",
+    "malformed",
     "positions",
     "set_char",
 ]
@@ -126,3 +127,15 @@ def covered_by_own_checks(spec: LayoutSpec) -> set[Position]:
         if field.name != "composite"
         for pos in checked_positions(field)
     }
+
+
+def malformed(lines: Sequence[str], spec: LayoutSpec) -> bool:
+    """Whether the document number has a filler before other characters: numbers
+    are left-aligned (ICAO 9303 part 3, 4.2.2), so a reading with one (letters
+    taken for chevrons) is wrong even when its check digits hold by chance."""
+    for field in spec.checked:
+        if field.name == "number":
+            data = field.data(lines)
+            if FILLER in data.rstrip(FILLER):
+                return True
+    return False

@@ -24,10 +24,14 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import attrs
+
 from healthcode.core.models import Image, MachineZoneCandidate, MachineZoneReading
 from healthcode.core.mrz import MRZ_ALPHABET
 from healthcode.plugins.mrz_ocr.engine import engine_version, passporteye_read, tesseract_path
 from healthcode.plugins.mrz_ocr.locate.components import TextLine
+from healthcode.plugins.mrz_ocr.merge import merged_candidate
+from healthcode.plugins.mrz_ocr.notices import repair_problems
 from healthcode.plugins.mrz_ocr.readings import BestZone
 from healthcode.plugins.mrz_ocr.repair import candidates_from_lines
 from healthcode.plugins.mrz_ocr.template_reader import read_by_templates
@@ -51,6 +55,12 @@ def read_machine_zone(image: Image, *, use_passporteye: bool = True) -> MachineZ
         best_zone = read_by_tesseract(grey0, candidates, timings, best_zone)
     if use_passporteye and not zone_seen and not any(c.checks_passed for c in candidates):
         candidates.extend(_read_by_passporteye(image, timings))
+    if candidates and not any(c.checks_passed for c in candidates):
+        merged = merged_candidate(candidates)
+        if merged is not None:
+            candidates.insert(0, merged)
+    # Each repair the notes record becomes a warning the person reads.
+    candidates = [attrs.evolve(c, warnings=tuple(repair_problems(c.notes))) for c in candidates]
     # Check digits first; then the order of the attempts (each repaired reading
     # before its raw form).
     ranked = sorted(_unique(candidates), key=lambda c: not c.checks_passed)

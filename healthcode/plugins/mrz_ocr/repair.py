@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from healthcode.core.models import MachineZoneCandidate
+from healthcode.plugins.mrz_ocr.constrain import constrain, implausible
 from healthcode.plugins.mrz_ocr.layouts import (
     CheckDigit,
     LayoutSpec,
@@ -24,6 +25,7 @@ from healthcode.plugins.mrz_ocr.layouts import (
     failing_checks,
     holds,
     layout_for,
+    malformed,
     set_char,
 )
 
@@ -180,6 +182,18 @@ def _confirmed_variants(
     return solutions[0] if len(solutions) == 1 else None
 
 
+def _unknown_cells(spec: LayoutSpec, confidences: Sequence[Sequence[float]] | None) -> bool:
+    """Whether a cell outside the names was seen empty by the engine (confidence 0)."""
+    if confidences is None:
+        return False
+    names = {(line, col) for line, start, end in spec.names for col in range(start, end)}
+    return any(
+        sure <= 0.0 and (line, col) not in names
+        for line, row in enumerate(confidences)
+        for col, sure in enumerate(row)
+    )
+
+
 def candidates_from_lines(
     lines: Sequence[str],
     confidence: float,
@@ -191,7 +205,15 @@ def candidates_from_lines(
     if spec is None:
         return [MachineZoneCandidate("\n".join(lines), tuple(notes), False, confidence * 0.3)]
     fixed, repairs, ambiguous = repair(lines, spec, confidences)
+    fixed, constrained = constrain(fixed)
+    repairs += constrained
     failing = failing_checks(fixed, spec)
+    if malformed(fixed, spec) or implausible(fixed):
+        failing.append("malformed")
+    if _unknown_cells(spec, confidences):
+        # A cell the engine saw nothing in, read as a filler: check digits
+        # that hold over it hold by chance (1 in 10), so they prove nothing.
+        failing.append("unknown_cells")
     extra = [f"layout:{spec.name}"] + ([f"check_failed:{name}" for name in failing])
     if ambiguous:
         extra.append("ambiguous_repair")
@@ -204,7 +226,8 @@ def candidates_from_lines(
         )
     ]  # fmt: skip
     if list(fixed) != list(lines):
-        raw_failing = failing_checks(lines, spec)
+        raw_failing = failing_checks(lines, spec) + failing[-1:] * ("unknown_cells" in failing)
+        raw_failing += ["malformed"] * (malformed(lines, spec) or implausible(lines))
         found.append(
             MachineZoneCandidate(
                 "\n".join(lines),

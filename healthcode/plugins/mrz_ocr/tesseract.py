@@ -20,6 +20,7 @@ from typing import Any, Final
 from attrs import frozen
 
 from healthcode.core.models import MachineZoneCandidate
+from healthcode.plugins.mrz_ocr import ppocr
 from healthcode.plugins.mrz_ocr.engine import OcrChar, run_tesseract
 from healthcode.plugins.mrz_ocr.errors import MultipleDocumentsError
 from healthcode.plugins.mrz_ocr.grid import LineReading, binarise, decode_line, straighten, stretch
@@ -43,10 +44,13 @@ class Attempt:
     binarised: bool
     flip: bool
     char_height: int
+    engine: str = "tesseract"
+    """``tesseract`` or ``ppocr`` (the second engine, ``ppocr``)."""
 
 
 ATTEMPTS: Final = (
     Attempt("direct", 0, 0, False, False, CHAR_HEIGHT_PX),
+    Attempt("ppocr", 0, 0, False, False, CHAR_HEIGHT_PX, "ppocr"),
     Attempt("binarised", 0, 0, True, False, 40),
     Attempt("rotated_180", 0, 0, False, True, CHAR_HEIGHT_PX),
 )
@@ -67,6 +71,8 @@ def read_by_tesseract(
     is better or it is None)."""
     located: _Located = {}
     for attempt in ATTEMPTS:
+        if attempt.engine == "ppocr" and not ppocr.available():
+            continue
         grey, zones = _located(grey0, attempt.orientation, located, timings)
         if attempt.zone >= len(zones):
             continue
@@ -115,18 +121,23 @@ def read_zone(grey: Any, zone: Sequence[TextLine], attempt: Attempt) -> ZoneRead
     binaries = [binarise(strip) for strip in strips]
     gap = attempt.char_height
     stack, offsets = _stacked(binaries if attempt.binarised else strips, gap)
-    chars = run_tesseract(stack)
+    if attempt.engine == "ppocr":
+        chars = ppocr.recognise(strips, offsets, gap)
+    else:
+        chars = run_tesseract(stack)
     shifted = [OcrChar(c.char, c.x - gap, c.y, c.confidence) for c in chars]
-    readings: list[tuple[LineReading, float]] = []
-    for binary, offset, line in zip(binaries, offsets, ordered, strict=True):
-        reading = decode_line(binary, shifted, y_offset=offset)
-        if reading is None:
+    readings = _decoded(binaries, offsets, ordered, shifted, attempt, None)
+    lengths = [len(r.text) for r, _ in readings]
+    if len(readings) != len(ordered) or len(set(lengths)) != 1:
+        # The lines disagree on their length (touching or split glyphs):
+        # the zone's shape says what it must be.
+        count = _zone_count(lengths, len(ordered))
+        # Only lines whose own grids come near that (not printed labels).
+        if not lengths or any(abs(n - count) > _COUNT_SLACK * count for n in lengths):
             return None
-        scale = min(attempt.char_height / max(line.thickness, 1.0), 6.0)
-        readings.append((reading, scale))
-    lengths = {len(r.text) for r, _ in readings}
-    if len(lengths) != 1:
-        return None
+        readings = _decoded(binaries, offsets, ordered, shifted, attempt, count)
+        if len(readings) != len(ordered):
+            return None
     confidence = sum(r.confidence for r, _ in readings) / len(readings)
     pitch = sum(r.pitch_px / s for r, s in readings) / len(readings)
     return ZoneReading(
@@ -136,6 +147,40 @@ def read_zone(grey: Any, zone: Sequence[TextLine], attempt: Attempt) -> ZoneRead
         pitch,
         tuple(ordered),
     )
+
+
+def _decoded(
+    binaries: Sequence[Any],
+    offsets: Sequence[int],
+    ordered: Sequence[TextLine],
+    chars: Sequence[OcrChar],
+    attempt: Attempt,
+    count: int | None,
+) -> list[tuple[LineReading, float]]:
+    """Each line's characters on its grid, with the strip's scale; stops at
+    the first line no grid fits."""
+    readings: list[tuple[LineReading, float]] = []
+    for binary, offset, line in zip(binaries, offsets, ordered, strict=True):
+        reading = decode_line(binary, chars, y_offset=offset, count=count)
+        if reading is None:
+            break
+        scale = min(attempt.char_height / max(line.thickness, 1.0), 6.0)
+        readings.append((reading, scale))
+    return readings
+
+
+_COUNT_SLACK: Final = 0.15
+"""A line's own grid may miss its zone's character count by this share."""
+
+
+def _zone_count(lengths: Sequence[int], lines: int) -> int:
+    """Characters per line of a zone of ``lines`` lines: 30 for one or three
+    lines; for two, 36 or 44, whichever the lines' own grids come nearer."""
+    if lines != 2:
+        return 30
+    found = sorted(lengths) or [40]
+    middle = found[len(found) // 2]
+    return 36 if abs(middle - 36) < abs(middle - 44) else 44
 
 
 def _stacked(strips: Sequence[Any], gap: int) -> tuple[Any, list[int]]:

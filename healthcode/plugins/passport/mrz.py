@@ -196,6 +196,19 @@ class _Where(NamedTuple):
     start: int
 
 
+_FIELD_MAPS: dict[int, tuple[MRZLayout, dict[str, MRZField]]] = {}
+
+
+def _field(layout: MRZLayout, name: str) -> MRZField:
+    """``layout.field(name)`` from a dict built once per layout (the layout's
+    own lookup walks its fields; a TD3 reading asks about 13 times)."""
+    entry = _FIELD_MAPS.get(id(layout))
+    if entry is None or entry[0] is not layout:
+        entry = _FIELD_MAPS[id(layout)] = (layout, {f.name: f for f in layout.fields})
+    found = entry[1].get(name)
+    return layout.field(name) if found is None else found
+
+
 def _where(field: MRZField) -> _Where:
     return _Where(field.line, field.start)
 
@@ -214,10 +227,10 @@ class _Reading:
     problems: list[Problem] = attrs.Factory(list)
 
     def text(self, name: str) -> str:
-        return self.layout.read(self.lines, name)
+        return _field(self.layout, name).read(self.lines)
 
     def where(self, name: str) -> _Where:
-        return _where(self.layout.field(name))
+        return _where(_field(self.layout, name))
 
 
 # --- problems ---------------------------------------------------------------------
@@ -546,8 +559,8 @@ def _long_number_tail(reading: _Reading, data: str, check: str, optional: str) -
 
 def _read_number(reading: _Reading) -> tuple[str, str, bool]:
     """The document number, the optional data after it, and whether it was long."""
-    field = reading.layout.field("document_number")
-    optional_field = reading.layout.field("optional_data")
+    field = _field(reading.layout, "document_number")
+    optional_field = _field(reading.layout, "optional_data")
     data, check = field.read(reading.lines), field.read_check(reading.lines)
     optional = optional_field.read(reading.lines)
     tail = _long_number_tail(reading, data, check, optional)
@@ -578,7 +591,7 @@ def _read_date(
     today: dt.date,
     resolve: Callable[[str, dt.date], dt.date | None],
 ) -> dt.date | None:
-    field = reading.layout.field(name)
+    field = _field(reading.layout, name)
     text = field.read(reading.lines)
     _check(reading.problems, name, text, field.read_check(reading.lines), _where(field),
            _check_at(field), digits_only=True)  # fmt: skip
@@ -621,7 +634,7 @@ def _read_sex(reading: _Reading) -> Sex | None:
 def _read_other_checks(reading: _Reading) -> None:
     """TD3's personal number has its own check ('<' allowed when the field is
     empty); elsewhere only the composite covers the optional data."""
-    optional = reading.layout.field("optional_data")
+    optional = _field(reading.layout, "optional_data")
     if optional.check is not None:
         _check(reading.problems, "optional_data", optional.read(reading.lines),
                optional.read_check(reading.lines), _where(optional), _check_at(optional),

@@ -44,7 +44,7 @@ def group_zones(lines: Sequence[TextLine], limit: int = 3) -> list[list[TextLine
         run = _evenly_spaced_run(seed, seed_index, members)
         for _across, index, _line in run:
             used.add(index)
-        groups.append([line for _across, _index, line in run])
+        groups.append(split_merged([line for _across, _index, line in run]))
         if len(groups) >= limit:
             break
     return groups
@@ -88,3 +88,32 @@ def _evenly_spaced_run(seed: TextLine, seed_index: int, members: list[_Member]) 
             cursor += step
     run.sort()
     return run
+
+
+def split_merged(zone: Sequence[TextLine]) -> list[TextLine]:
+    """A zone's lines with any that are two or three lines run together (tightly
+    spaced card lines, closed into one band at an angle) split in two or
+    three: a line k times as thick as the zone's thinnest is k lines."""
+    import attrs
+
+    if len(zone) < 2:
+        return list(zone)
+    thinnest = min(line.thickness for line in zone)
+    split: list[TextLine] = []
+    for line in zone:
+        k = round(line.thickness / thinnest)
+        if k < 2 or len(zone) + k - 1 > 3:
+            split.append(line)
+            continue
+        step = line.thickness / k
+        for i in range(k):
+            across = (i - (k - 1) / 2) * step
+            split.append(
+                attrs.evolve(
+                    line,
+                    cx=line.cx - across * math.sin(line.angle),
+                    cy=line.cy + across * math.cos(line.angle),
+                    thickness=step,
+                )
+            )
+    return split
