@@ -27,11 +27,12 @@ import platform
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from bench_status import RssSampler, rss_mib
 
 from healthcode.core.checkdigits import gb11643_check_char
 from healthcode.core.plugins import get_plugin_manager
@@ -50,24 +51,6 @@ DAY = dt.date(2026, 11, 26)
 KIND = "cn_resident_id"
 DIVISIONS = ("110101", "110105", "110108", "310104", "440305")
 RESULTS = Path(__file__).parent / "results" / "import_city.json"
-
-
-def rss_mib() -> float:
-    with open("/proc/self/statm") as fh:
-        pages = int(fh.read().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-class RssSampler(threading.Thread):
-    def __init__(self) -> None:
-        super().__init__(daemon=True)
-        self.peak = 0.0
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            self.peak = max(self.peak, rss_mib())
-            time.sleep(0.05)
 
 
 def numbers() -> Iterator[str]:

@@ -541,22 +541,7 @@ async def _copy_and_swap(
     await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(swap_lock)))
     await entries.swap()
     await exports.swap()
-    total = sum(by_colour.values())
-    return ImportSummary(
-        day=day,
-        source=source,
-        mode="replace",
-        rows_read=tally.rows_read,
-        rows_imported=tally.rows_imported,
-        rows_invalid=tally.rows_invalid,
-        entries=total,
-        red=by_colour.get("red", 0),
-        yellow=by_colour.get("yellow", 0),
-        duplicates=tally.rows_imported - total,
-        invalid_rows=tuple(tally.invalid),
-        invalid_rows_truncated=tally.rows_invalid > len(tally.invalid),
-        seconds=round(time.perf_counter() - started, 3),
-    )
+    return _summary(tally, by_colour, day=day, source=source, replace=True, started=started)
 
 
 async def _summarise(
@@ -577,6 +562,19 @@ async def _summarise(
         )
     ).all()
     by_colour = {colour: int(n) for colour, n in counts}
+    return _summary(tally, by_colour, day=day, source=source, replace=replace, started=started)
+
+
+def _summary(
+    tally: _Tally,
+    by_colour: Mapping[str, int],
+    *,
+    day: dt.date,
+    source: str,
+    replace: bool,
+    started: float,
+) -> ImportSummary:
+    """The import's summary from its tally and the entries it left by colour."""
     entries = sum(by_colour.values())
     return ImportSummary(
         day=day,
