@@ -1,6 +1,8 @@
-"""``faces compare`` of two stored photos (issue 15): darkness and blur are
-warnings on a match and refuse only a non-match, where they are the likely
-cause; no face, several faces, a cut or too small face always refuse.
+"""``faces compare`` of two stored photos (issue 15): darkness is a warning on a
+match and refuses only a non-match, where it is the likely cause; a face less
+sharp than a studio photo is a warning (``image_soft``) whatever the outcome;
+no face, several faces, a cut or too small face, and a face too blurred to match
+reliably always refuse.
 
 Needs the pinned models (`healthcode models fetch`).
 """
@@ -44,14 +46,12 @@ def test_a_soft_or_dark_stored_photo_that_matches_is_a_match_with_warnings(
     tmp_path: Path,
 ) -> None:
     biden = read_image_file(FACES / "biden_1.jpg").pixels
-    blurred = _saved(tmp_path, "blurred", cv2.GaussianBlur(biden, (0, 0), 3))
+    soft = _saved(tmp_path, "soft", cv2.GaussianBlur(biden, (0, 0), 3))
     dark = _saved(tmp_path, "dark", (biden * 0.25).astype(np.uint8))
 
-    code, payload = _cli(blurred, str(FACES / "biden_2.jpg"))
+    code, payload = _cli(soft, str(FACES / "biden_2.jpg"))
     assert code == 0 and payload["match"] is True
-    assert [(w["image"], w["code"]) for w in payload["warnings"]] == [
-        ("first", "image_too_blurred")
-    ]
+    assert [(w["image"], w["code"]) for w in payload["warnings"]] == [("first", "image_soft")]
     code, payload = _cli(str(FACES / "biden_2.jpg"), dark)
     assert code == 0 and payload["match"] is True
     assert [(w["image"], w["code"]) for w in payload["warnings"]] == [("second", "image_too_dark")]
@@ -62,12 +62,31 @@ def test_a_soft_or_dark_stored_photo_that_matches_is_a_match_with_warnings(
     assert code == 0 and payload["warnings"] == []
 
 
-def test_a_soft_photo_that_does_not_match_is_refused_for_its_quality(tmp_path: Path) -> None:
+def test_a_soft_photo_that_does_not_match_is_a_non_match_with_its_warning(
+    tmp_path: Path,
+) -> None:
     biden = read_image_file(FACES / "biden_1.jpg").pixels
-    blurred = _saved(tmp_path, "blurred", cv2.GaussianBlur(biden, (0, 0), 3))
-    code, payload = _cli(blurred, str(FACES / "obama_3.jpg"))
+    soft = _saved(tmp_path, "soft", cv2.GaussianBlur(biden, (0, 0), 3))
+    code, payload = _cli(soft, str(FACES / "obama_3.jpg"))
+    assert code != 0 and payload["ok"] is True and payload["match"] is False
+    assert [w["code"] for w in payload["warnings"]] == ["image_soft"]
+
+
+def test_a_dark_photo_that_does_not_match_is_refused_for_its_quality(tmp_path: Path) -> None:
+    biden = read_image_file(FACES / "biden_1.jpg").pixels
+    dark = _saved(tmp_path, "dark", (biden * 0.25).astype(np.uint8))
+    code, payload = _cli(dark, str(FACES / "obama_3.jpg"))
     assert code != 0 and payload["ok"] is False
-    assert payload["error"]["code"] == "image_too_blurred"
+    assert payload["error"]["code"] == "image_too_dark"
+
+
+def test_a_photo_too_blurred_to_match_is_refused_whatever_the_match(tmp_path: Path) -> None:
+    biden = read_image_file(FACES / "biden_1.jpg").pixels
+    blurred = _saved(tmp_path, "blurred", cv2.GaussianBlur(biden, (0, 0), 10))
+    for other in ("biden_2.jpg", "obama_3.jpg"):
+        code, payload = _cli(blurred, str(FACES / other))
+        assert code != 0 and payload["ok"] is False
+        assert payload["error"]["code"] == "image_too_blurred"
 
 
 def test_hard_gates_refuse_whatever_the_match() -> None:

@@ -147,7 +147,7 @@ def test_small_blurred_and_dark_faces_are_refused() -> None:
     from healthcode.plugins.face.detect import assess_quality, detect_faces
 
     base = _resize(_image("obama_1.jpg"), 640)
-    blurred = image_from_array(cv2.GaussianBlur(base.pixels, (0, 0), 3))
+    blurred = image_from_array(cv2.GaussianBlur(base.pixels, (0, 0), 6))
     dark = image_from_array((base.pixels // 4).astype(np.uint8))
     small = _resize(_image("obama_1.jpg"), 220)  # face about 56 px wide
     codes = {

@@ -79,6 +79,14 @@ def _quality(pm: pluggy.PluginManager, picture: Image, faces: Sequence[Face]) ->
     return assess_quality(faces) if len(faces) != 1 else ()
 
 
+def _warnings(faces: Sequence[Face]) -> tuple[Problem, ...]:
+    """Findings that refuse nothing (``image_soft``); only for faces this plugin
+    measured, empty for another plugin's."""
+    from healthcode.plugins.face.detect import quality_warnings
+
+    return quality_warnings(faces)
+
+
 def _face_payload(face: Face) -> dict[str, Any]:
     return {
         "box": [round(v, 1) for v in face.box],
@@ -87,7 +95,9 @@ def _face_payload(face: Face) -> dict[str, Any]:
     }
 
 
-def _detect_lines(picture: Image, faces: Sequence[Face], problems: Sequence[Problem]) -> list[str]:
+def _detect_lines(
+    picture: Image, faces: Sequence[Face], problems: Sequence[Problem], warnings: Sequence[Problem]
+) -> list[str]:
     lines = [f"{len(faces)} face(s) in {picture.width}x{picture.height}"]
     for index, face in enumerate(faces):
         m = face.measurements
@@ -97,17 +107,19 @@ def _detect_lines(picture: Image, faces: Sequence[Face], problems: Sequence[Prob
             f"blink={(m['blink_left'] + m['blink_right']) / 2:.2f} jaw_open={m['jaw_open']:.2f}"
         )
     lines += [f"  problem [{p.code}]: {p.message_en} / {p.message_zh}" for p in problems]
+    lines += [f"  warning [{p.code}]: {p.message_en} / {p.message_zh}" for p in warnings]
     return lines
 
 
 @faces_app.command("detect")
 def detect_command(image: ImageArgument, json_output: JsonOption = False) -> None:
-    """Find faces; report pose, eye/mouth measures and quality problems."""
+    """Find faces; report pose, eye/mouth measures, quality problems and warnings."""
     try:
         picture = _read(image)
         pm = _plugin_manager()
         faces = _detect(pm, picture)
         problems = _quality(pm, picture, faces)
+        warnings = _warnings(faces) if not problems else ()
         attack = (
             pm.hook.healthcode_presentation_attack_score(image=picture, face=faces[0])
             if len(faces) == 1
@@ -122,25 +134,31 @@ def detect_command(image: ImageArgument, json_output: JsonOption = False) -> Non
         "height": picture.height,
         "faces": [_face_payload(f) for f in faces],
         "problems": [p.as_dict() for p in problems],
+        "warnings": [p.as_dict() for p in warnings],
         "presentation_attack_score": attack,
     }
-    lines = _detect_lines(picture, faces, problems)
+    lines = _detect_lines(picture, faces, problems, warnings)
     if attack is not None:
         lines.append(f"  presentation-attack score: {attack:.3f}")
     _emit(payload, json_output, "\n".join(lines))
     raise typer.Exit(EXIT_OK if faces and not problems else EXIT_INVALID)
 
 
-SOFT_GATES = frozenset({"image_too_dark", "image_too_blurred"})
+SOFT_GATES = frozenset({"image_too_dark"})
 """Gates that ``faces compare`` reports as warnings on a match (issue 15): a
-stored photo that is darker or softer than a studio photo still matches when
-it matches. On a non-match they are the likely cause, so the comparison is
-refused with them as before. The other gates (no face, several faces, a face
-cut by the frame or too small) always refuse: the match itself is unreliable."""
+stored photo darker than a studio photo still matches when it matches. On a
+non-match darkness is the likely cause, so the comparison is refused with it.
+The other gates always refuse, because the match itself is unreliable: no face,
+several faces, a face cut by the frame or too small, and ``image_too_blurred``,
+which since issue 15 means "too blurred to match reliably" (genuine similarity
+falls towards the threshold and impostor similarity rises: ``detect.MIN_SHARPNESS``).
+A face merely less sharp than a studio photo is ``image_soft``, a warning
+whatever the outcome."""
 
 
 def _gated_face(pm: pluggy.PluginManager, picture: Image) -> tuple[Face, list[Problem]]:
-    """The one face and the soft gates it failed, or ``FaceQualityError`` for a hard one."""
+    """The one face, the soft gates it failed and its warnings, or
+    ``FaceQualityError`` for a hard gate."""
     from healthcode.plugins.face.detect import assess_quality, quality_error
 
     faces = _detect(pm, picture)
@@ -150,7 +168,7 @@ def _gated_face(pm: pluggy.PluginManager, picture: Image) -> tuple[Face, list[Pr
         raise quality_error(hard + [p for p in problems if p not in hard])
     if not faces:
         raise quality_error(assess_quality(faces))
-    return faces[0], problems
+    return faces[0], problems + list(_warnings(faces))
 
 
 @faces_app.command("compare")
@@ -159,7 +177,8 @@ def compare_command(
 ) -> None:
     """1:1 comparison of the single face in each image (exit 0 on a match).
 
-    Darkness and blur are warnings on a match and refuse only a non-match."""
+    Darkness is a warning on a match and refuses only a non-match; a face less
+    sharp than a studio photo is a warning; one too blurred to match refuses."""
     from healthcode.plugins.face.detect import quality_error
 
     warnings: list[tuple[str, Problem]] = []
@@ -172,8 +191,9 @@ def compare_command(
             warnings += [(label, p) for p in soft]
             templates.append(pm.hook.healthcode_face_template(image=picture, face=face))
         match = pm.hook.healthcode_compare_templates(a=templates[0], b=templates[1])
-        if warnings and not match.is_match:
-            raise quality_error([p for _, p in warnings])
+        soft_gates = [p for _, p in warnings if p.code in SOFT_GATES]
+        if soft_gates and not match.is_match:
+            raise quality_error(soft_gates)
     except HealthcodeError as error:
         fail(error, as_json=json_output)
     verdict = "same person" if match.is_match else "different people"
