@@ -8,8 +8,10 @@ the importing process's peak RSS and the latency of status look-ups made by a
 concurrent reader (another process) during the import. The baseline, in the
 same run on the first ``--baseline-rows`` rows of the same file, is the old
 path: batched ``INSERT ... ON CONFLICT`` (``insert_only=True``), against the
-COPY path on the same rows. A per-row profile (CSV reading, keying, COPY) on
-a sample says where the time goes. Results: bench/results/import_city.json.
+COPY path on the same rows. A per-row profile on a sample compares the
+row-by-row keying (one parse per row) with the bulk keying the import uses,
+and says where the time goes (reading, keying, the HMAC, COPY).
+Results: bench/results/import_city.json.
 A throwaway database on $HEALTHCODE_TEST_POSTGRES_URL's server (default
 127.0.0.1:5432).
 """
@@ -36,9 +38,9 @@ from bench_status import RssSampler, rss_mib
 
 from healthcode.core.checkdigits import gb11643_check_char
 from healthcode.core.plugins import get_plugin_manager
-from healthcode.core.privacy import OperatorSecrets, document_key
+from healthcode.core.privacy import DocumentKeyer, OperatorSecrets, document_key
 from healthcode.core.status import import_status_file
-from healthcode.core.status.rows import RowKeyer, read_rows
+from healthcode.core.status.rows import BatchKeyer, InvalidRow, RowKeyer, read_records, read_rows
 from healthcode.core.storage import tables
 from healthcode.core.storage.database import Database, init_instance, open_database
 from healthcode.core.storage.testing import (
@@ -176,22 +178,36 @@ async def timed_import(
 
 
 async def profile(url: str, secrets: OperatorSecrets, path: Path, rows: int) -> dict[str, Any]:
-    """Microseconds per row for each stage on the first ``rows`` rows, one at a time."""
+    """Microseconds per row for each stage on the first ``rows`` rows: the
+    row-by-row path (``read_rows`` and ``RowKeyer``, one parse hook call per
+    row, what imports did before the bulk path) against the bulk path
+    (``read_records`` and ``BatchKeyer``), then the COPY of the keyed rows."""
+    pm = get_plugin_manager()
     with path.open(encoding="utf-8", newline="") as fh:
         started = time.perf_counter()
         raw = list(itertools.islice(read_rows(fh, "csv"), rows))
-        read_s = time.perf_counter() - started
-    keyer = RowKeyer(secrets, get_plugin_manager())
-    started = time.perf_counter()
-    keyed = [keyer(r) for r in raw]  # type: ignore[arg-type]
-    key_s = time.perf_counter() - started
+        read_rows_s = time.perf_counter() - started
+    keyer = RowKeyer(secrets, pm)
     started = time.perf_counter()
     for r in raw:
-        document_key(secrets, KIND, "CHN", r.fields["number"])  # type: ignore[union-attr]
+        keyer(r)  # type: ignore[arg-type]
+    row_key_s = time.perf_counter() - started
+    with path.open(encoding="utf-8", newline="") as fh:
+        started = time.perf_counter()
+        records = list(itertools.islice(read_records(fh, "csv"), rows))
+        read_records_s = time.perf_counter() - started
+    bulk = BatchKeyer(secrets, pm)
+    started = time.perf_counter()
+    batches = [bulk(records[i : i + 50_000]) for i in range(0, len(records), 50_000)]
+    bulk_key_s = time.perf_counter() - started
+    numbers = [r[2] for r in records if not isinstance(r, InvalidRow)]
+    started = time.perf_counter()
+    DocumentKeyer(secrets).keys(KIND, "CHN", numbers)
     hmac_s = time.perf_counter() - started
-    records = [
-        (DAY, k.key, "profile", k.colour.value, k.colour.severity)  # type: ignore[union-attr]
-        for k in keyed
+    copied = [
+        (key, colour.value, colour.severity)
+        for batch in batches
+        for key, colour in zip(batch.keys, batch.colours, strict=True)
     ]
     db = Database(url)
     try:
@@ -201,21 +217,39 @@ async def profile(url: str, secrets: OperatorSecrets, path: Path, rows: int) -> 
             await conn.execute(
                 sa.text("CREATE TEMPORARY TABLE profile_copy (LIKE status_entries) ON COMMIT DROP")
             )
+            await conn.execute(
+                sa.text(
+                    f"ALTER TABLE profile_copy ALTER COLUMN day SET DEFAULT DATE '{DAY}', "
+                    "ALTER COLUMN source SET DEFAULT 'profile'"
+                )
+            )
             driver = (await conn.get_raw_connection()).driver_connection
             assert driver is not None
             started = time.perf_counter()
-            for i in range(0, len(records), 50_000):
-                await driver.copy_records_to_table("profile_copy", records=records[i : i + 50_000])
+            for i in range(0, len(copied), 50_000):
+                await driver.copy_records_to_table(
+                    "profile_copy",
+                    records=copied[i : i + 50_000],
+                    columns=("subject_key", "colour", "severity"),
+                )
             copy_s = time.perf_counter() - started
     finally:
         await db.dispose()
     n = len(raw)
+
+    def us(seconds: float) -> float:
+        return round(seconds / n * 1e6, 2)
+
     return {
         "rows": n,
-        "csv_read_us_per_row": round(read_s / n * 1e6, 2),
-        "keying_us_per_row": round(key_s / n * 1e6, 2),
-        "of_which_document_key_hmac_us_per_row": round(hmac_s / n * 1e6, 2),
-        "copy_us_per_row": round(copy_s / n * 1e6, 2),
+        "row_by_row": {"read_us_per_row": us(read_rows_s), "key_us_per_row": us(row_key_s)},
+        "bulk": {
+            "read_us_per_row": us(read_records_s),
+            "key_us_per_row": us(bulk_key_s),
+            "of_which_hmac_us_per_row": us(hmac_s),
+        },
+        "bulk_over_row_by_row": round((read_rows_s + row_key_s) / (read_records_s + bulk_key_s), 2),
+        "copy_us_per_row": us(copy_s),
     }
 
 

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from healthcode.core.clock import SHANGHAI
 from healthcode.core.privacy import OperatorSecrets, create_secrets, document_key
-from healthcode.core.status import import_status_rows, purge_expired
+from healthcode.core.status import ImportSwapBusyError, import_status_rows, importing, purge_expired
 from healthcode.core.storage import tables
 from healthcode.core.storage.database import Database, head_revision
 from healthcode.core.storage.testing import (
@@ -217,6 +217,56 @@ def test_a_failed_import_leaves_the_previous_list_and_no_table_behind(
                 after = set(await conn.run_sync(lambda c: sa.inspect(c).get_table_names()))
             assert after == before
             assert await _listed(db, secrets, old) == dict.fromkeys(old, "red")
+
+    asyncio.run(go())
+
+
+def test_the_swap_steps_back_while_a_reader_holds_the_day(
+    pg: str, secrets: OperatorSecrets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader in a long transaction on the day's partition: the swap waits
+    a bounded time per attempt (readers never queue behind it for long) and,
+    after its last attempt, gives up with nothing changed; once the reader
+    lets go during the attempts, the swap goes through."""
+    monkeypatch.setattr(importing, "SWAP_LOCK_TIMEOUT_MS", 150)
+    monkeypatch.setattr(importing, "SWAP_ATTEMPTS", 2)
+    old, new = _numbers(30, 11), _numbers(30, 12)
+    entries = tables.status_entries
+    look_up = sa.select(entries.c.colour).where(entries.c.day == DAY).limit(1)
+
+    async def go() -> None:
+        async with _database(pg) as db, _database(pg) as reader:
+            await import_status_rows(db, secrets, _lines(old), day=DAY, fmt="csv")
+            async with db.begin() as conn:
+                before = set(await conn.run_sync(lambda c: sa.inspect(c).get_table_names()))
+            async with reader.begin() as held:
+                await held.execute(look_up)
+                with pytest.raises(ImportSwapBusyError) as refused:
+                    await import_status_rows(db, secrets, _lines(new), day=DAY, fmt="csv")
+                # Readers go on with the previous list.
+                async with db.begin() as conn:
+                    assert (await conn.execute(look_up)).scalar() == "red"
+            assert refused.value.code == "import_swap_busy"
+            async with db.begin() as conn:
+                after = set(await conn.run_sync(lambda c: sa.inspect(c).get_table_names()))
+            assert after == before
+            assert await _listed(db, secrets, old + new) == dict.fromkeys(old, "red")
+
+            # The reader lets go between the first and the second attempt.
+            monkeypatch.setattr(importing, "SWAP_ATTEMPTS", 3)
+            held_now = await reader.engine.connect()
+            transaction = await held_now.begin()
+            await held_now.execute(look_up)
+
+            async def let_go() -> None:
+                await asyncio.sleep(0.4)
+                await transaction.rollback()
+                await held_now.close()
+
+            release = asyncio.create_task(let_go())
+            await import_status_rows(db, secrets, _lines(new, "yellow"), day=DAY, fmt="csv")
+            await release
+            assert await _listed(db, secrets, old + new) == dict.fromkeys(new, "yellow")
 
     asyncio.run(go())
 

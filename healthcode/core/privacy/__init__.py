@@ -33,6 +33,7 @@ from healthcode.core.privacy.secrets import (
 )
 from healthcode.core.privacy.subject_keys import (
     SUBJECT_KEY_BYTES,
+    DocumentKeyer,
     canonical_document_key,
     document_key,
     document_key_for,
@@ -46,6 +47,7 @@ __all__ = [
     "MASK_CHAR",
     "SECRETS_ENV",
     "SUBJECT_KEY_BYTES",
+    "DocumentKeyer",
     "OperatorSecrets",
     "canonical_document_key",
     "chinese_surname",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterable
 
 from healthcode.core.models import Document
 from healthcode.core.privacy.secrets import OperatorSecrets
@@ -37,6 +38,36 @@ def document_key(
         canonical_document_key(kind, issuing_state, number),
         hashlib.sha256,
     )
+
+
+class DocumentKeyer:
+    """``document_key`` for many numbers: the HMAC's inner and outer hash
+    states are computed once from the secret and copied per number (RFC 2104),
+    which costs less than half of a fresh ``hmac.digest`` each time. Gives the
+    same bytes as ``document_key``."""
+
+    _BLOCK = 64  # SHA-256's block size in bytes
+
+    def __init__(self, secrets: OperatorSecrets) -> None:
+        key = secrets.subject_hmac_key
+        if len(key) > self._BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(self._BLOCK, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+
+    def keys(self, kind: str, issuing_state: str | None, numbers: Iterable[str]) -> list[bytes]:
+        """The subject key of each normalised, canonical ``number`` of ``kind``."""
+        prefix = canonical_document_key(kind, issuing_state, "")
+        inner, outer = self._inner.copy, self._outer.copy
+        keys: list[bytes] = []
+        for number in numbers:
+            h = inner()
+            h.update(prefix + number.encode("utf-8"))
+            o = outer()
+            o.update(h.digest())
+            keys.append(o.digest())
+        return keys
 
 
 def document_key_for(secrets: OperatorSecrets, document: Document) -> bytes:

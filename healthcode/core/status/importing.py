@@ -18,6 +18,7 @@ import asyncio
 import csv
 import datetime as dt
 import io
+import itertools
 import logging
 import re
 import time
@@ -36,17 +37,18 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from healthcode.core.clock import today_shanghai
+from healthcode.core.models import Colour
 from healthcode.core.plugins import get_plugin_manager
 from healthcode.core.privacy import OperatorSecrets
 from healthcode.core.status.peer_tokens import PeerKeys, peer_hashes, resolve_peer_keys
 from healthcode.core.status.rows import (
+    BatchKeyer,
     ImportFormat,
     InvalidRow,
-    KeyedRow,
-    RawRow,
-    RowKeyer,
+    KeyedBatch,
+    Record,
     detect_format,
-    read_rows,
+    read_records,
 )
 from healthcode.core.storage import tables
 from healthcode.core.storage.database import (
@@ -105,6 +107,23 @@ class ImportInProgressError(StatusImportError):
     )
     default_zh = "该来源当日名单正在由另一项导入处理，本次未导入任何数据，请在其完成后重试。"
     http_status = 409
+
+
+class ImportSwapBusyError(StatusImportError):
+    """The new list could not take the old one's place: readers held the
+    day's partition through every attempt."""
+
+    code = "import_swap_busy"
+    default_en = (
+        "The new list could not replace the current one because the day's status "
+        "table stayed busy; nothing was imported and the current list still applies. "
+        "Try again in a minute."
+    )
+    default_zh = (
+        "当日状态表持续繁忙，新名单未能替换现有名单；"
+        "本次未导入任何数据，现有名单仍然有效。请稍后重试。"
+    )
+    http_status = 503
 
 
 def _not_utf8(after_row: int) -> ImportFormatError:
@@ -214,10 +233,16 @@ class _Tally:
     yellow: int = 0
     """Valid rows by colour (duplicates included; the copy path counts them)."""
 
-    def reject(self, row: InvalidRow) -> None:
-        self.rows_invalid += 1
-        if len(self.invalid) < MAX_REPORTED_INVALID:
-            self.invalid.append(row)
+    def add(self, batch: KeyedBatch) -> None:
+        self.rows_read += batch.rows
+        self.rows_imported += len(batch.keys)
+        self.rows_invalid += len(batch.invalid)
+        room = MAX_REPORTED_INVALID - len(self.invalid)
+        if room > 0:
+            self.invalid.extend(batch.invalid[:room])
+        red = batch.colours.count(Colour.RED)
+        self.red += red
+        self.yellow += len(batch.colours) - red
 
 
 # --- writing ----------------------------------------------------------------------------
@@ -268,29 +293,35 @@ class _BatchWriter:
             exports.delete().where((exports.c.day == day) & (exports.c.source == source))
         )
 
-    async def add(self, row: KeyedRow) -> bool:
-        """Queue one row; True when a batch of entries was written."""
-        colour = {"colour": row.colour.value, "severity": row.colour.severity}
-        if row.canonical is not None:
-            for region, h in peer_hashes(self._peers, row.canonical, self._day).items():
+    async def add(self, batch: KeyedBatch) -> None:
+        """Queue a keyed batch; write whenever a full batch of rows is queued."""
+        day, source = self._day, self._source
+        for key, colour in zip(batch.keys, batch.colours, strict=True):
+            self._entries.append(
+                {
+                    "day": day,
+                    "subject_key": key,
+                    "source": source,
+                    "colour": colour.value,
+                    "severity": colour.severity,
+                }
+            )
+        for canonical, colour in zip(batch.canonicals or (), batch.colours, strict=False):
+            for region, h in peer_hashes(self._peers, canonical, day).items():
                 self._exports.append(
                     {
-                        "day": self._day,
+                        "day": day,
                         "peer_region": region,
                         "pair_hash": h,
-                        "source": self._source,
-                        **colour,
+                        "source": source,
+                        "colour": colour.value,
+                        "severity": colour.severity,
                     }
                 )
-        self._entries.append(
-            {"day": self._day, "subject_key": row.key, "source": self._source, **colour}
-        )
         if len(self._exports) >= self._batch_size:
             await self._flush_exports()
         if len(self._entries) >= self._batch_size:
             await self._flush_entries()
-            return True
-        return False
 
     async def flush(self) -> None:
         await self._flush_entries()
@@ -307,61 +338,65 @@ class _BatchWriter:
             self._exports = []
 
 
-@contextmanager
-def _readable(tally: _Tally) -> Iterator[None]:
-    """A file that turns out unreadable part-way is an ``ImportFormatError``
-    (the caller's transaction then changes nothing)."""
+def _read_chunk(records: Iterator[Record | InvalidRow], size: int, tally: _Tally) -> list[Any]:
+    """The next ``size`` records. A file that turns out unreadable part-way is
+    an ``ImportFormatError`` (the caller's transaction then changes nothing)."""
+    chunk: list[Record | InvalidRow] = []
     try:
-        yield
+        chunk.extend(itertools.islice(records, size))
     except UnicodeDecodeError:
-        raise _not_utf8(tally.rows_read) from None
+        raise _not_utf8(tally.rows_read + len(chunk)) from None
     except csv.Error:
         raise ImportFormatError(
             "The CSV file is malformed; nothing was imported.",
             "CSV 文件格式错误，未导入任何数据。",
-            details={"reason": "csv_error", "after_row": tally.rows_read},
+            details={"reason": "csv_error", "after_row": tally.rows_read + len(chunk)},
         ) from None
+    return chunk
 
 
-def _keyed(raw: RawRow | InvalidRow, keyer: RowKeyer, tally: _Tally) -> KeyedRow | None:
-    """``raw`` keyed and counted as imported; None (counted as rejected) when
-    it is invalid."""
-    tally.rows_read += 1
-    result = raw if isinstance(raw, InvalidRow) else keyer(raw)
-    if isinstance(result, InvalidRow):
-        tally.reject(result)
-        return None
-    tally.rows_imported += 1
-    return result
+def _keyed_batches(
+    records: Iterator[Record | InvalidRow], keyer: BatchKeyer, tally: _Tally, size: int
+) -> Callable[[], KeyedBatch | None]:
+    """A function giving the next keyed batch (counted in ``tally``), None at the end."""
+
+    def next_batch() -> KeyedBatch | None:
+        chunk = _read_chunk(records, size, tally)
+        if not chunk:
+            return None
+        batch = keyer(chunk)
+        tally.add(batch)
+        return batch
+
+    return next_batch
 
 
 async def _write_rows(
-    rows: Iterable[RawRow | InvalidRow],
-    keyer: RowKeyer,
+    next_batch: Callable[[], KeyedBatch | None],
     writer: _BatchWriter,
+    tally: _Tally,
     progress: Callable[[int], None] | None,
-) -> _Tally:
+) -> None:
     """Key and write every row."""
-    tally = _Tally()
-    with _readable(tally):
-        for raw in rows:
-            result = _keyed(raw, keyer, tally)
-            if result is None:
-                continue
-            if await writer.add(result) and progress is not None:
-                progress(tally.rows_read)
-        await writer.flush()
+    while (batch := next_batch()) is not None:
+        await writer.add(batch)
+        if progress is not None:
+            progress(tally.rows_read)
+    await writer.flush()
     if progress is not None:
         progress(tally.rows_read)
-    return tally
 
 
 # --- PostgreSQL: COPY into a table off to the side, then swap it in ------------------------
 
+INDEX_SORT_MEMORY_MB = 512
+"""Memory PostgreSQL may use to build a copied list's primary key (per import)."""
 COPY_BATCH_SIZE = 50_000
 """Rows keyed per batch (in a thread) while the previous batch is copied."""
-_ENTRY_COLUMNS = ("day", "subject_key", "source", "colour", "severity")
-_EXPORT_COLUMNS = ("day", "peer_region", "pair_hash", "source", "colour", "severity")
+_ENTRY_COLUMNS = ("subject_key", "colour", "severity")
+_EXPORT_COLUMNS = ("peer_region", "pair_hash", "colour", "severity")
+"""What is copied per row; the day and the source are the new table's defaults."""
+_COPIED_COLOUR = {colour: (colour.value, colour.severity) for colour in Colour}
 
 
 class _PartSwap:
@@ -391,6 +426,13 @@ class _PartSwap:
                 f"CHECK (day = DATE '{self._day.isoformat()}' AND source = '{self._source}'))"
             )
         )
+        await self._conn.execute(
+            sa.text(
+                f"ALTER TABLE {self.staging} "
+                f"ALTER COLUMN day SET DEFAULT DATE '{self._day.isoformat()}', "
+                f"ALTER COLUMN source SET DEFAULT '{self._source}'"
+            )
+        )
 
     async def copy(self, records: list[tuple[Any, ...]], columns: tuple[str, ...]) -> None:
         if not records:
@@ -405,6 +447,19 @@ class _PartSwap:
         add_key = sa.text(
             f"ALTER TABLE {self.staging} ADD PRIMARY KEY ({', '.join(self._columns)})"
         )
+        # The key's sort: in memory up to INDEX_SORT_MEMORY_MB (a city's list
+        # is about 1.3 GB of sort tuples; with the server's usual 64 MB it
+        # spills to disk), never less than the server's own setting.
+        configured = await self._conn.scalar(
+            sa.text(
+                "SELECT setting::bigint * 1024 / (1024 * 1024) FROM pg_settings "
+                "WHERE name = 'maintenance_work_mem'"
+            )
+        )
+        if int(configured or 0) < INDEX_SORT_MEMORY_MB:
+            await self._conn.execute(
+                sa.text(f"SET LOCAL maintenance_work_mem = '{INDEX_SORT_MEMORY_MB}MB'")
+            )
         try:
             async with self._conn.begin_nested():
                 await self._conn.execute(add_key)
@@ -440,6 +495,12 @@ class _PartSwap:
             await conn.execute(sa.text(f"DROP TABLE {self.final}"))
         await conn.execute(
             sa.text(
+                f"ALTER TABLE {self.staging} "
+                "ALTER COLUMN day DROP DEFAULT, ALTER COLUMN source DROP DEFAULT"
+            )
+        )
+        await conn.execute(
+            sa.text(
                 f"ALTER TABLE {self.day_part} ATTACH PARTITION {self.staging} "
                 f"FOR VALUES IN ('{source}')"
             )
@@ -447,44 +508,29 @@ class _PartSwap:
         await conn.execute(sa.text(f"ALTER TABLE {self.staging} RENAME TO {self.final}"))
 
 
-def _keyed_batches(
-    rows: Iterator[RawRow | InvalidRow],
-    keyer: RowKeyer,
-    tally: _Tally,
-    *,
-    day: dt.date,
-    source: str,
-    peers: Mapping[str, bytes],
-    batch_size: int,
+def _copy_records(
+    next_batch: Callable[[], KeyedBatch | None], peers: Mapping[str, bytes], day: dt.date
 ) -> Callable[[], tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]] | None]:
-    """A function giving the next batch of (entry, export) records, None at the end."""
+    """A function giving the next batch as (entry, export) records to copy."""
+    copied = _COPIED_COLOUR
 
-    def next_batch() -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]] | None:
-        entries: list[tuple[Any, ...]] = []
-        exports: list[tuple[Any, ...]] = []
-        with _readable(tally):
-            for raw in rows:
-                result = _keyed(raw, keyer, tally)
-                if result is None:
-                    continue
-                colour, severity = result.colour.value, result.colour.severity
-                if colour == "red":
-                    tally.red += 1
-                else:
-                    tally.yellow += 1
-                entries.append((day, result.key, source, colour, severity))
-                if result.canonical is not None:
-                    for region, h in peer_hashes(peers, result.canonical, day).items():
-                        exports.append((day, region, h, source, colour, severity))
-                if len(entries) >= batch_size:
-                    break
-        return (entries, exports) if entries or exports else None
+    def next_records() -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]] | None:
+        batch = next_batch()
+        if batch is None:
+            return None
+        entries = [(key, *copied[c]) for key, c in zip(batch.keys, batch.colours, strict=True)]
+        exports = [
+            (region, h, *copied[colour])
+            for canonical, colour in zip(batch.canonicals or (), batch.colours, strict=False)
+            for region, h in peer_hashes(peers, canonical, day).items()
+        ]
+        return entries, exports
 
-    return next_batch
+    return next_records
 
 
 async def _copy_rows(
-    next_batch: Callable[[], tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]] | None],
+    next_records: Callable[[], tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]] | None],
     entries: _PartSwap,
     exports: _PartSwap,
     tally: _Tally,
@@ -493,10 +539,10 @@ async def _copy_rows(
     """Copy every batch; the next one is read and keyed in a thread while
     the server takes the previous one."""
     loop = asyncio.get_running_loop()
-    pending = loop.run_in_executor(None, next_batch)
+    pending = loop.run_in_executor(None, next_records)
     try:
         while (batch := await pending) is not None:
-            pending = loop.run_in_executor(None, next_batch)
+            pending = loop.run_in_executor(None, next_records)
             await entries.copy(batch[0], _ENTRY_COLUMNS)
             await exports.copy(batch[1], _EXPORT_COLUMNS)
             if progress is not None:
@@ -509,15 +555,45 @@ async def _copy_rows(
         progress(tally.rows_read)
 
 
+SWAP_LOCK_TIMEOUT_MS = 2_000
+"""How long the swap waits for the day's partition before it steps back."""
+SWAP_ATTEMPTS = 5
+_LOCK_NOT_AVAILABLE = "55P03"
+
+
+async def _swap_when_free(
+    conn: AsyncConnection, parts: Iterable[_PartSwap], *, day: dt.date, source: str
+) -> None:
+    """Swap the new tables in. Detaching a partition waits for every reader
+    of the day's partition, and every reader that comes after waits behind
+    it: so each attempt waits at most ``SWAP_LOCK_TIMEOUT_MS`` for its locks,
+    steps back (the readers go on with the previous list) and tries again a
+    little later, ``SWAP_ATTEMPTS`` times, then gives up with nothing changed."""
+    for attempt in range(1, SWAP_ATTEMPTS + 1):
+        try:
+            async with conn.begin_nested():
+                await conn.execute(sa.text(f"SET LOCAL lock_timeout = {SWAP_LOCK_TIMEOUT_MS}"))
+                for part in parts:
+                    await part.swap()
+            return
+        except sa.exc.DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+                raise
+            log.warning("status import swap waited too long for readers (attempt %d)", attempt)
+        await asyncio.sleep(0.5 * attempt)
+    raise ImportSwapBusyError(
+        details={"source": source, "day": day.isoformat(), "attempts": SWAP_ATTEMPTS}
+    )
+
+
 async def _copy_and_swap(
     conn: AsyncConnection,
-    rows: Iterator[RawRow | InvalidRow],
-    keyer: RowKeyer,
+    next_batch: Callable[[], KeyedBatch | None],
+    tally: _Tally,
     *,
     day: dt.date,
     source: str,
     peers: Mapping[str, bytes],
-    batch_size: int,
     progress: Callable[[int], None] | None,
     started: float,
 ) -> ImportSummary:
@@ -526,11 +602,7 @@ async def _copy_and_swap(
     exports = _PartSwap(conn, tables.peer_status_exports, day=day, source=source)
     await entries.create()
     await exports.create()
-    tally = _Tally()
-    next_batch = _keyed_batches(
-        rows, keyer, tally, day=day, source=source, peers=peers, batch_size=batch_size
-    )
-    await _copy_rows(next_batch, entries, exports, tally, progress)
+    await _copy_rows(_copy_records(next_batch, peers, day), entries, exports, tally, progress)
     by_colour = {"red": tally.red, "yellow": tally.yellow}
     if await entries.index():
         by_colour = await entries.counts()
@@ -539,8 +611,7 @@ async def _copy_and_swap(
     # day's partition and its default part, and two at once could deadlock.
     swap_lock = sa.literal(advisory_key(f"status-swap.{day.isoformat()}"), sa.BigInteger)
     await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(swap_lock)))
-    await entries.swap()
-    await exports.swap()
+    await _swap_when_free(conn, (entries, exports), day=day, source=source)
     return _summary(tally, by_colour, day=day, source=source, replace=True, started=started)
 
 
@@ -629,20 +700,26 @@ async def import_status_rows(
     check_source_name(source)
     started = time.perf_counter()
     peers = dict(resolve_peer_keys(peer_keys))
-    keyer = RowKeyer(secrets, pm or get_plugin_manager(), canonical=bool(peers))
-    rows = read_rows(lines, fmt)
+    keyer = BatchKeyer(secrets, pm or get_plugin_manager(), canonical=bool(peers))
+    copying = db.backend == "postgresql" and replace and not insert_only
+    tally = _Tally()
+    next_batch = _keyed_batches(
+        read_records(lines, fmt),
+        keyer,
+        tally,
+        batch_size or (COPY_BATCH_SIZE if copying else BATCH_SIZE),
+    )
     if db.backend == "postgresql":
         await ensure_day_partitions(db, day)
     async with _import_transaction(db, source, day) as conn:
-        if db.backend == "postgresql" and replace and not insert_only:
+        if copying:
             summary = await _copy_and_swap(
                 conn,
-                iter(rows),
-                keyer,
+                next_batch,
+                tally,
                 day=day,
                 source=source,
                 peers=peers,
-                batch_size=batch_size or COPY_BATCH_SIZE,
                 progress=progress,
                 started=started,
             )
@@ -657,7 +734,7 @@ async def import_status_rows(
             )
             if replace:
                 await writer.forget_previous()
-            tally = await _write_rows(rows, keyer, writer, progress)
+            await _write_rows(next_batch, writer, tally, progress)
             summary = await _summarise(
                 conn, tally, day=day, source=source, replace=replace, started=started
             )

@@ -9,8 +9,9 @@ drops it at once. A refused row says where and why, never what it held.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,9 +22,14 @@ from attrs import frozen
 from healthcode.core.batch import DocumentChecker
 from healthcode.core.errors import HealthcodeError
 from healthcode.core.models import Colour, Document, DocumentSubmission
-from healthcode.core.privacy import OperatorSecrets, canonical_document_key, document_key
+from healthcode.core.privacy import (
+    DocumentKeyer,
+    OperatorSecrets,
+    canonical_document_key,
+    document_key,
+)
 from healthcode.core.storage.errors import ImportFormatError
-from healthcode.core.text import normalise_number
+from healthcode.core.text import MAX_NUMBER_LENGTH, normalise_number
 
 ImportFormat = Literal["csv", "jsonl"]
 
@@ -88,34 +94,70 @@ def detect_format(path: Path, first_line: str) -> ImportFormat:
     return "jsonl" if first_line.lstrip().startswith("{") else "csv"
 
 
-def read_rows(lines: Iterable[str], fmt: ImportFormat) -> Iterator[RawRow | InvalidRow]:
+Record = tuple[int, Any, Any, Any, Any]
+"""One row as read: its 1-based first line, then its kind, number, status and
+issuing state as they stand in the file (``None`` where absent)."""
+
+
+def read_records(lines: Iterable[str], fmt: ImportFormat) -> Iterator[Record | InvalidRow]:
     """The rows of ``lines`` in ``fmt``; a row that cannot be read is an ``InvalidRow``."""
     return _iter_csv(lines) if fmt == "csv" else _iter_jsonl(lines)
 
 
-def _iter_csv(lines: Iterable[str]) -> Iterator[RawRow | InvalidRow]:
-    reader = csv.reader(lines)
+def read_rows(lines: Iterable[str], fmt: ImportFormat) -> Iterator[RawRow | InvalidRow]:
+    """``read_records`` as ``RawRow``s (fields under their canonical names)."""
+    for record in read_records(lines, fmt):
+        yield record if isinstance(record, InvalidRow) else _raw(record)
+
+
+def _raw(record: Record) -> RawRow:
+    line, kind, number, status, state = record
+    return RawRow(line, {"kind": kind, "number": number, "status": status, "issuing_state": state})
+
+
+def _iter_csv(lines: Iterable[str]) -> Iterator[Record | InvalidRow]:
+    """CSV rows. A line without quotes (nearly every line of an authority's
+    list) is split on commas, which is what the ``csv`` module would make of
+    it; a line with a quote (a field may then span lines) or a NUL (which
+    ``csv`` refuses) is read by the ``csv`` module."""
+    source = iter(lines)
+    reader = csv.reader(source)
     try:
         header = next(reader)
     except StopIteration:
         return
     columns = _csv_columns(header)
     width = len(columns)
-    ended = reader.line_num
-    for record in reader:
-        # A quoted field may span lines: report the line where the record starts.
-        line, ended = ended + 1, reader.line_num
-        if not record or (len(record) == 1 and not record[0].strip()):
-            continue
+    at = {name: i for i, name in enumerate(columns) if name is not None}
+    kind_at, number_at, status_at = at["kind"], at["number"], at["status"]
+    state_at = at.get("issuing_state")
+    line = reader.line_num
+    for text in source:
+        line += 1
+        start = line
+        if '"' in text or "\0" in text:
+            quoted = csv.reader(itertools.chain((text,), source))
+            record = next(quoted, [])
+            line += quoted.line_num - 1
+        else:
+            record = text.rstrip("\r\n").split(",")
         if len(record) != width:
+            if not record or (len(record) == 1 and not record[0].strip()):
+                continue
             yield InvalidRow(
-                line,
+                start,
                 "import_wrong_column_count",
                 f"The row has {len(record)} columns; the header has {width}.",
                 f"该行有 {len(record)} 列，表头为 {width} 列。",
             )
             continue
-        yield RawRow(line, {c: v for c, v in zip(columns, record, strict=True) if c is not None})
+        yield (
+            start,
+            record[kind_at],
+            record[number_at],
+            record[status_at],
+            None if state_at is None else record[state_at],
+        )
 
 
 def _csv_columns(header: list[str]) -> list[str | None]:
@@ -131,7 +173,7 @@ def _csv_columns(header: list[str]) -> list[str | None]:
     return columns
 
 
-def _iter_jsonl(lines: Iterable[str]) -> Iterator[RawRow | InvalidRow]:
+def _iter_jsonl(lines: Iterable[str]) -> Iterator[Record | InvalidRow]:
     for line_no, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -154,7 +196,8 @@ def _iter_jsonl(lines: Iterable[str]) -> Iterator[RawRow | InvalidRow]:
             for k, v in obj.items()
             if isinstance(k, str) and k in _COLUMN_ALIASES
         }
-        yield RawRow(line_no, fields)
+        get = fields.get
+        yield (line_no, get("kind"), get("number"), get("status"), get("issuing_state"))
 
 
 def _invalid(line: int, error: HealthcodeError, field: str | None) -> InvalidRow:
@@ -172,7 +215,7 @@ class RowKeyer:
         # The batch path: the parse hook's implementations resolved once for
         # the whole import, not dispatched through pluggy per row.
         checker = DocumentChecker(pm)
-        self._kinds = frozenset(checker.kinds)
+        self.kinds = frozenset(checker.kinds)
         self._parse = checker.parse_hook
 
     def __call__(self, row: RawRow) -> KeyedRow | InvalidRow:
@@ -196,7 +239,7 @@ class RowKeyer:
     def _kind(self, row: RawRow) -> str | InvalidRow:
         kind = row.fields.get("kind")
         kind = kind.strip() if isinstance(kind, str) else None
-        if not kind or kind not in self._kinds:
+        if not kind or kind not in self.kinds:
             return InvalidRow(
                 row.line,
                 "import_unknown_kind",
@@ -235,6 +278,129 @@ class RowKeyer:
             first = errors[0]
             return InvalidRow(row.line, first.code, first.message_en, first.message_zh, "number")
         return document
+
+
+@frozen
+class KeyedBatch:
+    """What a batch of rows came to: the valid rows' keys and colours (in
+    step; ``canonicals`` too when asked for), and the refused rows in line order."""
+
+    rows: int
+    keys: list[bytes] = attrs.field(repr=False)
+    colours: list[Colour]
+    canonicals: list[bytes] | None = attrs.field(repr=False)
+    invalid: list[InvalidRow]
+
+
+_FastGroup = tuple[list[Record], list[str], list[Colour]]
+
+
+class BatchKeyer:
+    """Keys a batch of records at once. Rows of a kind whose plugin has a bulk
+    fast path (``healthcode_canonical_numbers``) are checked together and
+    hashed with the HMAC state prepared once; every other row, and each row
+    the fast path does not accept, goes through ``RowKeyer`` (the parse hook),
+    which also says why a row is refused. Both give the same keys."""
+
+    def __init__(
+        self, secrets: OperatorSecrets, pm: pluggy.PluginManager, *, canonical: bool = False
+    ) -> None:
+        self._row_keyer = RowKeyer(secrets, pm, canonical=canonical)
+        self._hashes = DocumentKeyer(secrets)
+        self._canonical = canonical
+        self._bulk = pm.hook.healthcode_canonical_numbers
+        self._fast_kinds = frozenset(
+            kind for kind in self._row_keyer.kinds if self._bulk(kind=kind, numbers=[]) is not None
+        )
+
+    def __call__(self, records: Sequence[Record | InvalidRow]) -> KeyedBatch:
+        invalid, slow, fast = self._sort(records)
+        keys: list[bytes] = []
+        colours: list[Colour] = []
+        canonicals: list[bytes] | None = [] if self._canonical else None
+        for kind, group in fast.items():
+            slow.extend(self._key_fast(kind, *group, keys, colours, canonicals))
+        for record in slow:
+            keyed = self._row_keyer(_raw(record))
+            if isinstance(keyed, InvalidRow):
+                invalid.append(keyed)
+                continue
+            keys.append(keyed.key)
+            colours.append(keyed.colour)
+            if canonicals is not None:
+                assert keyed.canonical is not None
+                canonicals.append(keyed.canonical)
+        invalid.sort(key=lambda row: row.line)
+        return KeyedBatch(len(records), keys, colours, canonicals, invalid)
+
+    def _sort(
+        self, records: Sequence[Record | InvalidRow]
+    ) -> tuple[list[InvalidRow], list[Record], dict[str, _FastGroup]]:
+        """The rows already refused, those for the parse hook, and per kind
+        with a fast path its rows, their numbers and colours (in step)."""
+        invalid: list[InvalidRow] = []
+        slow: list[Record] = []
+        fast: dict[str, _FastGroup] = {}
+        fast_kinds, statuses = self._fast_kinds, _STATUS_VALUES
+        for record in records:
+            if isinstance(record, InvalidRow):
+                invalid.append(record)
+                continue
+            _, kind, number, status, state = record
+            if type(kind) is str and type(number) is str and type(status) is str and not state:
+                colour = statuses.get(status) or statuses.get(status.strip().lower())
+                kind = kind if kind in fast_kinds else kind.strip()
+                if (
+                    colour is not None
+                    and kind in fast_kinds
+                    and len(number) <= MAX_NUMBER_LENGTH
+                    and number.isascii()
+                    and number.isalnum()
+                ):
+                    group = fast.get(kind)
+                    if group is None:
+                        group = fast[kind] = ([], [], [])
+                    group[0].append(record)
+                    group[1].append(number.upper())
+                    group[2].append(colour)
+                    continue
+            slow.append(record)
+        return invalid, slow, fast
+
+    def _key_fast(
+        self,
+        kind: str,
+        records: list[Record],
+        numbers: list[str],
+        row_colours: list[Colour],
+        keys: list[bytes],
+        colours: list[Colour],
+        canonicals: list[bytes] | None,
+    ) -> list[Record]:
+        """Key the rows the plugin accepts; return the others."""
+        results = self._bulk(kind=kind, numbers=numbers)
+        if results is None or len(results) != len(numbers):
+            return records
+        rest = [record for record, result in zip(records, results, strict=True) if result is None]
+        if rest:
+            row_colours = [
+                c for c, result in zip(row_colours, results, strict=True) if result is not None
+            ]
+            results = [result for result in results if result is not None]
+        states = {result[0] for result in results}
+        for state in states:
+            if len(states) == 1:
+                canonical, their_colours = [result[1] for result in results], row_colours
+            else:
+                canonical = [result[1] for result in results if result[0] == state]
+                their_colours = [
+                    c for c, result in zip(row_colours, results, strict=True) if result[0] == state
+                ]
+            keys.extend(self._hashes.keys(kind, state, canonical))
+            colours.extend(their_colours)
+            if canonicals is not None:
+                canonicals.extend(canonical_document_key(kind, state, n) for n in canonical)
+        return rest
 
 
 def _colour(row: RawRow) -> Colour | InvalidRow:

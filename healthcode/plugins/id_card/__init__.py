@@ -92,6 +92,7 @@ from healthcode.core.models import (
     Sex,
 )
 from healthcode.core.privacy import chinese_surname, mask_number
+from healthcode.plugins.id_card.bulk import valid_resident_ids
 
 __all__ = [
     "DOCUMENT_TYPE",
@@ -526,6 +527,20 @@ def healthcode_parse_document(submission: DocumentSubmission) -> Document | None
     if submission.kind not in (None, KIND) or submission.number is None:
         return None
     return parse_resident_id(submission.number, explicit=submission.kind == KIND)
+
+
+@hookimpl
+def healthcode_canonical_numbers(
+    kind: str, numbers: Sequence[str]
+) -> Sequence[tuple[str | None, str] | None] | None:
+    if kind != KIND:
+        return None
+    verdicts = valid_resident_ids(numbers, _division_codes, RESIDENCE_PERMIT_PREFIXES)
+    return [("CHN", n) if good else None for n, good in zip(numbers, verdicts, strict=True)]
+
+
+def _division_codes() -> Sequence[str]:
+    return list(divisions())
 
 
 @hookimpl
