@@ -5,6 +5,8 @@ the CLI.
 What real photos can show is limited: pose (yaw from a turned head and its
 mirror image) and an open mouth exist in tests/data; closed eyes (blink)
 and a nod do not, so those actions are tested on synthetic measurements only.
+The flat-picture and still-frame checks are tested here on synthetic landmarks,
+and on videos made from real photos in tests/test_liveness_video.py.
 """
 
 from __future__ import annotations
@@ -28,12 +30,15 @@ from typer.testing import CliRunner
 from healthcode.core.images import image_from_array, read_image_file
 from healthcode.core.models import Image, LivenessChallenge
 from healthcode.core.plugins import new_plugin_manager
+from healthcode.plugins.face import motion
 from healthcode.plugins.face.actions import ACTIONS
 from healthcode.plugins.face.errors import ChallengeFormatError
 from healthcode.plugins.face.liveness import (
     MAX_FRAMES,
+    ActionSpan,
     ChallengeLedger,
     FrameObservation,
+    action_spans,
     challenge_from_dict,
     challenge_to_dict,
     judge,
@@ -250,6 +255,90 @@ def test_ledger_accepts_a_nonce_once() -> None:
     assert ledger.consume(challenge, challenge.expires_at + dt.timedelta(minutes=5))
     result = judge(challenge, _perform(["blink"]), now=NOW, fresh_nonce=False)
     assert "challenge_already_used" in result.reasons
+
+
+# --- flat pictures and still frames (synthetic landmarks) -------------------------
+
+# A stand-in for the landmarker's 478 points: scattered over a face-sized
+# ellipse, the outer eye corners 100 px apart.
+_RNG = np.random.default_rng(15)
+_ANGLES, _RADII = _RNG.uniform(0, 2 * np.pi, 478), np.sqrt(_RNG.uniform(0, 1, 478))
+LANDMARKS = np.column_stack(
+    [320 + 90 * _RADII * np.cos(_ANGLES), 240 + 120 * _RADII * np.sin(_ANGLES)]
+)
+LANDMARKS[motion.OUTER_EYE_CORNERS[0]] = (270.0, 210.0)
+LANDMARKS[motion.OUTER_EYE_CORNERS[1]] = (370.0, 210.0)
+TILT = np.array([[0.9, 0.05, 12.0], [-0.04, 1.0, -7.0], [1e-4, -5e-5, 1.0]])
+"""A homography: the whole picture moved as a plane."""
+
+
+def _with(frame: FrameObservation, landmarks: np.ndarray) -> FrameObservation:
+    return attrs.evolve(frame, landmarks=landmarks)
+
+
+def _moved(region: str, by: float) -> np.ndarray:
+    """The landmarks with ``region``'s points pushed about in different
+    directions, by ``by`` eye distances: not a plane's motion."""
+    moved = LANDMARKS.copy()
+    indices = list(motion.REGIONS[region])
+    push = np.random.default_rng(len(indices)).normal(size=(len(indices), 2))
+    push /= np.linalg.norm(push, axis=1, keepdims=True)
+    moved[indices] += 100 * by * push
+    return moved
+
+
+def test_spans_run_from_onset_to_peak() -> None:
+    frames = [NEUTRAL, _frame(yaw=15), _frame(yaw=25), _frame(yaw=20), NEUTRAL, _frame(jaw=0.5)]
+    assert action_spans(frames) == [ActionSpan("turn_left", 1, 2), ActionSpan("open_mouth", 5, 5)]
+
+
+@pytest.mark.parametrize("action", ACTIONS)
+def test_an_action_a_flat_picture_shows_does_not_count(action: str) -> None:
+    region = {"blink": "eyes", "open_mouth": "mouth"}.get(action, "face")
+    base = _with(NEUTRAL, LANDMARKS)
+    flat = _with(DOING[action], motion.apply_homography(TILT, LANDMARKS))
+    result = judge(_challenge(action), [base, flat, base], now=NOW)
+    assert result.reasons == (f"planar_motion:{action}", f"missing_action:{action}")
+    assert result.score == 0.0
+    # The same measurements where the action's region moved on its own pass.
+    real = _with(DOING[action], _moved(region, 0.1))
+    assert judge(_challenge(action), [base, real, base], now=NOW).passed
+
+
+def test_a_flat_onset_is_ignored_when_the_action_is_also_done() -> None:
+    """The flat-picture check refuses actions, not people: a measurement that
+    flickered without the face moving (here a blink and a turn) neither fails
+    nor answers the challenge."""
+    base = _with(NEUTRAL, LANDMARKS)
+    flicker = _with(_frame(yaw=14.0, blink=0.6), LANDMARKS + np.array([6.0, -4.0]))  # slid a little
+    turn = _with(DOING["turn_left"], _moved("face", 0.1))
+    result = judge(_challenge("turn_left"), [base, flicker, base, turn, base], now=NOW)
+    assert result.passed, result.reasons
+    refused = judge(_challenge("turn_left"), [base, flicker, base], now=NOW)
+    assert refused.reasons == ("planar_motion:turn_left", "missing_action:turn_left")
+
+
+def test_a_flat_picture_rotated_in_the_image_plane_is_no_nod() -> None:
+    turn = np.radians(40.0)
+    rotation = np.array(
+        [[np.cos(turn), -np.sin(turn), 0.0], [np.sin(turn), np.cos(turn), 0.0], [0.0, 0.0, 1.0]]
+    )
+    # Rotated, with its own distortion on top: still the picture turned, not a head.
+    rotated = motion.apply_homography(rotation, _moved("face", 0.05))
+    frames = [_with(NEUTRAL, LANDMARKS), _with(DOING["nod"], rotated), _with(NEUTRAL, LANDMARKS)]
+    assert "planar_motion:nod" in judge(_challenge("nod"), frames, now=NOW).reasons
+
+
+def test_frames_that_all_repeat_one_picture_are_static() -> None:
+    still = [_with(NEUTRAL, LANDMARKS)] * 6
+    result = judge(_challenge("blink", "nod"), still, now=NOW)
+    assert result.reasons == ("static_frames", "missing_action:blink", "missing_action:nod")
+    # Even where the measurements flicker across a threshold, nothing moved.
+    flicker = [*still[:3], _with(DOING["blink"], LANDMARKS), *still[:2]]
+    result = judge(_challenge("blink"), flicker, now=NOW)
+    assert not result.passed and "static_frames" in result.reasons
+    # Frames measured without landmarks are not judged still.
+    assert "static_frames" not in judge(_challenge("blink"), [NEUTRAL] * 3, now=NOW).reasons
 
 
 # --- real measurements ------------------------------------------------------------

@@ -26,7 +26,21 @@ What ``judge`` checks:
    contain the challenge's actions in the challenge's order; an onset of any
    other action except a blink (people blink on their own) means the frames
    answer some other challenge, and fails. Onsets in the same frame may be
-   taken in either order.
+   taken in either order;
+5. each action was done by a face, not by a flat picture moved in front of the
+   camera (:mod:`healthcode.plugins.face.motion`): at the frame where the action
+   peaked, the landmarks of its region (the whole face for a turn or a nod, the
+   eyes for a blink, the mouth for an open mouth) are not those of the first
+   frame mapped by one homography. A photo slid, rotated, zoomed or tilted
+   makes the landmarker report turns, nods and open mouths that are not
+   there; such an action is neither done nor unexpected, and an action of the
+   challenge seen only that way is named (``planar_motion:<action>``, before
+   its ``missing_action:<action>``);
+6. something moved at all: frames that all repeat one still picture fail
+   (``static_frames``), whatever the landmarker made of them.
+
+The checks of 5 and 6 need the landmarks, which :func:`observe` always gives;
+observations made without them (synthetic measurements) skip these checks.
 
 Single use of a nonce is enforced by :class:`ChallengeLedger` (in memory, per
 process; a deployment with several workers keeps used nonces in its database).
@@ -52,6 +66,7 @@ from attrs import frozen
 
 from healthcode.core.enrollment.challenges import draw_challenge
 from healthcode.core.models import Image, LivenessChallenge, LivenessResult
+from healthcode.plugins.face import motion
 from healthcode.plugins.face.actions import ACTIONS
 from healthcode.plugins.face.errors import ChallengeFormatError
 
@@ -78,6 +93,30 @@ IDENTITY_MAX_YAW, IDENTITY_MAX_PITCH = 35.0, 25.0
 IDENTITY_THRESHOLD = 0.40
 """Same as the 1:1 match threshold (healthcode.plugins.face.embed.MATCH_THRESHOLD)."""
 
+ACTION_REGIONS: Mapping[str, str] = {
+    "turn_left": "face",
+    "turn_right": "face",
+    "nod": "face",
+    "blink": "eyes",
+    "open_mouth": "mouth",
+}
+"""The region of the face (``motion.REGIONS``) whose landmarks an action moves."""
+
+REASON_MESSAGES: Mapping[str, tuple[str, str]] = {
+    "planar_motion": (
+        "The action asked for ({action}) looked like a picture being moved, not a face: "
+        "do it yourself, in front of the camera.",
+        "要求的动作（{action}）像是在移动一张照片，而不是真人：请本人在摄像头前完成。",
+    ),
+    "static_frames": (
+        "Nothing moved in the frames: do the actions shown on screen.",
+        "画面完全静止：请按屏幕提示完成动作。",
+    ),
+}
+"""English and Chinese text of the reasons added against videos made from photos
+(``{action}``: the action's name), for the web client's ``holder.reason.*``
+strings and any other place that shows the judge's reasons to a person."""
+
 
 @frozen
 class FrameObservation:
@@ -92,6 +131,9 @@ class FrameObservation:
     embedding: Any = attrs.field(default=None, repr=False, eq=False)
     """L2-normalised embedding, or None when not computed (e.g. turned face)."""
     captured_at: dt.datetime | None = None
+    landmarks: Any = attrs.field(default=None, repr=False, eq=False)
+    """(x, y) of the landmarker's face mesh in pixels (``motion.as_points``), or
+    None when not measured: then the flat-picture checks are skipped."""
 
     @classmethod
     def from_measurements(
@@ -101,6 +143,7 @@ class FrameObservation:
         faces: int = 1,
         embedding: Any = None,
         captured_at: dt.datetime | None = None,
+        landmarks: Any = None,
     ) -> FrameObservation:
         return cls(
             faces=faces,
@@ -110,6 +153,7 @@ class FrameObservation:
             jaw_open=float(measurements["jaw_open"]),
             embedding=embedding,
             captured_at=captured_at,
+            landmarks=motion.as_points(landmarks),
         )
 
 
@@ -200,19 +244,30 @@ def observe(image: Image, *, with_embedding: bool = True) -> FrameObservation:
         and abs(m["pitch"]) <= IDENTITY_MAX_PITCH
     ):
         embedding = face_embedding(image, face)
-    return FrameObservation.from_measurements(m, faces=1, embedding=embedding)
+    return FrameObservation.from_measurements(
+        m, faces=1, embedding=embedding, landmarks=face.landmarks
+    )
 
 
 # --- judging -----------------------------------------------------------------------
 
 
-def action_onsets(frames: Sequence[FrameObservation]) -> list[tuple[int, str]]:
-    """(frame index, action) each time an action starts, relative to the first frame."""
+@frozen
+class ActionSpan:
+    """One action, from the frame where it started to the frame where it was strongest."""
+
+    action: str
+    onset: int
+    peak: int
+
+
+def action_spans(frames: Sequence[FrameObservation]) -> list[ActionSpan]:
+    """Each time an action starts (relative to the first frame), in order of onset."""
     if not frames:
         return []
     base = frames[0]
-    active = dict.fromkeys(ACTIONS, False)
-    onsets: list[tuple[int, str]] = []
+    going: dict[str, tuple[int, float]] = {}  # action -> its place in spans, peak value
+    spans: list[ActionSpan] = []
     for index, frame in enumerate(frames[1:], start=1):
         if frame.faces != 1:
             continue
@@ -226,12 +281,45 @@ def action_onsets(frames: Sequence[FrameObservation]) -> list[tuple[int, str]]:
             "open_mouth": (frame.jaw_open, MOUTH_ON, MOUTH_OFF),
         }
         for action, (value, on, off) in levels.items():
-            if not active[action] and value >= on:
-                active[action] = True
-                onsets.append((index, action))
-            elif active[action] and value < off:
-                active[action] = False
-    return onsets
+            if action not in going and value >= on:
+                going[action] = (len(spans), value)
+                spans.append(ActionSpan(action, index, index))
+            elif action in going and value < off:
+                del going[action]
+            elif action in going and value > going[action][1]:
+                place = going[action][0]
+                going[action] = (place, value)
+                spans[place] = attrs.evolve(spans[place], peak=index)
+    return spans
+
+
+def action_onsets(frames: Sequence[FrameObservation]) -> list[tuple[int, str]]:
+    """(frame index, action) each time an action starts, relative to the first frame."""
+    return [(span.onset, span.action) for span in action_spans(frames)]
+
+
+def flat_actions(frames: Sequence[FrameObservation], spans: Sequence[ActionSpan]) -> set[int]:
+    """Positions (in ``spans``) of the actions a flat picture would show: at the
+    action's peak, its region moved as the first frame's picture would move."""
+    base = frames[0].landmarks if frames else None
+    flat = set()
+    for position, span in enumerate(spans):
+        peak = frames[span.peak].landmarks
+        if base is None or peak is None:
+            continue  # not measured: nothing to say
+        if motion.flat_motion(base, peak, ACTION_REGIONS.get(span.action, "face")):
+            flat.add(position)
+    return flat
+
+
+def _static_reasons(frames: Sequence[FrameObservation]) -> list[str]:
+    """``static_frames`` when every frame repeats the first one's picture."""
+    base = frames[0].landmarks
+    others = [f.landmarks for f in frames[1:] if f.faces == 1]
+    if base is None or not others or any(points is None for points in others):
+        return []
+    moved = max(motion.displacement(base, points) for points in others)
+    return ["static_frames"] if moved < motion.STATIC_MAX_DISPLACEMENT else []
 
 
 def match_actions(
@@ -259,7 +347,13 @@ def match_actions(
     return done, unexpected
 
 
-_SCORE_VOIDING = ("challenge_expired", "challenge_already_used", "no_face", "more_than_one_face")
+_SCORE_VOIDING = (
+    "challenge_expired",
+    "challenge_already_used",
+    "no_face",
+    "more_than_one_face",
+    "static_frames",
+)
 """Reasons that make the score 0, whatever actions were done."""
 
 
@@ -348,12 +442,22 @@ def judge(
     identity = _identity_reasons(frames, identity_threshold)
     reasons += identity
 
-    done, unexpected = match_actions(challenge.actions, action_onsets(frames))
-    reasons.extend(f"missing_action:{a}" for a in challenge.actions[done:])
+    reasons += _static_reasons(frames)
+
+    spans = action_spans(frames)
+    flat = flat_actions(frames, spans)
+    # A flat picture's action is not done, nor is it an unexpected one.
+    kept = [(s.onset, s.action) for p, s in enumerate(spans) if p not in flat]
+    done, unexpected = match_actions(challenge.actions, kept)
+    missing = challenge.actions[done:]
+    pictured = {spans[p].action for p in flat}
+    planar = [f"planar_motion:{a}" for a in missing if a in pictured]
+    reasons += planar
+    reasons.extend(f"missing_action:{a}" for a in missing)
     reasons.extend(f"unexpected_action:{a}" for a in dict.fromkeys(unexpected))
 
     score = done / len(challenge.actions) if challenge.actions else 0.0
-    if identity or unexpected or any(r in reasons for r in _SCORE_VOIDING):
+    if identity or unexpected or planar or any(r in reasons for r in _SCORE_VOIDING):
         score = 0.0
     unique = tuple(dict.fromkeys(reasons))
     return LivenessResult(passed=not unique, score=round(score, 3), reasons=unique)

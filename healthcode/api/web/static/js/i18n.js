@@ -211,6 +211,14 @@ export const STRINGS = {
     zh: '未看到要求的动作（{action}）：请在提示出现后再做。',
     en: 'The action asked for ({action}) was not seen: do it once it is shown.',
   },
+  'holder.reason.planar_motion': {
+    zh: '要求的动作（{action}）像是在移动一张照片，而不是真人：请本人在摄像头前完成。',
+    en: 'The action asked for ({action}) looked like a picture being moved, not a face: do it yourself, in front of the camera.',
+  },
+  'holder.reason.static_frames': {
+    zh: '画面完全静止：请按屏幕提示完成动作。',
+    en: 'Nothing moved in the frames: do the actions shown on screen.',
+  },
   'holder.reason.no_face': {
     zh: '画面中没有人脸：请正对摄像头，光线充足。',
     en: 'No face in view: face the camera in good light.',

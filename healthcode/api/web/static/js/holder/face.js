@@ -32,9 +32,11 @@ async function film(video, actions) {
 
 const REASONS = [
   "unexpected_action",
+  "planar_motion",
   "missing_action",
   "no_face",
   "more_than_one_face",
+  "static_frames",
   "not_neutral_at_start",
   "challenge_expired",
 ];
