@@ -30,13 +30,12 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from bench_status import RssSampler, rss_mib
 
-from healthcode.core.checkdigits import gb11643_check_char
 from healthcode.core.plugins import get_plugin_manager
 from healthcode.core.privacy import DocumentKeyer, OperatorSecrets, document_key
 from healthcode.core.status import import_status_file
@@ -55,25 +54,47 @@ DIVISIONS = ("110101", "110105", "110108", "310104", "440305")
 RESULTS = Path(__file__).parent / "results" / "import_city.json"
 
 
-def numbers() -> Iterator[str]:
-    """Distinct valid resident-ID numbers, cheaply: division, birth day, sequence."""
-    born = dt.date(1950, 1, 1)
-    for i in itertools.count():
-        day = born + dt.timedelta(days=i // 5000)
-        body = f"{DIVISIONS[i % 5]}{day:%Y%m%d}{(i // 5) % 1000:03d}"
-        yield body + gb11643_check_char(body)
+_WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2], dtype=np.int64)
+_CHECK = np.frombuffer(b"10X98765432", dtype=np.uint8)
+
+
+def numbers_block(start: int, count: int) -> list[str]:
+    """Distinct valid resident-ID numbers ``start`` to ``start + count``:
+    division, birth day (one per 5,000 numbers from 1950-01-01), sequence;
+    built with numpy (a city's 22 million in seconds)."""
+    i = np.arange(start, start + count, dtype=np.int64)
+    born = np.datetime64("1950-01-01") + (i // 5000).astype("timedelta64[D]")
+    year = born.astype("datetime64[Y]").astype(np.int64) + 1970
+    month_start = born.astype("datetime64[M]")
+    month = month_start.astype(np.int64) % 12 + 1
+    day = (born - month_start.astype("datetime64[D]")).astype(np.int64) + 1
+    division = np.array([int(d) for d in DIVISIONS], dtype=np.int64)[i % len(DIVISIONS)]
+    body = (((division * 10_000 + year) * 100 + month) * 100 + day) * 1000 + (
+        i // 5
+    ) % 1000  # 17 digits
+    digits = (body[:, None] // 10 ** np.arange(16, -1, -1, dtype=np.int64)) % 10
+    check = _CHECK[(digits @ _WEIGHTS) % 11]
+    raw = np.concatenate([(digits + ord("0")).astype(np.uint8), check[:, None]], axis=1)
+    text = raw.tobytes().decode("ascii")
+    return [text[k : k + 18] for k in range(0, 18 * count, 18)]
 
 
 def generate(path: Path, rows: int, samples: int) -> list[str]:
     """Write ``rows`` rows (a quarter red); return ``samples`` listed numbers."""
     every = max(1, rows // samples)
     sample: list[str] = []
+    colours = ("red", "yellow", "yellow", "yellow")
     with path.open("w", encoding="utf-8") as fh:
         fh.write("kind,number,status\n")
-        for i, number in zip(range(rows), numbers(), strict=False):
-            fh.write(f"{KIND},{number},{'red' if i % 4 == 0 else 'yellow'}\n")
-            if i % every == 0:
-                sample.append(number)
+        for start in range(0, rows, 1_000_000):
+            block = numbers_block(start, min(1_000_000, rows - start))
+            fh.write(
+                "".join(
+                    f"{KIND},{number},{colours[(start + k) % 4]}\n"
+                    for k, number in enumerate(block)
+                )
+            )
+            sample.extend(block[(-start) % every :: every])
     return sample
 
 
