@@ -18,6 +18,7 @@ import sqlalchemy as sa
 import typer
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy.pool import QueuePool
 from support.backends import Backend
 from typer.testing import CliRunner
 
@@ -40,6 +41,7 @@ from healthcode.core.storage.database import (
     DATABASE_URL_ENV,
     Database,
     database_url,
+    ensure_day_partitions,
     head_revision,
     init_instance,
     open_database,
@@ -412,8 +414,44 @@ def test_the_postgresql_pool_is_sized_from_the_environment(
     monkeypatch.setenv("HEALTHCODE_DB_POOL_SIZE", "3")
     monkeypatch.setenv("HEALTHCODE_DB_MAX_OVERFLOW", "0")
     pool = Database(url).engine.sync_engine.pool
+    assert isinstance(pool, QueuePool)
     assert (pool.size(), pool.overflow()) == (3, -3)  # nothing checked out yet
     for bad in ("many", "-1", "1001"):
         monkeypatch.setenv("HEALTHCODE_DB_POOL_SIZE", bad)
         with pytest.raises(DatabasePoolSettingError):
             Database(url)
+
+
+def test_day_partitions_are_nothing_on_sqlite(tmp_path: Path) -> None:
+    """Migration 0008 (the peers' lists partitioned by day) and making a day's
+    partitions do nothing on SQLite: rows and schema stay as they were."""
+    day = dt.date(2026, 11, 26)
+    row = {
+        "day": day,
+        "peer_region": "120000",
+        "pair_hash": b"h" * 16,
+        "colour": "red",
+        "severity": 2,
+        "imported_at": dt.datetime(2026, 11, 26, 2, tzinfo=dt.UTC),
+    }
+    entries = tables.peer_status_entries
+
+    async def go() -> None:
+        db = Database(f"sqlite:///{tmp_path / 'hc.db'}")
+        try:
+            assert await db.migrate("0007") == "0007"
+            async with db.begin() as conn:
+                await conn.execute(entries.insert().values(**row))
+            assert await db.migrate() == head_revision()
+            assert await ensure_day_partitions(db, day, (entries,)) == []
+            assert await db.downgrade("0007") == "0007"
+            assert await db.migrate() == head_revision()
+            async with db.begin() as conn:
+                stored = (await conn.execute(sa.select(entries))).mappings().all()
+                names = await conn.run_sync(lambda c: sa.inspect(c).get_table_names())
+            assert [dict(r) for r in stored] == [row]
+            assert not [n for n in names if n.startswith(f"{entries.name}_")]
+        finally:
+            await db.dispose()
+
+    asyncio.run(go())

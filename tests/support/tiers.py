@@ -39,6 +39,22 @@ MEASURED_SLOW: dict[str, set[str]] = {
         "test_merging_into_a_swapped_in_list",
         "test_migration_0007_partitions_a_populated_database_and_reverts",
         "test_the_purge_drops_past_days_partitions",
+        "test_the_swap_steps_back_while_a_reader_holds_the_day",
+    },
+    "test_status_import_fast.py": {
+        "test_the_resident_id_batch_check_equals_the_parse",
+        "test_csv_lines_are_read_as_the_csv_module_reads_them",
+        "test_the_prepared_hmac_equals_document_key",
+    },
+    "test_peer_status_partitions.py": {
+        "test_a_list_lands_in_its_days_partition_and_replaces_only_its_peers",
+        "test_a_subjects_entry_is_read_back_from_the_partition",
+        "test_a_failed_write_keeps_the_previous_list",
+        "test_rows_of_a_day_without_a_partition_move_into_it",
+        "test_two_peers_writing_a_new_day_at_once",
+        "test_partitions_are_made_only_for_the_tables_asked",
+        "test_the_purge_drops_past_days_partitions_of_the_peers_lists",
+        "test_migration_0008_partitions_a_populated_database_and_reverts",
     },
     "test_status_lookup_cache.py": {
         "test_a_cached_decision_never_outlives_its_day",

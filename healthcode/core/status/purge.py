@@ -3,7 +3,8 @@
 ``purge_expired`` (for the CLI, the API and the server's nightly task) deletes
 day-scoped rows once their day has ended in Shanghai, and expired passes,
 revocations, liveness challenges and records of used live codes. On
-PostgreSQL a past day's partitions of the status tables are dropped whole
+PostgreSQL a past day's partitions of the status tables (the authority's
+entries, the hashes kept for peers, the peers' lists) are dropped whole
 rather than deleted row by row.
 
 ``roll_over`` is the server's 24:00: the first worker (of any node) to call

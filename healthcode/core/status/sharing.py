@@ -57,7 +57,7 @@ from healthcode.core.passes.signed import (
 from healthcode.core.passes.trust import TrustList
 from healthcode.core.status.peer_tokens import HASH_LENGTH, pair_hash
 from healthcode.core.storage import tables
-from healthcode.core.storage.database import Database, write_audit
+from healthcode.core.storage.database import Database, ensure_day_partitions, write_audit
 
 STATUS_PREFIX = "HCS1:"
 IMPORT_BATCH = 5_000
@@ -291,8 +291,12 @@ async def import_from_peer(
 
     The list replaces what that peer said for that day, in one transaction.
     Raises a ``StatusExportError`` (stable code per reason) with nothing changed.
+    On PostgreSQL the day's partition of the peers' lists is made first if
+    missing, in a short transaction of its own: creating it locks the table
+    against readers for a moment, which the replacing transaction must not do.
     """
     shared = parse_status_export(text, trust, our_region=our_region, now=now)
+    await ensure_day_partitions(db, shared.day, (tables.peer_status_entries,))
     async with db.begin() as conn:
         await _replace_peer_list(conn, shared, now)
         red = sum(1 for c in shared.entries.values() if c is Colour.RED)
@@ -311,7 +315,11 @@ async def import_from_peer(
 async def _replace_peer_list(
     conn: AsyncConnection, shared: SharedStatusList, now: dt.datetime
 ) -> None:
-    """Store ``shared`` in place of what its peer said before for its day."""
+    """Store ``shared`` in place of what its peer said before for its day.
+
+    A DELETE and INSERTs in the caller's transaction: readers see the previous
+    list until it commits, and a failure leaves it in place. (Other peers'
+    lists share the day's partition; they are not touched.)"""
     table = tables.peer_status_entries
     await conn.execute(
         table.delete().where(table.c.day == shared.day, table.c.peer_region == shared.from_region)

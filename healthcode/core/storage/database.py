@@ -22,7 +22,7 @@ import os
 import re
 import stat
 import sys
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager, suppress
 from pathlib import Path
 from typing import Any, Literal
@@ -591,18 +591,43 @@ async def open_database(
 
 
 async def _relation_exists(conn: AsyncConnection, name: str) -> bool:
-    return await conn.scalar(sa.select(sa.func.to_regclass(name).is_not(None))) is True
+    """Whether a table ``name`` exists in the current schema, as of this
+    statement: read from ``pg_class`` itself. (``to_regclass`` answers from
+    the backend's catalog cache, which does not hear of a table another
+    transaction just created until this one next locks a table: after
+    waiting for another caller's advisory lock it would still say no.)"""
+    found = await conn.scalar(
+        sa.text(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c "
+            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relname = :name AND n.nspname = current_schema())"
+        ),
+        {"name": name},
+    )
+    return found is True
 
 
-async def ensure_day_partitions(db: Database, day: dt.date) -> list[str]:
-    """Create ``day``'s partitions of the day-partitioned tables where missing,
-    in a short transaction of their own (PostgreSQL; nothing on SQLite).
-    Returns the partitions created. Concurrent callers take turns through an
-    advisory lock per table and day, so each partition is created once."""
+async def ensure_day_partitions(
+    db: Database,
+    day: dt.date,
+    of: Iterable[sa.Table] = tables.AUTHORITY_IMPORT_TABLES,
+) -> list[str]:
+    """Create ``day``'s partitions of the tables ``of`` (day-partitioned ones;
+    by default those an authority import fills) where missing, each in a
+    short transaction of its own (PostgreSQL; nothing on SQLite). Returns the
+    partitions created. Concurrent callers take turns through an advisory
+    lock per table and day, so each partition is created once.
+
+    Creating a partition locks its parent against readers for a moment, so
+    it is done here, before the write that needs it, never inside the
+    write's (longer) transaction. A write that then fails leaves an empty
+    partition, which the next write of that day uses."""
     if db.backend != "postgresql":
         return []
     created: list[str] = []
-    for table in tables.DAY_PARTITIONED_TABLES:
+    for table in of:
+        if table not in tables.DAY_PARTITIONED_TABLES:
+            raise ValueError(f"{table.name} is not partitioned by day")
         part = tables.day_partition_name(table.name, day)
         async with db.begin() as conn:
             if await _relation_exists(conn, part):

@@ -344,6 +344,8 @@ peer_status_entries = Table(
     Column("imported_at", UTCDateTime, nullable=False),
     PrimaryKeyConstraint("day", "pair_hash", "peer_region"),
     CheckConstraint("colour IN ('red', 'yellow')", name="colour"),
+    # PostgreSQL (migration 0008): one partition per day, not split further.
+    postgresql_partition_by="LIST (day)",
 )
 
 DAY_SCOPED_TABLES = (status_entries, status_decisions, peer_status_exports, peer_status_entries)
@@ -351,15 +353,24 @@ DAY_SCOPED_TABLES = (status_entries, status_decisions, peer_status_exports, peer
 
 # --- day partitions (PostgreSQL) ------------------------------------------------------------
 #
-# On PostgreSQL the tables an authority import fills are partitioned by day
-# (``LIST (day)``), and each day's partition by source (``LIST (source)``): an
-# import builds a (day, source) table off to the side and swaps it in, and the
-# daily purge drops past days' partitions whole. Rows written for a day that
-# has no partition yet land in ``<table>_default``; each day partition has a
-# ``_default`` part for sources that never had an import of their own.
+# On PostgreSQL the status tables are partitioned by day (``LIST (day)``) so
+# that the daily purge drops past days' partitions whole. The tables an
+# authority import fills have each day's partition split again by source
+# (``LIST (source)``): an import builds a (day, source) table off to the side
+# and swaps it in. A peer's shared list (``peer_status_entries``) is replaced
+# by a DELETE and INSERTs in one transaction instead (readers keep the
+# previous list until it commits and never wait for it), so its day
+# partitions are plain tables. Rows written for a day that
+# has no partition yet land in ``<table>_default``; each source-split day
+# partition has a ``_default`` part for sources that never had an import of
+# their own.
 
-DAY_PARTITIONED_TABLES = (status_entries, peer_status_exports)
-"""Tables partitioned by day, then by source, on PostgreSQL (migration 0007)."""
+AUTHORITY_IMPORT_TABLES = (status_entries, peer_status_exports)
+"""Tables an authority import fills: partitioned by day, then by source, on
+PostgreSQL (migration 0007)."""
+
+DAY_PARTITIONED_TABLES = (*AUTHORITY_IMPORT_TABLES, peer_status_entries)
+"""Tables partitioned by day on PostgreSQL (migrations 0007 and 0008)."""
 
 _PARTITION_NAME = re.compile(
     r"(?P<table>[a-z_]+)_(?:default|p(?P<day>[0-9]{8})(?:_\w+)?)", re.ASCII
@@ -395,18 +406,25 @@ def is_partition_name(name: str) -> bool:
 
 
 def day_partition_ddl(table: str, day: dt.date) -> list[str]:
-    """Statements creating ``day``'s partition of ``table`` (split by source,
-    with its default part), moving there any rows of that day from the
-    table's default partition first. Idempotent only under the caller's lock."""
+    """Statements creating ``day``'s partition of ``table`` (for an authority
+    import's table, split by source, with its default part), moving there any
+    rows of that day from the table's default partition first. Idempotent
+    only under the caller's lock."""
     part = day_partition_name(table, day)
     literal = f"DATE '{day.isoformat()}'"
+    if table in {t.name for t in AUTHORITY_IMPORT_TABLES}:
+        create = [
+            f"CREATE TABLE {part} PARTITION OF {table} FOR VALUES IN ({literal}) "
+            f"PARTITION BY LIST (source)",
+            f"CREATE TABLE {part}_default PARTITION OF {part} DEFAULT",
+        ]
+    else:
+        create = [f"CREATE TABLE {part} PARTITION OF {table} FOR VALUES IN ({literal})"]
     return [
         f"CREATE TEMPORARY TABLE _hc_moved ON COMMIT DROP AS "
         f"WITH moved AS (DELETE FROM {table}_default WHERE day = {literal} RETURNING *) "
         f"SELECT * FROM moved",
-        f"CREATE TABLE {part} PARTITION OF {table} FOR VALUES IN ({literal}) "
-        f"PARTITION BY LIST (source)",
-        f"CREATE TABLE {part}_default PARTITION OF {part} DEFAULT",
+        *create,
         f"INSERT INTO {table} SELECT * FROM _hc_moved",
         "DROP TABLE _hc_moved",
     ]
