@@ -271,6 +271,26 @@ def test_the_swap_steps_back_while_a_reader_holds_the_day(
     asyncio.run(go())
 
 
+def test_two_sources_import_a_new_day_at_once(pg: str, secrets: OperatorSecrets) -> None:
+    """Both imports make the new day's partitions (one waits for the other's)
+    and both lists are there afterwards."""
+    day = DAY + dt.timedelta(days=3)
+    first, second = _numbers(40, 21), _numbers(40, 22)
+
+    async def go() -> None:
+        async with _database(pg) as a, _database(pg) as b:
+            await asyncio.gather(
+                import_status_rows(a, secrets, _lines(first), day=day, fmt="csv", source="a"),
+                import_status_rows(
+                    b, secrets, _lines(second, "yellow"), day=day, fmt="csv", source="b"
+                ),
+            )
+            listed = await _listed(a, secrets, first + second, day)
+            assert listed == {**dict.fromkeys(first, "red"), **dict.fromkeys(second, "yellow")}
+
+    asyncio.run(go())
+
+
 def test_merging_into_a_swapped_in_list(pg: str, secrets: OperatorSecrets) -> None:
     numbers = _numbers(12, 8)
 

@@ -40,6 +40,7 @@ MEASURED_SLOW: dict[str, set[str]] = {
         "test_migration_0007_partitions_a_populated_database_and_reverts",
         "test_the_purge_drops_past_days_partitions",
         "test_the_swap_steps_back_while_a_reader_holds_the_day",
+        "test_two_sources_import_a_new_day_at_once",
     },
     "test_status_import_fast.py": {
         "test_the_resident_id_batch_check_equals_the_parse",
