@@ -14,12 +14,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import secrets as _random
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Iterable
 
 import pytest
 import sqlalchemy as sa
 from attrs import frozen
+from support.pg import emptied_postgres, opened
 
 from healthcode.core.clock import SHANGHAI
 from healthcode.core.models import Colour
@@ -40,7 +40,6 @@ from healthcode.core.storage.testing import (
     create_postgres_database,
     drop_postgres_database,
     postgres_server_url,
-    truncate_all,
 )
 
 NOW = dt.datetime(2026, 11, 26, 2, 0, tzinfo=dt.UTC)
@@ -93,27 +92,9 @@ def peers(tmp_path_factory: pytest.TempPathFactory) -> Peers:
 def pg(postgres_url: str | None) -> str:
     """The module's database at head, emptied, with no day partition of the
     peers' lists left by an earlier test."""
-    if postgres_url is None:
-        pytest.skip("PostgreSQL not reachable (set CI=true to make this a failure)")
-
-    async def clean() -> None:
-        async with Database(postgres_url) as db:
-            await db.migrate()
-            await truncate_all(db)
-            async with db.begin() as conn:
-                await drop_day_partitions_before(conn, ENTRIES, dt.date.max)
-
-    asyncio.run(clean())
-    return postgres_url
-
-
-@asynccontextmanager
-async def _database(url: str) -> AsyncIterator[Database]:
-    db = Database(url)
-    try:
-        yield db
-    finally:
-        await db.dispose()
+    return emptied_postgres(
+        postgres_url, tidy=lambda conn: drop_day_partitions_before(conn, ENTRIES, dt.date.max)
+    )
 
 
 def _hashes(count: int) -> list[bytes]:
@@ -153,7 +134,7 @@ def test_a_list_lands_in_its_days_partition_and_replaces_only_its_peers(
     part = tables.day_partition_name(ENTRIES.name, DAY)
 
     async def go() -> None:
-        async with _database(pg) as db:
+        async with opened(pg) as db:
             assert await _relkind(db, ENTRIES.name) == "p"
             assert await _relkind(db, part) is None
             summary = await _import(db, peers, peers.signed(TIANJIN, tianjin))
@@ -180,7 +161,7 @@ def test_a_subjects_entry_is_read_back_from_the_partition(pg: str, peers: Peers)
     mine = pair_hash(token, DAY)
 
     async def go() -> None:
-        async with _database(pg) as db:
+        async with opened(pg) as db:
             async with db.begin() as conn:
                 await conn.execute(
                     tables.subjects.insert().values(
@@ -225,7 +206,7 @@ def test_a_failed_write_keeps_the_previous_list(
         raise OSError("the connection went away")
 
     async def go() -> None:
-        async with _database(pg) as db:
+        async with opened(pg) as db:
             await _import(db, peers, peers.signed(TIANJIN, old))
             monkeypatch.setattr(sharing, "IMPORT_BATCH", 3)  # several INSERTs
             monkeypatch.setattr(sharing, "_matchable_documents", broken)
@@ -256,7 +237,7 @@ def test_rows_of_a_day_without_a_partition_move_into_it(pg: str, peers: Peers) -
     part = tables.day_partition_name(ENTRIES.name, DAY)
 
     async def go() -> None:
-        async with _database(pg) as db:
+        async with opened(pg) as db:
             async with db.begin() as conn:
                 await conn.execute(
                     ENTRIES.insert(),
@@ -290,7 +271,7 @@ def test_two_peers_writing_a_new_day_at_once(pg: str, peers: Peers) -> None:
     lists = {TIANJIN: _hashes(40), HEBEI: _hashes(30)}
 
     async def go() -> None:
-        async with _database(pg) as one, _database(pg) as two:
+        async with opened(pg) as one, opened(pg) as two:
             await asyncio.gather(
                 _import(one, peers, peers.signed(TIANJIN, lists[TIANJIN], day=NEXT_DAY)),
                 _import(two, peers, peers.signed(HEBEI, lists[HEBEI], day=NEXT_DAY)),
@@ -311,7 +292,7 @@ def test_partitions_are_made_only_for_the_tables_asked(pg: str) -> None:
     day = DAY + dt.timedelta(days=5)
 
     async def go() -> None:
-        async with _database(pg) as db:
+        async with opened(pg) as db:
             made = await ensure_day_partitions(db, day)
             assert made == [
                 tables.day_partition_name(t.name, day) for t in tables.AUTHORITY_IMPORT_TABLES
@@ -349,7 +330,7 @@ def test_the_purge_drops_past_days_partitions_of_the_peers_lists(pg: str, peers:
     earlier = DAY - dt.timedelta(days=3)
 
     async def go() -> None:
-        async with _database(pg) as db:
+        async with opened(pg) as db:
             await _import(db, peers, peers.signed(TIANJIN, today))
             await _import(db, peers, peers.signed(HEBEI, tomorrow, day=NEXT_DAY))
             # An earlier day's row without a partition (the default part holds it).
@@ -395,7 +376,7 @@ def test_migration_0008_partitions_a_populated_database_and_reverts(
     async def go() -> None:
         url = await create_postgres_database(server, "healthcode_mig8")
         try:
-            async with _database(url) as db:
+            async with opened(url) as db:
                 assert await db.migrate("0007") == "0007"
                 assert await _relkind(db, ENTRIES.name) == "r"
                 async with db.begin() as conn:

@@ -8,12 +8,12 @@ import asyncio
 import datetime as dt
 import random
 import threading
-from collections.abc import AsyncIterator, Iterable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from support.pg import emptied_postgres, opened
 
 from healthcode.core.clock import SHANGHAI
 from healthcode.core.privacy import OperatorSecrets, create_secrets, document_key
@@ -24,7 +24,6 @@ from healthcode.core.storage.testing import (
     create_postgres_database,
     drop_postgres_database,
     postgres_server_url,
-    truncate_all,
 )
 from healthcode.testing.resident_id import random_resident_id
 
@@ -34,16 +33,7 @@ KIND = "cn_resident_id"
 
 @pytest.fixture
 def pg(postgres_url: str | None) -> str:
-    if postgres_url is None:
-        pytest.skip("PostgreSQL not reachable (set CI=true to make this a failure)")
-
-    async def clean() -> None:
-        async with Database(postgres_url) as db:
-            await db.migrate()
-            await truncate_all(db)
-
-    asyncio.run(clean())
-    return postgres_url
+    return emptied_postgres(postgres_url)
 
 
 @pytest.fixture
@@ -85,15 +75,6 @@ async def _relkind(db: Database, name: str) -> str | None:
         return None if kind is None else str(kind)
 
 
-@asynccontextmanager
-async def _database(url: str) -> AsyncIterator[Database]:
-    db = Database(url)
-    try:
-        yield db
-    finally:
-        await db.dispose()
-
-
 # --- the swap ---------------------------------------------------------------------------------
 
 
@@ -101,7 +82,7 @@ def test_import_swaps_in_a_partition_per_day_and_source(pg: str, secrets: Operat
     first, second = _numbers(60, 1), _numbers(40, 2)
 
     async def go() -> None:
-        async with _database(pg) as db:
+        async with opened(pg) as db:
             one = await import_status_rows(db, secrets, _lines(first), day=DAY, fmt="csv")
             assert (one.entries, one.red, one.duplicates) == (60, 60, 0)
             part = tables.source_partition_name("status_entries", DAY, "authority")
@@ -139,7 +120,7 @@ def test_a_list_naming_a_person_twice_keeps_the_most_severe(
         yield f"{KIND},{numbers[2]},nonsense\n"
 
     async def go() -> None:
-        async with _database(pg) as db:
+        async with opened(pg) as db:
             summary = await import_status_rows(db, secrets, lines(), day=DAY, fmt="csv")
             assert (summary.rows_read, summary.rows_imported, summary.rows_invalid) == (13, 12, 1)
             assert (summary.entries, summary.red, summary.yellow) == (10, 1, 9)
@@ -169,7 +150,7 @@ def test_a_reader_sees_the_previous_list_until_the_swap_commits(
             yield f"{KIND},{number},red\n"
 
     async def go() -> None:
-        async with _database(pg) as db, _database(pg) as reader:
+        async with opened(pg) as db, opened(pg) as reader:
             await import_status_rows(db, secrets, _lines(old, "yellow"), day=DAY, fmt="csv")
             task = asyncio.create_task(
                 import_status_rows(
@@ -207,7 +188,7 @@ def test_a_failed_import_leaves_the_previous_list_and_no_table_behind(
         raise OSError("the disk went away")  # after two batches were copied
 
     async def go() -> None:
-        async with _database(pg) as db:
+        async with opened(pg) as db:
             await import_status_rows(db, secrets, _lines(old), day=DAY, fmt="csv")
             async with db.begin() as conn:
                 before = set(await conn.run_sync(lambda c: sa.inspect(c).get_table_names()))
@@ -235,7 +216,7 @@ def test_the_swap_steps_back_while_a_reader_holds_the_day(
     look_up = sa.select(entries.c.colour).where(entries.c.day == DAY).limit(1)
 
     async def go() -> None:
-        async with _database(pg) as db, _database(pg) as reader:
+        async with opened(pg) as db, opened(pg) as reader:
             await import_status_rows(db, secrets, _lines(old), day=DAY, fmt="csv")
             async with db.begin() as conn:
                 before = set(await conn.run_sync(lambda c: sa.inspect(c).get_table_names()))
@@ -278,7 +259,7 @@ def test_two_sources_import_a_new_day_at_once(pg: str, secrets: OperatorSecrets)
     first, second = _numbers(40, 21), _numbers(40, 22)
 
     async def go() -> None:
-        async with _database(pg) as a, _database(pg) as b:
+        async with opened(pg) as a, opened(pg) as b:
             await asyncio.gather(
                 import_status_rows(a, secrets, _lines(first), day=day, fmt="csv", source="a"),
                 import_status_rows(
@@ -295,7 +276,7 @@ def test_merging_into_a_swapped_in_list(pg: str, secrets: OperatorSecrets) -> No
     numbers = _numbers(12, 8)
 
     async def go() -> None:
-        async with _database(pg) as db:
+        async with opened(pg) as db:
             await import_status_rows(
                 db, secrets, _lines(numbers[:10], "yellow"), day=DAY, fmt="csv"
             )
@@ -316,7 +297,7 @@ def test_the_purge_drops_past_days_partitions(pg: str, secrets: OperatorSecrets)
     tomorrow = DAY + dt.timedelta(days=1)
 
     async def go() -> None:
-        async with _database(pg) as db:
+        async with opened(pg) as db:
             await import_status_rows(db, secrets, _lines(numbers), day=DAY, fmt="csv")
             await import_status_rows(db, secrets, _lines(numbers[:3]), day=tomorrow, fmt="csv")
             summary = await purge_expired(db, now=dt.datetime(2026, 11, 27, 9, tzinfo=SHANGHAI))
@@ -356,7 +337,7 @@ def test_migration_0007_partitions_a_populated_database_and_reverts(
     async def go() -> None:
         url = await create_postgres_database(server, "healthcode_mig")
         try:
-            async with _database(url) as db:
+            async with opened(url) as db:
                 assert await db.migrate("0006") == "0006"
                 async with db.begin() as conn:
                     for i, key in enumerate(keys):
