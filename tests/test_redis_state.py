@@ -317,6 +317,9 @@ async def test_redis_down_refuses_what_counts_once_and_recovers(
         assert (await a.get("/health/ready")).status_code == 200
         assert (await a.post("/guard/verifications", json={"presentation": "x"})).status_code == 401
         assert "Redis unreachable" in caplog.text
+        # Counted where operators look for "try later" answers.
+        metrics = a.app.state.metrics.render().decode()
+        assert 'healthcode_refusals_total{code="replay_check_unavailable"} 2.0' in metrics
     finally:
         redis.start()
     # Back: served again, without a restart of the node.

@@ -47,6 +47,7 @@ from healthcode.core.enrollment.errors import (
 )
 from healthcode.core.errors import HealthcodeError
 from healthcode.core.passes.models import Verdict
+from healthcode.core.shared import ReplayCheckUnavailableError
 from healthcode.core.status.importing import ImportSummary
 
 SAMPLE_SECONDS = 1.0
@@ -61,11 +62,18 @@ EnrollmentPurpose = Literal["enroll", "renew", "dependant"]
 VERIFICATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 IMPORT_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 REFUSAL_CODES = frozenset(
-    {RateLimitedError.code, FaceWorkBusyError.code, "too_many_requests", "service_busy"}
+    {
+        RateLimitedError.code,
+        FaceWorkBusyError.code,
+        ReplayCheckUnavailableError.code,
+        "too_many_requests",
+        "service_busy",
+    }
 )
-"""Problems that say "too many, try later": per client address (``too_many_requests``),
+"""Problems that say "try later": per client address (``too_many_requests``),
 per guard token or holder (``rate_limited``), requests in flight (``service_busy``),
-face and OCR work (``face_service_busy``)."""
+face and OCR work (``face_service_busy``), Redis unreachable for the once-only
+check of codes and signed requests (``replay_check_unavailable``)."""
 
 
 def multiprocess_dir() -> str | None:
