@@ -23,6 +23,7 @@ import asyncio
 import datetime as dt
 import itertools
 import json
+import logging
 import multiprocessing as mp
 import os
 import platform
@@ -155,6 +156,22 @@ def _percentiles(samples: list[tuple[float, float]], ended: float) -> dict[str, 
     }
 
 
+class _StageLog(logging.Handler):
+    """The import's own account of its stages (COPY path): seconds by stage."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.stages: dict[str, float] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if text.startswith("status import stages"):
+            for word in text.split():
+                name, _, value = word.partition("=")
+                if name.endswith("_s"):
+                    self.stages[name] = float(value)
+
+
 async def timed_import(
     url: str, secrets_file: Path, path: Path, *, insert_only: bool, sample_keys: list[bytes]
 ) -> dict[str, Any]:
@@ -165,6 +182,9 @@ async def timed_import(
     reader.start()
     sampler = RssSampler()
     base = rss_mib()
+    stages = _StageLog()
+    logging.getLogger("healthcode.core.status").addHandler(stages)
+    logging.getLogger("healthcode.core.status").setLevel(logging.INFO)
     sampler.start()
     try:
         await asyncio.sleep(1.0)  # the reader's first look-ups, before the import
@@ -175,6 +195,7 @@ async def timed_import(
         seconds = time.perf_counter() - started
         ended = time.time()
     finally:
+        logging.getLogger("healthcode.core.status").removeHandler(stages)
         sampler.stop.set()
         sampler.join()
         stop.set()
@@ -187,6 +208,7 @@ async def timed_import(
         "entries": summary.entries,
         "seconds": round(seconds, 2),
         "rows_per_s": round(summary.rows_read / seconds),
+        "stages_s": stages.stages,
         "rss_before_mib": round(base, 1),
         "rss_peak_mib": round(sampler.peak, 1),
         "lookups_during_import": _percentiles(

@@ -61,12 +61,14 @@ class DocumentKeyer:
         prefix = canonical_document_key(kind, issuing_state, "")
         inner, outer = self._inner.copy, self._outer.copy
         keys: list[bytes] = []
+        append = keys.append
         for number in numbers:
             h = inner()
-            h.update(prefix + number.encode("utf-8"))
+            h.update(prefix)
+            h.update(number.encode())
             o = outer()
             o.update(h.digest())
-            keys.append(o.digest())
+            append(o.digest())
         return keys
 
 

@@ -396,7 +396,8 @@ COPY_BATCH_SIZE = 50_000
 _ENTRY_COLUMNS = ("subject_key", "colour", "severity")
 _EXPORT_COLUMNS = ("peer_region", "pair_hash", "colour", "severity")
 """What is copied per row; the day and the source are the new table's defaults."""
-_COPIED_COLOUR = {colour: (colour.value, colour.severity) for colour in Colour}
+_COPIED_VALUE = {colour: colour.value for colour in Colour}.__getitem__
+_COPIED_SEVERITY = {colour: colour.severity for colour in Colour}.__getitem__
 
 
 class _PartSwap:
@@ -512,15 +513,16 @@ def _copy_records(
     next_batch: Callable[[], KeyedBatch | None], peers: Mapping[str, bytes], day: dt.date
 ) -> Callable[[], tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]] | None]:
     """A function giving the next batch as (entry, export) records to copy."""
-    copied = _COPIED_COLOUR
+    value, severity = _COPIED_VALUE, _COPIED_SEVERITY
 
     def next_records() -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]] | None:
         batch = next_batch()
         if batch is None:
             return None
-        entries = [(key, *copied[c]) for key, c in zip(batch.keys, batch.colours, strict=True)]
+        colours = batch.colours
+        entries = list(zip(batch.keys, map(value, colours), map(severity, colours), strict=True))
         exports = [
-            (region, h, *copied[colour])
+            (region, h, value(colour), severity(colour))
             for canonical, colour in zip(batch.canonicals or (), batch.colours, strict=False)
             for region, h in peer_hashes(peers, canonical, day).items()
         ]
@@ -603,15 +605,27 @@ async def _copy_and_swap(
     await entries.create()
     await exports.create()
     await _copy_rows(_copy_records(next_batch, peers, day), entries, exports, tally, progress)
+    copied = time.perf_counter()
     by_colour = {"red": tally.red, "yellow": tally.yellow}
     if await entries.index():
         by_colour = await entries.counts()
     await exports.index()
+    indexed = time.perf_counter()
     # Imports of other sources for the day swap in turn: each swap locks the
     # day's partition and its default part, and two at once could deadlock.
     swap_lock = sa.literal(advisory_key(f"status-swap.{day.isoformat()}"), sa.BigInteger)
     await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(swap_lock)))
     await _swap_when_free(conn, (entries, exports), day=day, source=source)
+    log.info(
+        "status import stages day=%s source=%s rows=%d read_key_copy_s=%.1f index_s=%.1f "
+        "swap_s=%.1f",
+        day,
+        source,
+        tally.rows_read,
+        copied - started,
+        indexed - copied,
+        time.perf_counter() - indexed,
+    )
     return _summary(tally, by_colour, day=day, source=source, replace=True, started=started)
 
 
@@ -804,11 +818,6 @@ def _counted_text(path: Path) -> Iterator[tuple[io.TextIOWrapper, _CountingReade
         yield text, counter, total
 
 
-def _lines_after(first: str, text: io.TextIOWrapper) -> Iterator[str]:
-    yield first
-    yield from text
-
-
 async def import_status_file(
     db: Database,
     secrets: OperatorSecrets,
@@ -835,7 +844,7 @@ async def import_status_file(
         return await import_status_rows(
             db,
             secrets,
-            _lines_after(first, text),
+            itertools.chain((first,), text),
             day=day,
             fmt=fmt or detect_format(path, first),
             source=source,

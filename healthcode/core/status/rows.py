@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import operator
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -293,6 +294,7 @@ class KeyedBatch:
 
 
 _FastGroup = tuple[list[Record], list[str], list[Colour]]
+_NUMBER = operator.itemgetter(1)
 
 
 class BatchKeyer:
@@ -390,7 +392,7 @@ class BatchKeyer:
         states = {result[0] for result in results}
         for state in states:
             if len(states) == 1:
-                canonical, their_colours = [result[1] for result in results], row_colours
+                canonical, their_colours = list(map(_NUMBER, results)), row_colours
             else:
                 canonical = [result[1] for result in results if result[0] == state]
                 their_colours = [

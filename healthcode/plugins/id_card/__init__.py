@@ -73,6 +73,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import importlib.resources
+import itertools
 import re
 from collections.abc import Mapping, Sequence
 
@@ -536,7 +537,10 @@ def healthcode_canonical_numbers(
     if kind != KIND:
         return None
     verdicts = valid_resident_ids(numbers, _division_codes, RESIDENCE_PERMIT_PREFIXES)
-    return [("CHN", n) if good else None for n, good in zip(numbers, verdicts, strict=True)]
+    canonical = zip(itertools.repeat("CHN"), numbers)  # tuples made in C: a city's list is long
+    if all(verdicts):
+        return list(canonical)
+    return [pair if good else None for pair, good in zip(canonical, verdicts, strict=False)]
 
 
 def _division_codes() -> Sequence[str]:
