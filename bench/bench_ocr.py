@@ -13,7 +13,8 @@ Times are per image, decoding included, one process per core.
 moderate level plus one hardship (``synthetic_documents.HARDSHIPS``: MRZ
 fonts other than OCR-B, worn print, moire, motion blur, steep perspective,
 heavy JPEG, a small page in a large photo, quarter turns, low contrast,
-glare), per layout and per hardship; ours against raw passporteye and
+glare), per layout and per hardship, and the real phone photos in
+tests/data/documents on a line of their own; ours against raw passporteye and
 against the second engine alone (PP-OCR's recogniser on our located strips,
 no templates, no tesseract, no merging), with a JSON file of every row.
 
@@ -42,6 +43,13 @@ SPECIMENS = {
     "L898902C36UTO7408122F1204159ZE184226B<<<<<10",
     "specimen_id_td2.png": "I<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<\n"
     "D231458907UTO7408122F1204159<<<<<<<6",
+}
+REAL_PHOTOS = {
+    # Phone photos of specimen data pages, transcribed by eye (every check digit holds).
+    "real_handheld_card_photo.jpg": "PCAZEQAQARIN<<FIDAN<<<<<<<<<<<<<<<<<<<<<<<<<\n"
+    "C946302620AZE6707297F23031072W12IMJ<<<<<<<40",
+    "real_passport_page_on_desk.jpg": "PCAZEARGEDAS<<CEYLA<<<<<<<<<<<<<<<<<<<<<<<<<\n"
+    "C051777748AZE7611175F2201133S2SSBW3<<<<<<<26",
 }
 
 
@@ -154,11 +162,16 @@ def _hard_report(rows: list[dict[str, Any]], seed: int, workers: int) -> str:
         "| healthcode median / p95 s | passporteye median / p95 s |",
         "|---|---|---|---|---|---|---|",
     ]
+    synthetic = [row for row in rows if row["hardship"] != "real_photo"]
+    real = [row for row in rows if row["hardship"] == "real_photo"]
     for key in ("layout", "hardship"):
         groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for row in rows:
+        for row in synthetic:
             groups[row[key]].append(row)
-        for name, group in [*sorted(groups.items()), ("all", rows)]:
+        named = [*sorted(groups.items()), ("all", synthetic)]
+        if key == "layout" and real:
+            named.append(("real photos", real))
+        for name, group in named:
             ours_t = [r["ours_s"] for r in group]
             raw_t = [r["passporteye_s"] for r in group]
             lines.append(
@@ -174,7 +187,13 @@ def _hard_report(rows: list[dict[str, Any]], seed: int, workers: int) -> str:
 def _hard_jobs(count: int, seed: int) -> list[tuple[str, str, str, bytes]]:
     from healthcode.testing.synthetic_documents import hard_batch
 
-    return [(h, d.layout, d.mrz, d.image) for h, d in hard_batch(seed, count, today=TODAY)]
+    jobs: list[tuple[str, str, str, bytes]] = [
+        (h, d.layout, d.mrz, d.image) for h, d in hard_batch(seed, count, today=TODAY)
+    ]
+    # The real photos are reported on a line of their own, outside the synthetic groups.
+    for name, mrz in REAL_PHOTOS.items():
+        jobs.append(("real_photo", name, mrz, (DOCUMENTS / name).read_bytes()))
+    return jobs
 
 
 def hard_main(args: argparse.Namespace) -> None:

@@ -18,8 +18,10 @@ import pytest
 from support.data import TODAY
 
 from healthcode.core.documents import make_submission, parse_document
-from healthcode.core.models import Document
+from healthcode.core.images import decode_image
+from healthcode.core.models import Document, MachineZoneCandidate
 from healthcode.plugins.mrz_ocr import ppocr
+from healthcode.plugins.mrz_ocr.reader import differs_unchecked, read_machine_zone
 from healthcode.testing import synthetic_documents as synth
 
 needs_tesseract = pytest.mark.skipif(
@@ -95,3 +97,34 @@ def test_hard_photos_keep_their_portrait_box_inside_the_photo() -> None:
         x, y, width, height = document.portrait_box
         assert x >= 0 and y >= 0 and width > 0 and height > 0
         assert x + width <= document.width and y + height <= document.height
+
+
+@needs_tesseract
+def test_a_photographed_screen_is_read_through_its_moire() -> None:
+    """The fringes of a photographed screen break the one-line card's glyphs
+    and ink extents for the template reader; the zone is read on a slightly
+    blurred copy (``attempt:descreened``)."""
+    document = synth.hard_document(random.Random(12), "CS", "moire", "moderate", today=TODAY)
+    reading = read_machine_zone(decode_image(document.image), use_passporteye=False)
+    assert reading.candidates[0].checks_passed
+    assert reading.candidates[0].text == document.mrz
+    assert "attempt:descreened" in reading.candidates[0].notes
+
+
+def _candidate(text: str, note: str) -> MachineZoneCandidate:
+    return MachineZoneCandidate(text, (note,), True, 0.8)
+
+
+def test_the_second_engine_goes_first_only_where_no_check_digit_decides() -> None:
+    """An unsure template reading and the second engine's, both with their
+    check digits holding: where they differ in a name the second engine's is
+    taken first; where they differ only under a check digit (``G`` and ``6``
+    weigh the same in it) the digits cannot decide, and the templates stay first."""
+    line1 = "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<"
+    line2 = "L898902C36UTO7408122F1204159ZE184226B<<<<<10"
+    template = _candidate(f"{line1}\n{line2}", "attempt:templates_0")
+    in_a_name = _candidate(f"{line1.replace('ANNA', 'ANNE')}\n{line2}", "attempt:ppocr_confirm")
+    assert differs_unchecked(in_a_name, [template])
+    # C and 2 weigh 12 and 2 in the number's check digit: both hold.
+    under_check = _candidate(f"{line1}\n{line2.replace('C36', '236')}", "attempt:ppocr_confirm")
+    assert not differs_unchecked(under_check, [template])

@@ -17,7 +17,16 @@ Two readers, the cheap one first (``reader``):
   allows (digits in dates, letters or ``<`` in names and codes); a failing
   check digit may take a close runner-up only when exactly one variant makes
   it hold (``decode``). Tens of milliseconds; quarter turns are tried only
-  when no MRZ-like zone is seen.
+  when no MRZ-like zone is seen. Where they fail, a zone of two or three
+  lines they saw is **rectified** (``locate.rectify``: the quadrilateral its
+  first and last lines' ends make is mapped onto a rectangle by a
+  homography, at one character height, contrast evened by CLAHE), which
+  reads a page photographed at an angle, small in a large photo or under a
+  coloured highlight; then the photo is read **descreened** (a slight blur
+  takes out a photographed screen's moire). A reading whose checks hold but
+  whose glyphs match OCR-B only loosely (another font) is **confirmed** by
+  the second engine on the same zone, whose reading goes first where the
+  two differ in a field no check digit covers.
 * **Tesseract** (``tesseract``), only when the templates found no zone whose
   check digits hold, and raw passporteye only when no MRZ-like zone was seen
   at all (``engine``).

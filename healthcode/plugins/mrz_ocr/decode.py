@@ -78,6 +78,7 @@ def decode_scores(scores: Sequence[Any]) -> TemplateReading | None:
         return None
     lines, ranked, best_scores = _best_allowed(scores, spec)
     notes = [f"layout:{spec.name}", "reader:templates"]
+    lines = _name_tail_fillers(lines, ranked, spec, notes)
     ambiguous = False
     covered = covered_by_own_checks(spec)
     for field in sorted(spec.checked, key=lambda f: f.name == "composite"):
@@ -104,6 +105,32 @@ def decode_scores(scores: Sequence[Any]) -> TemplateReading | None:
         round(float(np.mean(best_scores)), 4),
         ambiguous,
     )
+
+
+_TAIL_FILLER_NEAR: Final = 0.15
+"""In a name's filler tail a filler scoring within this of the best glyph is taken."""
+
+
+def _name_tail_fillers(
+    lines: list[str], ranked: _Ranked, spec: LayoutSpec, notes: list[str]
+) -> list[str]:
+    """After '<<<' a name holds only padding (ICAO 9303 part 3, 4.6): a cell
+    there whose filler scores near its best glyph is a filler (the last cells
+    of a line are the ones a slightly wrong pitch shifts most)."""
+    fixed = list(lines)
+    for line, start, end in spec.names:
+        tail = fixed[line][start:end].find(FILLER * 3)
+        if tail < 0:
+            continue
+        for col in range(start + tail, end):
+            if fixed[line][col] == FILLER:
+                continue
+            options = ranked[(line, col)]
+            filler = next((score for score, glyph in options if glyph == FILLER), None)
+            if filler is not None and options[0][0] - filler <= _TAIL_FILLER_NEAR:
+                fixed[line] = fixed[line][:col] + FILLER + fixed[line][col + 1 :]
+                notes.append(f"name_filler:line{line + 1}:col{col + 1}")
+    return fixed
 
 
 def _best_allowed(

@@ -3,7 +3,9 @@ the candidates ranked, and where the portrait is.
 
 The readers, the cheap one first:
 
-1. **OCR-B templates** (``template_reader``): tens of milliseconds.
+1. **OCR-B templates** (``template_reader``): tens of milliseconds; a zone
+   they see but cannot read (perspective, a small zone, low contrast) is
+   rectified (``locate.rectify``) and read again.
 2. **Tesseract** (``tesseract``), only when the templates found no zone whose
    check digits hold.
 3. Raw ``passporteye.read_mrz``, only when no MRZ-like zone was seen at all.
@@ -22,20 +24,32 @@ import math
 import re
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
 from healthcode.core.models import Image, MachineZoneCandidate, MachineZoneReading
-from healthcode.core.mrz import MRZ_ALPHABET
+from healthcode.core.mrz import FILLER, MRZ_ALPHABET
+from healthcode.plugins.mrz_ocr import ppocr
 from healthcode.plugins.mrz_ocr.engine import engine_version, passporteye_read, tesseract_path
+from healthcode.plugins.mrz_ocr.layouts import checked_positions, layout_for
 from healthcode.plugins.mrz_ocr.locate.components import TextLine
 from healthcode.plugins.mrz_ocr.merge import merged_candidate
 from healthcode.plugins.mrz_ocr.notices import repair_problems
 from healthcode.plugins.mrz_ocr.readings import BestZone
 from healthcode.plugins.mrz_ocr.repair import candidates_from_lines
-from healthcode.plugins.mrz_ocr.template_reader import read_by_templates
-from healthcode.plugins.mrz_ocr.tesseract import read_by_tesseract
+from healthcode.plugins.mrz_ocr.template_reader import (
+    overfitted,
+    read_by_templates,
+    read_rectified,
+    renamed_attempt,
+)
+from healthcode.plugins.mrz_ocr.tesseract import (
+    CHAR_HEIGHT_PX,
+    Attempt,
+    read_by_tesseract,
+    read_zone,
+)
 
 
 def read_machine_zone(image: Image, *, use_passporteye: bool = True) -> MachineZoneReading:
@@ -48,7 +62,7 @@ def read_machine_zone(image: Image, *, use_passporteye: bool = True) -> MachineZ
     timings = {"locate": 0.0, "templates": 0.0, "ocr": 0.0}
     grey0 = _grey(image)
     candidates: list[MachineZoneCandidate] = []
-    best_zone, zone_seen = read_by_templates(grey0, candidates, timings)
+    best_zone, zone_seen = _read_by_templates(grey0, candidates, timings)
     # Tesseract only where the templates failed on a zone that looks like an
     # MRZ (or found none): a photo with no text band costs nothing more.
     if not any(c.checks_passed for c in candidates):
@@ -72,6 +86,125 @@ def read_machine_zone(image: Image, *, use_passporteye: bool = True) -> MachineZ
         timings={k: round(v, 4) for k, v in timings.items()},
         engine=engine_version(),
     )
+
+
+def _read_by_templates(
+    grey0: Any, candidates: list[MachineZoneCandidate], timings: dict[str, float]
+) -> tuple[BestZone | None, bool]:
+    """The template reader on the photo, then on the zones it saw rectified,
+    then on the photo descreened; where it reads unsurely, PP-OCR confirms.
+    Appends candidates; returns the zone read best and whether an MRZ-like
+    zone was seen."""
+    outcome = read_by_templates(grey0, candidates, timings)
+    best_zone, zone_seen = outcome.best, outcome.seen_mrz
+    if not _passed(candidates) and outcome.unread:
+        # A zone seen at an angle: rectified, it reads like a flat one.
+        best_zone = read_rectified(grey0, outcome.unread, candidates, timings) or best_zone
+        zone_seen = zone_seen or best_zone is not None
+    if not _passed(candidates):
+        # A photographed screen: its moire fringes break the glyphs and the
+        # ink extents; a slight blur takes them out and keeps the OCR-B strokes.
+        found: list[MachineZoneCandidate] = []
+        descreened = read_by_templates(_descreened(grey0), found, timings)
+        found = [c for c in found if not overfitted(c)]
+        candidates.extend(renamed_attempt(found, "descreened"))
+        best_zone = descreened.best if _passed(found) else best_zone or descreened.best
+        zone_seen = zone_seen or descreened.seen_mrz
+    if not _passed(candidates) and outcome.unread:
+        # Another font: the zone the templates saw, read by the second engine.
+        unread = outcome.unread[0]
+        found = read_by_second_engine(grey0, (unread.reading, unread.orientation), timings)
+        candidates.extend(found)
+        if _passed(found):
+            best_zone, zone_seen = (unread.reading, unread.orientation), True
+    elif best_zone is not None and _unsure_template_pass(candidates):
+        # Another font, or a blur: letters no check digit covers are in doubt.
+        confirmed = confirm_by_second_engine(grey0, best_zone, timings)
+        first = [c for c in confirmed if differs_unchecked(c, candidates)]
+        candidates.extend(c for c in confirmed if c not in first)
+        candidates[:0] = first
+    return best_zone, zone_seen
+
+
+def _passed(candidates: Sequence[MachineZoneCandidate]) -> bool:
+    return any(c.checks_passed for c in candidates)
+
+
+_SURE_TEMPLATES: Final = 0.85
+"""Mean glyph correlation of a template reading in the OCR-B font; under it the
+print is another font (or blurred), and letters no check digit covers may be
+misread even where every check holds."""
+
+
+def _unsure_template_pass(candidates: Sequence[MachineZoneCandidate]) -> bool:
+    """Whether the passing readings are all the templates' own on the photo
+    as given (not rectified), and all unsure."""
+    passed = [c for c in candidates if c.checks_passed]
+    return bool(passed) and all(
+        c.confidence < _SURE_TEMPLATES and any(n.startswith("attempt:templates_") for n in c.notes)
+        for c in passed
+    )
+
+
+def differs_unchecked(
+    confirmed: MachineZoneCandidate, candidates: Sequence[MachineZoneCandidate]
+) -> bool:
+    """Whether the second engine's reading differs from the passing template
+    reading where no check digit looks (names, sex, codes). Where they differ
+    only under check digits both of which hold (``G`` and ``6`` weigh alike),
+    the digits cannot tell them apart, and the template reading stays first."""
+    template = next((c for c in candidates if c.checks_passed), None)
+    if template is None:
+        return True
+    ours, theirs = template.text.split("\n"), confirmed.text.split("\n")
+    spec = layout_for(ours)
+    if spec is None or [len(line) for line in ours] != [len(line) for line in theirs]:
+        return True
+    checked = {pos for field in spec.checked for pos in checked_positions(field)}
+    # A filler where the templates saw a letter is the second engine unsure
+    # (its CTC decoding drops a faint glyph), not evidence.
+    return any(
+        a != b and b != FILLER and (line, col) not in checked
+        for line, (mine, other) in enumerate(zip(ours, theirs, strict=True))
+        for col, (a, b) in enumerate(zip(mine, other, strict=True))
+    )
+
+
+def confirm_by_second_engine(
+    grey0: Any, best_zone: BestZone, timings: dict[str, float]
+) -> list[MachineZoneCandidate]:
+    """PP-OCR's reading of the zone the templates read unsurely. It knows
+    many fonts: the candidates returned are its readings whose own check
+    digits all hold (the caller puts one before the template reading where
+    they differ outside the check digits' fields)."""
+    return [c for c in read_by_second_engine(grey0, best_zone, timings) if c.checks_passed]
+
+
+def read_by_second_engine(
+    grey0: Any, best_zone: BestZone, timings: dict[str, float]
+) -> list[MachineZoneCandidate]:
+    """PP-OCR's readings of a zone the templates located (``attempt:ppocr_confirm``)."""
+    import numpy as np
+
+    if not ppocr.available():
+        return []
+    zone_reading, orientation = best_zone
+    tic = time.perf_counter()
+    grey = np.ascontiguousarray(np.rot90(grey0, orientation))
+    attempt = Attempt("ppocr_confirm", orientation, 0, False, False, CHAR_HEIGHT_PX, "ppocr")
+    found = read_zone(grey, zone_reading.zone, attempt)
+    timings["ocr"] += time.perf_counter() - tic
+    if found is None:
+        return []
+    return candidates_from_lines(
+        found.lines, found.confidence, [f"attempt:{attempt.name}"], found.confidences
+    )
+
+
+def _descreened(grey: Any) -> Any:
+    import cv2
+
+    return cv2.GaussianBlur(grey, (3, 3), 0)
 
 
 def _grey(image: Image) -> Any:

@@ -15,12 +15,16 @@ import time
 from collections.abc import Sequence
 from typing import Any, Final
 
+import attrs
+from attrs import frozen
+
 from healthcode.core.models import MachineZoneCandidate
 from healthcode.plugins.mrz_ocr import glyphs
 from healthcode.plugins.mrz_ocr.decode import TemplateReading, decode_scores
 from healthcode.plugins.mrz_ocr.errors import MultipleDocumentsError
 from healthcode.plugins.mrz_ocr.layouts import failing_checks, layout_for
 from healthcode.plugins.mrz_ocr.locate.components import TextLine
+from healthcode.plugins.mrz_ocr.locate.rectify import rectify_zone
 from healthcode.plugins.mrz_ocr.locate.zone import Measured, find_seeds, find_zone
 from healthcode.plugins.mrz_ocr.readings import BestZone, ZoneReading, second_document
 
@@ -28,6 +32,12 @@ _TEMPLATE_ORIENTATIONS: Final = (0, 1, 3)
 """Quarter turns tried (a half turn is decided per zone, by which way glyphs match)."""
 _MRZ_LIKE: Final = 0.55
 """Mean glyph correlation above which a band is taken for an MRZ (noise scores ~0.3)."""
+_SKEWED_LIKE: Final = 0.45
+"""A zone of several lines scoring this is worth rectifying: perspective
+shifts the cells of a real zone off the template grid, which lowers its
+score below ``_MRZ_LIKE`` (a page of printed text scores ~0.3-0.4)."""
+_UNREAD_LIKE: Final = 0.35
+"""A zone scoring this may be an MRZ in another font (kept for the second engine)."""
 
 _Ranked = tuple[float, ZoneReading, int]
 """A zone read, its rank (confidence, plus 1 when its checks hold) and its quarter turns."""
@@ -115,19 +125,45 @@ def _boxes(measured: Sequence[Measured], count: int, *, flip: bool) -> tuple[Tex
     return tuple(boxes[::-1] if flip else boxes)
 
 
+@frozen
+class TemplateOutcome:
+    """What the template reader found over its quarter turns."""
+
+    best: BestZone | None
+    """The zone read best (for the portrait)."""
+    seen_mrz: bool
+    """Whether an MRZ-like zone was seen at all."""
+    unread: tuple[UnreadZone, ...] = ()
+    """Zones read without their checks holding, the most MRZ-like first:
+    worth rectifying (``locate.rectify``) or reading by the second engine."""
+
+
+@frozen
+class UnreadZone:
+    orientation: int
+    """Quarter turns of the image the zone was measured on."""
+    lines: tuple[Measured, ...]
+    confidence: float
+    reading: ZoneReading
+
+
 def read_by_templates(
-    grey0: Any, candidates: list[MachineZoneCandidate], timings: dict[str, float]
-) -> tuple[BestZone | None, bool]:
+    grey0: Any,
+    candidates: list[MachineZoneCandidate],
+    timings: dict[str, float],
+    *,
+    orientations: Sequence[int] = _TEMPLATE_ORIENTATIONS,
+) -> TemplateOutcome:
     """The template reader over the located zones, in quarter turns until one
-    zone's check digits all hold. Appends candidates; returns the zone read
-    best (for the portrait) and whether an MRZ-like zone was seen at all."""
+    zone's check digits all hold (appends candidates)."""
     import numpy as np
 
     if glyphs.templates() is None:
-        return None, False
+        return TemplateOutcome(None, False)
     best: _Ranked | None = None
     seen_mrz = False
-    for orientation in _TEMPLATE_ORIENTATIONS:
+    unread: list[UnreadZone] = []
+    for orientation in orientations:
         if orientation and seen_mrz:
             break
         tic = time.perf_counter()
@@ -136,12 +172,13 @@ def read_by_templates(
         timings["locate"] += time.perf_counter() - tic
         tic = time.perf_counter()
         zones = _zones_from_seeds(grey, seeds)
-        best, seen, passed = _read_zones(grey, zones, orientation, candidates, best)
+        best, seen, passed = _read_zones(grey, zones, orientation, candidates, best, unread)
         timings["templates"] += time.perf_counter() - tic
         seen_mrz = seen_mrz or seen
         if passed and best is not None:
-            return (best[1], best[2]), True
-    return ((best[1], best[2]) if best else None), seen_mrz
+            return TemplateOutcome((best[1], best[2]), True)
+    unread.sort(key=lambda zone: -zone.confidence)
+    return TemplateOutcome((best[1], best[2]) if best else None, seen_mrz, tuple(unread))
 
 
 def _read_zones(
@@ -150,10 +187,12 @@ def _read_zones(
     orientation: int,
     candidates: list[MachineZoneCandidate],
     best: _Ranked | None,
+    unread: list[UnreadZone],
 ) -> tuple[_Ranked | None, bool, bool]:
     """The zones of one orientation in turn, until one's check digits all hold.
-    Appends candidates; returns the best so far, whether an MRZ-like zone was
-    seen and whether one's checks held."""
+    Appends candidates (and to ``unread`` the zones of several lines read
+    without their checks holding); returns the best so far, whether an
+    MRZ-like zone was seen and whether one's checks held."""
     seen = False
     for index, zone in enumerate(zones):
         found = read_measured_zone(grey, zone)
@@ -161,6 +200,8 @@ def _read_zones(
             continue
         reading, zone_reading = found
         seen = seen or reading.confidence >= _MRZ_LIKE
+        if not reading.checks_passed and reading.confidence >= _UNREAD_LIKE:
+            unread.append(UnreadZone(orientation, tuple(zone), reading.confidence, zone_reading))
         if reading.confidence < _MRZ_LIKE and not reading.checks_passed:
             continue
         candidates.append(
@@ -179,6 +220,72 @@ def _read_zones(
             _refuse_second_zone(grey, zones, index, reading)
             return best, seen, True
     return best, seen, False
+
+
+_RECTIFIED_TRIES: Final = 2
+"""Unread zones rectified and read again, the most MRZ-like first."""
+
+
+def read_rectified(
+    grey0: Any,
+    unread: Sequence[UnreadZone],
+    candidates: list[MachineZoneCandidate],
+    timings: dict[str, float],
+) -> BestZone | None:
+    """The unread zones rectified (``locate.rectify``) and read again by the
+    templates, until one's check digits all hold (appends candidates).
+    Returns that zone, placed on the zone as measured in the photo (for the
+    portrait), or None."""
+    import numpy as np
+
+    skewed = [z for z in unread if len(z.lines) > 1 and z.confidence >= _SKEWED_LIKE]
+    for zone in skewed[:_RECTIFIED_TRIES]:
+        tic = time.perf_counter()
+        grey = np.ascontiguousarray(np.rot90(grey0, zone.orientation))
+        rectified = rectify_zone(grey, zone.lines)
+        timings["locate"] += time.perf_counter() - tic
+        if rectified is None:
+            continue
+        found: list[MachineZoneCandidate] = []
+        outcome = read_by_templates(rectified, found, timings, orientations=(0,))
+        found = [c for c in found if not overfitted(c)]
+        candidates.extend(renamed_attempt(found, "rectified"))
+        if outcome.best is not None and any(c.checks_passed for c in found):
+            reading = outcome.best[0]
+            flip = abs(math.cos(reading.zone[0].angle) + 1) < 0.5
+            count = len(reading.lines[0])
+            return (
+                attrs.evolve(
+                    reading,
+                    pitch_px=_pitch(zone.lines, count),
+                    zone=_boxes(zone.lines, count, flip=flip),
+                ),
+                zone.orientation,
+            )
+    return None
+
+
+_MAX_CONFIRMED_PER_FIELD: Final = 1
+"""A fallback reading (rectified, descreened) whose check digit "confirmed"
+more changes in one field than this is dropped: with several doubtful cells
+one of the variants tried holds by chance (a font the templates do not know
+reads so)."""
+
+
+def overfitted(candidate: MachineZoneCandidate) -> bool:
+    """Whether more changes in one field were "confirmed" than a fallback may take."""
+    fields = [n.split(":")[1] for n in candidate.notes if n.startswith("check_confirmed:")]
+    return any(fields.count(field) > _MAX_CONFIRMED_PER_FIELD for field in set(fields))
+
+
+def renamed_attempt(found: Sequence[MachineZoneCandidate], name: str) -> list[MachineZoneCandidate]:
+    """``found`` with their attempt note naming the attempt as ``name``."""
+    return [
+        attrs.evolve(
+            c, notes=tuple(f"attempt:{name}" if n.startswith("attempt:") else n for n in c.notes)
+        )
+        for c in found
+    ]
 
 
 def _zones_from_seeds(grey: Any, seeds: Sequence[TextLine]) -> list[list[Measured]]:
