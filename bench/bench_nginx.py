@@ -7,16 +7,18 @@ Redis checks (issue 13, "Measure").
 
 One PostgreSQL instance (a throwaway database on 127.0.0.1:5432, dropped
 afterwards) with seeded holders and passes (``bench_api.setup_instance``), and
-nginx in front (a config generated from deploy/nginx.conf into a temporary
-directory, run as this user on free ports, its upstream the nodes of the case):
+nginx in front (deploy/nginx.conf rendered into a temporary directory and
+run as this user on free ports by ``healthcode.testing.nginx``, its upstream
+the nodes of the case):
 
 * (a) one node without Redis;
 * (b) one node with Redis (the system Redis at ``--redis-url``, under a key
   prefix of this run's own, deleted afterwards);
 * (c) two nodes with the same Redis;
 * (d) as (b), and nginx answers 503 itself beyond 32 requests in flight per
-  node (``limit_conn`` on one key for all clients): not in deploy/nginx.conf,
-  a change measured here.
+  node: deploy/nginx.conf's total cap (``limit_conn healthcode_total``, one
+  key for all clients) at 32 per node worker. In (a) to (c) that cap is
+  raised out of reach (4,096), as the per-client limits are.
 
 ``--rounds N`` runs the cases N times in turn: on a shared machine the spread
 between rounds says how far other jobs moved the figures.
@@ -60,7 +62,8 @@ sent again to node 2 (directly, not through nginx), which must refuse each as
 The generated nginx config differs from deploy/nginx.conf in: listen address
 and port, the upstream servers, the per-client limits (all load here comes from
 127.0.0.1, so ``limit_req`` is raised to 100,000 r/s and ``limit_conn`` to
-4,096; the zones stay, so their cost is measured), ``access_log off`` (the
+4,096; the zones stay, so their cost is measured), the total cap (see case
+(d)), ``access_log off`` (the
 nodes' access logs are off too: ``--log-level warning``), temp paths in the
 temporary directory and one nginx worker process. wrk's script is bench_api's
 (its ``delay()`` replaced for the offered runs). The nodes run without
@@ -85,7 +88,6 @@ import re
 import resource
 import secrets
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -107,7 +109,6 @@ from bench_api import (
     check_sample,
     cpu_seconds,
     face_template,
-    free_port,
     run_load,
     server,
     setup_instance,
@@ -121,6 +122,7 @@ from healthcode.core.clock import now_utc
 from healthcode.core.replay import PURPOSE_PRESENTATION, use_once
 from healthcode.core.shared import ReplayCheckUnavailableError, SharedState
 from healthcode.core.storage.database import Database
+from healthcode.testing.nginx import NginxLimits, nginx_binary, running_nginx
 
 ROOT = Path(__file__).resolve().parents[1]
 NGINX_CONF = ROOT / "deploy" / "nginx.conf"
@@ -132,7 +134,7 @@ CASES = {
     "d": ("1 node, Redis, nginx caps in flight", 1, True, 32),
 }
 """Case: name, nodes, Redis or not, and the requests in flight per node beyond
-which nginx itself answers 503 (not in deploy/nginx.conf: a proposal measured)."""
+which nginx itself answers 503 (deploy/nginx.conf's total cap; None: out of reach)."""
 BENCH_RATE = "100000r/s"
 BENCH_CONN = 4096
 
@@ -140,59 +142,14 @@ BENCH_CONN = 4096
 # --- nginx -------------------------------------------------------------------------------
 
 
-def nginx_site(upstreams: list[str], port: int, cap_per_node: int | None = None) -> str:
-    """deploy/nginx.conf with this run's port, upstream and (raised) per-client
-    limits; fails if the file no longer has what is replaced. ``cap_per_node``:
-    nginx answers 503 itself beyond that many requests in flight per node (one
-    ``limit_conn`` zone with one key for all clients)."""
-    text = NGINX_CONF.read_text()
-    servers = "".join(
-        f"    server {u.removeprefix('http://')} max_fails=3 fail_timeout=10s;\n" for u in upstreams
-    )
-    replacements = [
-        (
-            r"(?m)^    server 127\.0\.0\.1:\d+ [^\n]*\n(?:    server 127\.0\.0\.1:\d+ [^\n]*\n)*",
-            servers,
-        ),
-        (r"listen 80;", f"listen 127.0.0.1:{port};"),
-        (r"rate=\d+r/s", f"rate={BENCH_RATE}"),
-        (r"limit_conn healthcode_conn \d+;", f"limit_conn healthcode_conn {BENCH_CONN};"),
-    ]
-    if cap_per_node is not None:
-        cap = cap_per_node * len(upstreams)
-        replacements += [
-            (
-                r"(?m)^upstream healthcode_nodes",
-                "limit_conn_zone $server_name zone=healthcode_total:1m;\n\n"
-                "upstream healthcode_nodes",
-            ),
-            (
-                r"limit_conn healthcode_conn (\d+);",
-                f"limit_conn healthcode_conn \\1;\n        limit_conn healthcode_total {cap};",
-            ),
-        ]
-    for pattern, new in replacements:
-        text, n = re.subn(pattern, new, text, count=1)
-        if n != 1:
-            raise RuntimeError(f"deploy/nginx.conf: {pattern!r} not found")
-    return text
-
-
-def nginx_main(folder: Path) -> str:
-    """The main config around the site: this user's paths, one worker."""
-    temp = {name: folder / name for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")}
-    for path in temp.values():
-        path.mkdir(exist_ok=True)
-    return (
-        "worker_processes 1;\n"
-        f"pid {folder / 'nginx.pid'};\n"
-        f"error_log {folder / 'error.log'} warn;\n"
-        "events { worker_connections 8192; }\n"
-        "http {\n"
-        "    access_log off;\n"
-        + "".join(f"    {name}_temp_path {path};\n" for name, path in temp.items())
-        + f"    include {folder / 'healthcode.conf'};\n"
-        "}\n"
+def bench_limits(nodes: int, cap_per_node: int | None) -> NginxLimits:
+    """The limits of this bench's nginx: the per-client ones raised (all load
+    comes from 127.0.0.1; the zones stay, so their cost is measured), and the
+    total cap (deploy/nginx.conf's ``limit_conn healthcode_total``) at
+    ``cap_per_node`` times the nodes, or raised out of reach when None."""
+    total = BENCH_CONN if cap_per_node is None else cap_per_node * nodes
+    return NginxLimits(
+        per_client_rate=BENCH_RATE, per_client_in_flight=BENCH_CONN, total_in_flight=total
     )
 
 
@@ -201,43 +158,11 @@ def nginx(
     folder: Path, upstreams: list[str], cap_per_node: int | None = None
 ) -> Iterator[tuple[str, int]]:
     """nginx in front of ``upstreams``, as this user: its base URL and master pid."""
-    folder.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    (folder / "healthcode.conf").write_text(nginx_site(upstreams, port, cap_per_node))
-    (folder / "nginx.conf").write_text(nginx_main(folder))
-    command = ["nginx", "-p", str(folder), "-c", str(folder / "nginx.conf")]
-    command += ["-e", str(folder / "error.log")]
-    checked = subprocess.run([*command, "-t"], capture_output=True, text=True, check=False)
-    if checked.returncode != 0:
-        raise RuntimeError(f"nginx -t failed: {checked.stderr}")
-    proc = subprocess.Popen(
-        [*command, "-g", "daemon off;"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health/ready", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"nginx did not start: {(folder / 'error.log').read_text()}")
-            time.sleep(0.1)
-        yield base, proc.pid
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGQUIT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
+    ports = [int(u.rsplit(":", 1)[1]) for u in upstreams]
+    with running_nginx(
+        folder, ports, config=NGINX_CONF, limits=bench_limits(len(ports), cap_per_node)
+    ) as proxy:
+        yield proxy.url, proxy.pid
 
 
 # --- the offered rate: wrk on a timetable --------------------------------------------------
@@ -860,12 +785,13 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, default=RESULTS)
     args = parser.parse_args()
-    if not shutil.which("wrk") or not shutil.which("nginx"):
+    nginx_path = nginx_binary()
+    if not shutil.which("wrk") or nginx_path is None:
         raise SystemExit("bench_nginx needs wrk and nginx on PATH (apt-get install wrk nginx)")
     results: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}",
         "nginx": subprocess.run(
-            ["nginx", "-v"], capture_output=True, text=True, check=False
+            [nginx_path, "-v"], capture_output=True, text=True, check=False
         ).stderr.strip(),
         "workers_per_node": 1,
         "nginx_worker_processes": 1,
