@@ -20,38 +20,29 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
 import time
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from attrs import frozen
-from support.data import CLOCK_START
-from support.holders import insert_subject
-from support.processes import start_clocked_server, wait_ready
-from support.redis import (
-    OwnRedis,
-    flush_prefix,
-    own_redis,
-    redis_server_available,
-    shared_redis_reachable,
-    shared_redis_url,
-    unique_prefix,
+from support.cluster import (
+    Cluster,
+    db_call,
+    guard_token,
+    holder_with_pass,
+    require,
+    running_cluster,
+    shared_services,
+    verify,
 )
+from support.redis import OwnRedis, flush_prefix, own_redis, redis_server_available
 
 from healthcode.core.auth import create_token, revoke_token, sign_request
-from healthcode.core.passes import HolderDevice, KeyStore
-from healthcode.core.privacy import document_key, subject_id_hex
-from healthcode.core.privacy.secrets import load_secrets
-from healthcode.core.storage.database import Database, head_revision, init_instance
+from healthcode.core.storage.database import Database, head_revision
 from healthcode.core.storage.testing import (
     create_postgres_database,
     drop_postgres_database,
     postgres_server_url,
-    truncate_all,
 )
 
 pytestmark = pytest.mark.multinode
@@ -60,91 +51,14 @@ RATE_LIMIT = 20
 """Requests per client address per minute at each node (counted across both)."""
 
 
-@frozen
-class Cluster:
-    urls: tuple[str, ...]
-    database_url: str
-    secrets_file: Path
-    redis_url: str
-    prefix: str
-    clock_start: float
-    """The nodes' clock (Unix seconds) when ``monotonic_start`` was read."""
-    monotonic_start: float
-
-    def now(self) -> dt.datetime:
-        """The nodes' clock now (they run on a shifted clock, see clocked_uvicorn.py)."""
-        elapsed = time.monotonic() - self.monotonic_start
-        return dt.datetime.fromtimestamp(self.clock_start + elapsed, dt.UTC)
-
-
-def _require(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (required under CI)")
-    pytest.skip(reason)
-
-
-def _cluster(home: Path, database_url: str, redis_url: str) -> Iterator[Cluster]:
-    """Two nodes on ``database_url`` (set up here) and ``redis_url``."""
-    secrets = home / "secrets.json"
-
-    async def set_up() -> None:
-        db = Database(database_url)
-        try:
-            await db.migrate()
-            await truncate_all(db)
-        finally:
-            await db.dispose()
-        await init_instance(database_url, secrets)
-
-    asyncio.run(set_up())
-    if not (home / "keys").exists():
-        KeyStore(home / "keys").init("110000", "北京市", now=CLOCK_START)
-    prefix = unique_prefix()
-    clock_start, monotonic_start = CLOCK_START.timestamp(), time.monotonic()
-    env = os.environ | {
-        "HEALTHCODE_DATABASE_URL": database_url,
-        "HEALTHCODE_SECRETS_FILE": str(secrets),
-        "HEALTHCODE_KEYS_DIR": str(home / "keys"),
-        "HEALTHCODE_TRUST_FILE": str(home / "trust.hct"),
-        "HEALTHCODE_REDIS_URL": redis_url,
-        "HEALTHCODE_REDIS_PREFIX": prefix,
-        "HEALTHCODE_RATE_LIMIT_PER_MINUTE": str(RATE_LIMIT),
-        "HEALTHCODE_MIGRATE_ON_START": "0",
-        "HEALTHCODE_RUN_PURGE": "0",
-        "HEALTHCODE_TEST_CLOCK_START": repr(clock_start),
-        "HEALTHCODE_TEST_CLOCK_MONOTONIC": repr(monotonic_start),
-    }
-    nodes = [start_clocked_server(env) for _ in range(2)]
-    try:
-        for process, url in nodes:
-            wait_ready(process, url)
-        yield Cluster(
-            tuple(url for _, url in nodes),
-            database_url,
-            secrets,
-            redis_url,
-            prefix,
-            clock_start,
-            monotonic_start,
-        )
-    finally:
-        for process, _ in nodes:
-            process.terminate()
-        for process, _ in nodes:
-            process.wait(timeout=20)
-
-
 @pytest.fixture(scope="module")
 def cluster(
     postgres_url: str | None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Cluster]:
-    if postgres_url is None:
-        _require("PostgreSQL not reachable")
-    assert postgres_url is not None
-    redis_url = shared_redis_url()
-    if not shared_redis_reachable(redis_url):
-        _require(f"Redis not reachable at {redis_url}")
-    yield from _cluster(tmp_path_factory.mktemp("multinode"), postgres_url, redis_url)
+    database_url, redis_url = shared_services(postgres_url)
+    home = tmp_path_factory.mktemp("multinode")
+    with running_cluster(home, database_url, redis_url, rate_limit=RATE_LIMIT) as cluster:
+        yield cluster
 
 
 @pytest.fixture
@@ -156,68 +70,30 @@ def nodes(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> Cluster:
     return cluster
 
 
-# --- helpers: what an operator and a phone do -------------------------------------------
-
-
-def _db_call(cluster: Cluster, fn: Any, *args: Any) -> Any:
-    async def run() -> Any:
-        db = Database(cluster.database_url)
-        try:
-            return await fn(db, *args)
-        finally:
-            await db.dispose()
-
-    return asyncio.run(run())
-
-
-def _guard(cluster: Cluster) -> tuple[str, dict[str, str]]:
-    token: str = _db_call(cluster, create_token, "guard", "gate 3")
-    return token.split("_")[2].split(".")[0], {"authorization": f"Bearer {token}"}
-
-
-def _holder_with_pass(cluster: Cluster, number: str) -> tuple[HolderDevice, str, str]:
-    """A holder written into the database and a pass issued by node A."""
-    device = HolderDevice.generate("ES256")
-    secrets = load_secrets(cluster.secrets_file)
-    key = document_key(secrets, "passport", "GBR", number)
-    _db_call(cluster, insert_subject, key, device)
-    subject = subject_id_hex(key)
-    signed = sign_request(device.private_key, subject, "POST", "/me/passes", now=cluster.now())
-    issued = httpx.post(f"{cluster.urls[0]}/me/passes", headers={"authorization": signed})
-    assert issued.status_code == 201, issued.text
-    return device, subject, issued.json()["text"]
-
-
-def _verify(url: str, guard: dict[str, str], code: str) -> httpx.Response:
-    return httpx.post(
-        f"{url}/guard/verifications", json={"presentation": code}, headers=guard, timeout=10
-    )
-
-
 # --- the cases ------------------------------------------------------------------------------
 
 
 def test_a_live_code_verified_at_a_is_refused_at_b(nodes: Cluster) -> None:
     a, b = nodes.urls
-    _, guard = _guard(nodes)
-    device, _, issued = _holder_with_pass(nodes, "Q7654321")
+    _, guard = guard_token(nodes)
+    device, _, issued = holder_with_pass(nodes, "Q7654321")
     code = device.present(issued, now=nodes.now())
-    first = _verify(a, guard, code).json()
+    first = verify(a, guard, code).json()
     assert (first["ok"], first["colour"]) == (True, "green")
-    again = _verify(b, guard, code).json()
+    again = verify(b, guard, code).json()
     assert (again["ok"], again["code"]) == (False, "presentation_replayed")
 
 
 def test_a_guard_token_revoked_is_refused_at_b_at_once(nodes: Cluster) -> None:
     a, b = nodes.urls
-    token_id, guard = _guard(nodes)
-    assert _verify(a, guard, "HCP1:x").status_code == 200
-    assert _verify(b, guard, "HCP1:x").status_code == 200  # B's cache holds it now
-    assert _db_call(nodes, revoke_token, token_id)  # as `healthcode tokens revoke` does
+    token_id, guard = guard_token(nodes)
+    assert verify(a, guard, "HCP1:x").status_code == 200
+    assert verify(b, guard, "HCP1:x").status_code == 200  # B's cache holds it now
+    assert db_call(nodes.database_url, revoke_token, token_id)  # as `healthcode tokens revoke` does
     revoked_at = time.monotonic()
     status = 200
     while status == 200 and time.monotonic() - revoked_at < 0.5:
-        status = _verify(b, guard, "HCP1:x").status_code
+        status = verify(b, guard, "HCP1:x").status_code
     # Without the push B's cache answers for up to a second.
     assert status == 401
     assert time.monotonic() - revoked_at < 0.5
@@ -241,14 +117,15 @@ def own_cluster(
 ) -> Iterator[tuple[Cluster, OwnRedis]]:
     """Two nodes on a redis-server of the test's own, to stop and restart."""
     if postgres_url is None:
-        _require("PostgreSQL not reachable")
+        require("PostgreSQL not reachable")
     if not redis_server_available():
-        _require("no redis-server")
-    assert postgres_url is not None
+        require("no redis-server")
     home = tmp_path_factory.mktemp("own-redis")
-    with own_redis(home) as redis:
-        for cluster in _cluster(home, postgres_url, redis.url):
-            yield cluster, redis
+    with (
+        own_redis(home) as redis,
+        running_cluster(home, postgres_url, redis.url, rate_limit=RATE_LIMIT) as cluster,
+    ):
+        yield cluster, redis
 
 
 def test_redis_stopped_mid_run_gives_only_documented_answers(
@@ -257,12 +134,12 @@ def test_redis_stopped_mid_run_gives_only_documented_answers(
     cluster, redis = own_cluster
     monkeypatch.setenv("HEALTHCODE_REDIS_URL", cluster.redis_url)
     a, b = cluster.urls
-    _, guard = _guard(cluster)
-    device, subject, issued = _holder_with_pass(cluster, "Q7654322")
+    _, guard = guard_token(cluster)
+    device, subject, issued = holder_with_pass(cluster, "Q7654322")
     redis.stop()
     try:
         for url in (a, b):
-            down = _verify(url, guard, device.present(issued, now=cluster.now()))
+            down = verify(url, guard, device.present(issued, now=cluster.now()))
             assert down.status_code == 503 and down.json()["code"] == "replay_check_unavailable"
             assert down.headers["retry-after"] == "2"
             header = sign_request(
@@ -271,19 +148,19 @@ def test_redis_stopped_mid_run_gives_only_documented_answers(
             held = httpx.get(f"{url}/me/status", headers={"authorization": header})
             assert held.status_code == 503 and held.json()["code"] == "replay_check_unavailable"
             assert httpx.get(f"{url}/health/ready").status_code == 200
-            assert _verify(url, guard, "HCP1:x").status_code == 200  # local limits, cached token
+            assert verify(url, guard, "HCP1:x").status_code == 200  # local limits, cached token
     finally:
         redis.start()
     code = device.present(issued, now=cluster.now())
-    assert _verify(a, guard, code).json()["ok"] is True
-    assert _verify(b, guard, code).json()["code"] == "presentation_replayed"
+    assert verify(a, guard, code).json()["ok"] is True
+    assert verify(b, guard, code).json()["code"] == "presentation_replayed"
     header = sign_request(device.private_key, subject, "GET", "/me/status", now=cluster.now())
     assert httpx.get(f"{b}/me/status", headers={"authorization": header}).status_code == 200
 
 
 def test_nodes_starting_at_once_migrate_exactly_once(postgres_url: str | None) -> None:
     if postgres_url is None:
-        _require("PostgreSQL not reachable")
+        require("PostgreSQL not reachable")
     server = postgres_server_url()
 
     async def race() -> list[str | None]:
@@ -303,11 +180,11 @@ def test_nodes_starting_at_once_migrate_exactly_once(postgres_url: str | None) -
 
 def test_a_pass_revoked_through_a_is_refused_at_b_on_the_next_request(nodes: Cluster) -> None:
     a, b = nodes.urls
-    _, guard = _guard(nodes)
-    admin: str = _db_call(nodes, create_token, "admin", "operator")
-    device, _, issued = _holder_with_pass(nodes, "Q7654323")
+    _, guard = guard_token(nodes)
+    admin = db_call(nodes.database_url, create_token, "admin", "operator")
+    device, _, issued = holder_with_pass(nodes, "Q7654323")
     # B has just read the revocations: it would not read them again for a second.
-    assert _verify(b, guard, device.present(issued, now=nodes.now())).json()["ok"] is True
+    assert verify(b, guard, device.present(issued, now=nodes.now())).json()["ok"] is True
     day = nodes.now().astimezone(dt.timezone(dt.timedelta(hours=8))).date().isoformat()
     imported = httpx.post(
         f"{a}/admin/status-imports",
@@ -331,5 +208,5 @@ def test_a_pass_revoked_through_a_is_refused_at_b_on_the_next_request(nodes: Clu
     # the push reached B before it. (How long that takes is measured, not
     # asserted here: a timed assertion fails on a busy machine; see
     # bench/README.md.)
-    refused = _verify(b, guard, device.present(issued, now=nodes.now())).json()
+    refused = verify(b, guard, device.present(issued, now=nodes.now())).json()
     assert (refused["ok"], refused["code"]) == (False, "revoked")
