@@ -23,11 +23,11 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
+from support.cluster import db_call, require
 from support.data import CLOCK_START
 from support.holders import insert_subject
 from support.processes import start_clocked_server, wait_ready
@@ -51,23 +51,6 @@ pytestmark = pytest.mark.multinode
 ROWS = 120_000
 """Rows of the list that is killed: several COPY batches, some seconds of work."""
 NUMBER = "Q7654323"
-
-
-def _require(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (required under CI)")
-    pytest.skip(reason)
-
-
-def _run(fn: Any, url: str, *args: Any) -> Any:
-    async def go() -> Any:
-        db = Database(url)
-        try:
-            return await fn(db, *args)
-        finally:
-            await db.dispose()
-
-    return asyncio.run(go())
 
 
 async def _copying(db: Database) -> bool:
@@ -96,7 +79,7 @@ async def _leftovers(db: Database) -> list[str]:
 @pytest.fixture
 def database(postgres_url: str | None) -> Iterator[str]:
     if postgres_url is None:
-        _require("PostgreSQL not reachable")
+        require("PostgreSQL not reachable")
     server = postgres_server_url()
     url = asyncio.run(create_postgres_database(server, "healthcode_kill"))
     try:
@@ -129,13 +112,13 @@ def test_an_import_killed_mid_copy_changes_nothing_and_the_node_serves_on(
     day = node_now().astimezone(SHANGHAI).date()
     key = document_key(secrets, "passport", "GBR", NUMBER)
     device = HolderDevice.generate("ES256")
-    _run(insert_subject, database, key, device)
+    db_call(database, insert_subject, key, device)
     previous = [
         "kind,number,issuing_state,status\n",
         f"passport,{NUMBER},GBR,red\n",
         "passport,Q7654331,GBR,red\n",
     ]
-    _run(lambda db: import_status_rows(db, secrets, previous, day=day, fmt="csv"), database)
+    db_call(database, lambda db: import_status_rows(db, secrets, previous, day=day, fmt="csv"))
     big = tmp_path / "list.csv"
     _big_list(big)
 
@@ -172,7 +155,7 @@ def test_an_import_killed_mid_copy_changes_nothing_and_the_node_serves_on(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        while not _run(_copying, database):
+        while not db_call(database, _copying):
             assert importer.poll() is None, "the import ended before it was seen copying"
             status()
             time.sleep(0.05)
@@ -192,9 +175,9 @@ def test_an_import_killed_mid_copy_changes_nothing_and_the_node_serves_on(
     # Every answer, before, during and after the kill: the previous list (red).
     assert len(answers) >= 7
     assert set(answers) == {(200, "red")}
-    assert _run(_leftovers, database) == []
+    assert db_call(database, _leftovers) == []
     # The lock went with the killed session: the same list imports at once.
-    again = _run(
-        lambda db: import_status_rows(db, secrets, previous[:2], day=day, fmt="csv"), database
+    again = db_call(
+        database, lambda db: import_status_rows(db, secrets, previous[:2], day=day, fmt="csv")
     )
     assert again.entries == 1
