@@ -25,6 +25,7 @@ import datetime as dt
 import random
 from typing import Any
 
+import attrs
 import pluggy
 import pytest
 import sqlalchemy as sa
@@ -76,7 +77,7 @@ from healthcode.core.enrollment.errors import (
     SubjectNotFoundError,
 )
 from healthcode.core.hookspecs import hookimpl
-from healthcode.core.images import read_image_file
+from healthcode.core.images import image_from_array, read_image_file
 from healthcode.core.models import Colour, Document, DocumentSubmission, Image
 from healthcode.core.plugins import new_plugin_manager
 from healthcode.core.privacy import decrypt_template, subject_key_bytes
@@ -350,6 +351,39 @@ class _FreshReference:
     @hookimpl
     def healthcode_reference_face(self, document: Document) -> Image | None:
         return read_image_file(FACES / "obama_2.jpg")
+
+
+def _captured_at_240_lines(name: str) -> Image:
+    """A phone capture that lost detail: the photo at 240 lines, scaled back up."""
+    import cv2
+
+    pixels = photo(name).pixels
+    height, width = pixels.shape[:2]
+    small = cv2.resize(pixels, (width * 240 // height, 240), interpolation=cv2.INTER_AREA)
+    return image_from_array(cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR))
+
+
+def test_a_soft_capture_enrolls_with_a_warning(
+    backend: Backend, enroll_pm: pluggy.PluginManager, authority: AuthorityPhotos
+) -> None:
+    """Less sharp than a studio photo but sharp enough to match: enrolled, and
+    the person is told (image_soft), instead of "hold the camera still" again."""
+    require_face_models()
+    number = resident_id(dt.date(1985, 7, 9))
+    authority.photos[number] = OBAMA.reference
+
+    async def body(service: EnrollmentService) -> None:
+        sub = submission(kind="cn_resident_id", number=number)
+        request = attrs.evolve(
+            await request_for(service, OBAMA, sub, "欧阳修文"),
+            capture=_captured_at_240_lines(OBAMA.capture),
+        )
+        result = await service.enroll(request)
+        assert result.outcome == "created" and result.match.is_match
+        soft = [w for w in result.warnings if w.code == "image_soft"]
+        assert len(soft) == 1 and soft[0].severity == "warning" and soft[0].message_zh
+
+    run(backend, enroll_pm, body)
 
 
 def test_an_enrollment_finds_each_face_once_and_embeds_it_once(backend: Backend) -> None:

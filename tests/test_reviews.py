@@ -434,8 +434,8 @@ def test_a_confirmation_needs_the_confirmed_face_and_expires(
 
     async def body(service: EnrollmentService, reviews: ReviewService) -> None:
         checks = FaceChecks(service.pm)
-        biden = checks.template(photo("biden_1.jpg"), checks.one_face(photo("biden_1.jpg"), "c"))
-        obama = checks.template(photo("obama_3.jpg"), checks.one_face(photo("obama_3.jpg"), "c"))
+        biden = checks.template(photo("biden_1.jpg"), checks.one_face(photo("biden_1.jpg"), "c")[0])
+        obama = checks.template(photo("obama_3.jpg"), checks.one_face(photo("obama_3.jpg"), "c")[0])
         await service.enroll(await request_for(service, OBAMA))
         with pytest.raises(FaceMismatchError):
             await service.enroll(await request_for(service, BIDEN))
@@ -522,7 +522,7 @@ def test_a_first_enrollment_refused_by_the_authority_photo_is_queued(
         checks = FaceChecks(service.pm)
         capture = photo(BIDEN.capture)
         assert checks.compare(
-            template, checks.template(capture, checks.one_face(capture, "c"))
+            template, checks.template(capture, checks.one_face(capture, "c")[0])
         ).is_match
 
     run(backend, enroll_pm, body)

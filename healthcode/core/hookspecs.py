@@ -232,7 +232,10 @@ def healthcode_detect_faces(image: Image) -> Sequence[Face] | None:
 def healthcode_assess_face_quality(image: Image, faces: Sequence[Face]) -> Sequence[Problem] | None:
     """Say what stops ``image`` (with the ``faces`` detected in it) from serving
     a 1:1 face check: no face, more than one, out of frame, too small, too
-    dark, too blurred. An empty sequence means it is usable.
+    dark, too blurred. An empty sequence means it is usable. A problem of
+    severity ``warning`` stops nothing (for example ``image_soft``: less sharp
+    than a studio photo, still matched reliably): core passes it on to the
+    person, e.g. in the enrollment's warnings (warnings added in 0.3).
 
     ``firstresult``: the face plugin that detected the faces answers. ``None``:
     no plugin judges quality (core then checks only that there is one face).

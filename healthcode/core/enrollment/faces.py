@@ -59,9 +59,10 @@ class FaceChecks:
             raise FaceCheckUnavailableError(details={"hook": "healthcode_detect_faces"})
         return list(faces)
 
-    def one_face(self, image: Image, what: str) -> Face:
-        """The one usable face of a live image; the quality gates of the face
-        plugin (frame, size, light, blur) apply when it offers them."""
+    def one_face(self, image: Image, what: str) -> tuple[Face, list[Problem]]:
+        """The one usable face of a live image, and the quality warnings that
+        stop nothing (``image_soft``); the quality gates of the face plugin
+        (frame, size, light, blur) apply when it offers them."""
         faces = self.faces(image)
         problems = self.pm.hook.healthcode_assess_face_quality(image=image, faces=faces)
         if problems is None and len(faces) != 1:
@@ -69,9 +70,10 @@ class FaceChecks:
             raise CaptureUnusableError(
                 details={"problem": problem, "image": what, "faces": len(faces)}
             )
-        if problems:
-            raise _unusable(what, faces, list(problems))
-        return faces[0]
+        errors = [p for p in problems or () if p.severity == "error"]
+        if errors:
+            raise _unusable(what, faces, errors)
+        return faces[0], [p for p in problems or () if p.severity != "error"]
 
     def template(self, image: Image, face: Face) -> bytes:
         template = self.pm.hook.healthcode_face_template(image=image, face=face)
@@ -99,9 +101,10 @@ class FaceChecks:
 
     def live_template(
         self, challenge: LivenessChallenge, answer: LivenessAnswer, capture: Image
-    ) -> tuple[bytes, LivenessResult]:
-        """Judge the liveness answer and return the capture's template, after
-        checking that the capture shows the person who answered."""
+    ) -> tuple[bytes, LivenessResult, list[Problem]]:
+        """Judge the liveness answer and return the capture's template (and the
+        capture's quality warnings), after checking that the capture shows the
+        person who answered."""
         result = self.pm.hook.healthcode_check_liveness(
             challenge=challenge, frames=list(answer.frames)
         )
@@ -111,11 +114,12 @@ class FaceChecks:
             raise LivenessFailedError(
                 details={"reasons": list(result.reasons), "score": result.score}
             )
-        capture_template = self.template(capture, self.one_face(capture, "capture"))
+        capture_face, warnings = self.one_face(capture, "capture")
+        capture_template = self.template(capture, capture_face)
         # The still must be of the person in the frames: otherwise one person
         # answers the challenge and another person's photo gets enrolled.
         first = answer.frames[0]
-        frame_template = self.template(first, self.one_face(first, "frame"))
+        frame_template = self.template(first, self.one_face(first, "frame")[0])
         binding = self.compare(capture_template, frame_template)
         if not binding.is_match:
             raise CaptureNotFromLivenessError(
@@ -124,7 +128,7 @@ class FaceChecks:
                     "threshold": binding.threshold,
                 }
             )
-        return capture_template, result
+        return capture_template, result, warnings
 
     def portrait_region(self, page: Image, document: Document) -> Image:
         """The page area an image reader reported for the portrait, as the face

@@ -398,9 +398,10 @@ class EnrollmentService:
         )
         challenge = await self._consume_challenge(request.liveness.nonce, "enroll", now)
         clock.lap("database")
-        capture_template, liveness = await self._off_loop(
+        capture_template, liveness, capture_warnings = await self._off_loop(
             self.face_checks.live_template, challenge, request.liveness, request.capture
         )
+        warnings = [*warnings, *capture_warnings]
         match, reference = await self._enrollment_match(
             target, capture_template, document, masked, request.submission, now
         )
@@ -550,7 +551,7 @@ class EnrollmentService:
                 details={"reason": "unknown" if row is None else "no_face_enrolled"}
             )
         challenge = await self._consume_challenge(answer.nonce, "renew", now)
-        capture_template, liveness = await self._off_loop(
+        capture_template, liveness, _warnings = await self._off_loop(
             self.face_checks.live_template, challenge, answer, capture
         )
         attempt = ReviewAttempt(key, None, row.kind, row.masked_number, "face_mismatch_on_renewal")
@@ -583,7 +584,7 @@ class EnrollmentService:
         document, masked, _warnings = await self._request_document(request, now)
         dependant_key, dependant_row = await self._dependant_target(holder_key, document)
         challenge = await self._consume_challenge(request.liveness.nonce, "dependant", now)
-        capture_template, _liveness = await self._off_loop(
+        capture_template, _liveness, _capture_warnings = await self._off_loop(
             self.face_checks.live_template, challenge, request.liveness, request.capture
         )
         stored = store.stored_template(self.secrets, dependant_row)

@@ -42,12 +42,17 @@ def healthcode_detect_faces(image: Image) -> Sequence[Face] | None:
 
 @hookimpl
 def healthcode_assess_face_quality(image: Image, faces: Sequence[Face]) -> Sequence[Problem] | None:
-    from healthcode.plugins.face.detect import QUALITY_MEASUREMENTS, assess_quality
+    from healthcode.plugins.face.detect import (
+        QUALITY_MEASUREMENTS,
+        assess_quality,
+        quality_warnings,
+    )
 
     # Faces another plugin detected carry other measurements: not ours to judge.
     if any(not set(face.measurements) >= QUALITY_MEASUREMENTS for face in faces):
         return None
-    return assess_quality(faces)
+    # The refusals; only when there are none, the warnings (image_soft).
+    return assess_quality(faces) or quality_warnings(faces)
 
 
 @hookimpl

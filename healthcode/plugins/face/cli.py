@@ -69,22 +69,18 @@ def _detect(pm: pluggy.PluginManager, picture: Image) -> list[Face]:
     return list(pm.hook.healthcode_detect_faces(image=picture) or [])
 
 
-def _quality(pm: pluggy.PluginManager, picture: Image, faces: Sequence[Face]) -> Sequence[Problem]:
-    """The quality judge's problems; without one, only the face count is judged."""
-    problems = pm.hook.healthcode_assess_face_quality(image=picture, faces=faces)
-    if problems is not None:
-        return tuple(problems)
-    from healthcode.plugins.face.detect import assess_quality
+def _quality(
+    pm: pluggy.PluginManager, picture: Image, faces: Sequence[Face]
+) -> tuple[list[Problem], list[Problem]]:
+    """The quality judge's refusals and its warnings (``image_soft``, which
+    refuse nothing); without a judge, only the face count is judged."""
+    found = pm.hook.healthcode_assess_face_quality(image=picture, faces=faces)
+    if found is None:
+        from healthcode.plugins.face.detect import assess_quality
 
-    return assess_quality(faces) if len(faces) != 1 else ()
-
-
-def _warnings(faces: Sequence[Face]) -> tuple[Problem, ...]:
-    """Findings that refuse nothing (``image_soft``); only for faces this plugin
-    measured, empty for another plugin's."""
-    from healthcode.plugins.face.detect import quality_warnings
-
-    return quality_warnings(faces)
+        found = assess_quality(faces) if len(faces) != 1 else ()
+    problems = [p for p in found if p.severity == "error"]
+    return problems, [p for p in found if p.severity != "error"]
 
 
 def _face_payload(face: Face) -> dict[str, Any]:
@@ -118,8 +114,7 @@ def detect_command(image: ImageArgument, json_output: JsonOption = False) -> Non
         picture = _read(image)
         pm = _plugin_manager()
         faces = _detect(pm, picture)
-        problems = _quality(pm, picture, faces)
-        warnings = _warnings(faces) if not problems else ()
+        problems, warnings = _quality(pm, picture, faces)
         attack = (
             pm.hook.healthcode_presentation_attack_score(image=picture, face=faces[0])
             if len(faces) == 1
@@ -162,13 +157,13 @@ def _gated_face(pm: pluggy.PluginManager, picture: Image) -> tuple[Face, list[Pr
     from healthcode.plugins.face.detect import assess_quality, quality_error
 
     faces = _detect(pm, picture)
-    problems = list(_quality(pm, picture, faces))
+    problems, warnings = _quality(pm, picture, faces)
     hard = [p for p in problems if p.code not in SOFT_GATES]
     if hard:
         raise quality_error(hard + [p for p in problems if p not in hard])
     if not faces:
         raise quality_error(assess_quality(faces))
-    return faces[0], problems + list(_warnings(faces))
+    return faces[0], problems + warnings
 
 
 @faces_app.command("compare")
