@@ -74,6 +74,17 @@ def redis_url_from_env() -> str | None:
     return os.environ.get(REDIS_URL_ENV, "").strip() or None
 
 
+_COUNT_IN_WINDOW = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then
+    redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+return count
+"""
+"""One request counted in a fixed window's counter, which expires with the
+window: one command (EVALSHA) instead of MULTI, INCR, EXPIRE, EXEC."""
+
+
 class SharedState:
     """One worker's connection to the shared Redis, under a key prefix."""
 
@@ -91,6 +102,7 @@ class SharedState:
         self.channel = f"{self.prefix}:events"
         self.down = False
         """Whether the last call failed (a recovery is logged once)."""
+        self._count = self.client.register_script(_COUNT_IN_WINDOW)
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -130,10 +142,7 @@ class SharedState:
         window = int(now // window_s)
         key = self.key("rate", name, str(window))
         try:
-            async with self.client.pipeline(transaction=True) as pipe:
-                pipe.incr(key)
-                pipe.expire(key, window_s + 1)
-                count, _ = await pipe.execute()
+            count = await self._count(keys=[key], args=[window_s + 1])
         except Exception:
             self._failed("rate limit")
             return None
