@@ -93,7 +93,6 @@ from healthcode.core.models import (
     Sex,
 )
 from healthcode.core.privacy import chinese_surname, mask_number
-from healthcode.plugins.id_card.bulk import valid_resident_ids
 
 __all__ = [
     "DOCUMENT_TYPE",
@@ -536,6 +535,9 @@ def healthcode_canonical_numbers(
 ) -> Sequence[tuple[str | None, str] | None] | None:
     if kind != KIND:
         return None
+    # numpy only for bulk checks: `healthcode documents` stays light.
+    from healthcode.plugins.id_card.bulk import valid_resident_ids
+
     verdicts = valid_resident_ids(numbers, _division_codes, RESIDENCE_PERMIT_PREFIXES)
     canonical = zip(itertools.repeat("CHN"), numbers)  # tuples made in C: a city's list is long
     if all(verdicts):
