@@ -249,12 +249,6 @@ def _face_brightness(rgb: npt.NDArray[np.uint8], box: tuple[float, ...]) -> floa
     return float(cv2.cvtColor(rgb[top:bottom, left:right], cv2.COLOR_RGB2GRAY).mean())
 
 
-# mediapipe face-mesh eye corners, as in embed.five_points: the eye on the
-# image's left (the person's right eye), then the other.
-_LEFT_EYE_CORNERS = (33, 133)
-_RIGHT_EYE_CORNERS = (362, 263)
-
-
 def eye_aligned_face(rgb: npt.NDArray[np.uint8], points: npt.NDArray[Any]) -> npt.NDArray[np.uint8]:
     """The inner face in grey, rotated so that the eyes are level and scaled so
     that they are ``SHARPNESS_EYE_DISTANCE`` pixels apart (``SHARPNESS_CROP``).
@@ -265,9 +259,9 @@ def eye_aligned_face(rgb: npt.NDArray[np.uint8], points: npt.NDArray[Any]) -> np
     the face is converted, so a large photo costs no more than a small one."""
     import cv2
 
-    landmarks = np.asarray(points, dtype=np.float64)[:, :2]
-    left = landmarks[list(_LEFT_EYE_CORNERS)].mean(axis=0)
-    right = landmarks[list(_RIGHT_EYE_CORNERS)].mean(axis=0)
+    from healthcode.plugins.face.embed import eye_centres
+
+    left, right = eye_centres(np.asarray(points, dtype=np.float64)[:, :2])
     distance = float(np.hypot(*(right - left)))
     x_from, x_to, y_from, y_to = SHARPNESS_CROP
     size = (

@@ -82,13 +82,20 @@ _MOUTH_RIGHT = 308
 _lock = threading.Lock()
 
 
+def eye_centres(
+    points: npt.NDArray[np.float64],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """The centres of the eye on the image's left and of the other, in pixels,
+    from the landmarks' x and y (the mean of each eye's two corners)."""
+    return points[list(_LEFT_EYE)].mean(axis=0), points[list(_RIGHT_EYE)].mean(axis=0)
+
+
 def five_points(face: Face) -> npt.NDArray[np.float64]:
     """Eye centres, nose tip and mouth corners in pixels, from 478 landmarks."""
     points = np.asarray(face.landmarks, dtype=np.float64)[:, :2]
     return np.array(
         [
-            points[list(_LEFT_EYE)].mean(axis=0),
-            points[list(_RIGHT_EYE)].mean(axis=0),
+            *eye_centres(points),
             points[_NOSE_TIP],
             points[_MOUTH_LEFT],
             points[_MOUTH_RIGHT],
