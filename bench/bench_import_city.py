@@ -48,15 +48,12 @@ from healthcode.core.storage.testing import (
     drop_postgres_database,
     postgres_server_url,
 )
+from healthcode.plugins.id_card.bulk import CHECK_CHARS, WEIGHTS
 
 DAY = dt.date(2026, 11, 26)
 KIND = "cn_resident_id"
 DIVISIONS = ("110101", "110105", "110108", "310104", "440305")
 RESULTS = Path(__file__).parent / "results" / "import_city.json"
-
-
-_WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2], dtype=np.int64)
-_CHECK = np.frombuffer(b"10X98765432", dtype=np.uint8)
 
 
 def numbers_block(start: int, count: int) -> list[str]:
@@ -74,7 +71,7 @@ def numbers_block(start: int, count: int) -> list[str]:
         i // 5
     ) % 1000  # 17 digits
     digits = (body[:, None] // 10 ** np.arange(16, -1, -1, dtype=np.int64)) % 10
-    check = _CHECK[(digits @ _WEIGHTS) % 11]
+    check = CHECK_CHARS[(digits @ WEIGHTS) % 11]
     raw = np.concatenate([(digits + ord("0")).astype(np.uint8), check[:, None]], axis=1)
     text = raw.tobytes().decode("ascii")
     return [text[k : k + 18] for k in range(0, 18 * count, 18)]

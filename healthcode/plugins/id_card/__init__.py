@@ -538,15 +538,11 @@ def healthcode_canonical_numbers(
     # numpy only for bulk checks: `healthcode documents` stays light.
     from healthcode.plugins.id_card.bulk import valid_resident_ids
 
-    verdicts = valid_resident_ids(numbers, _division_codes, RESIDENCE_PERMIT_PREFIXES)
+    verdicts = valid_resident_ids(numbers)
     canonical = zip(itertools.repeat("CHN"), numbers)  # tuples made in C: a city's list is long
     if all(verdicts):
         return list(canonical)
     return [pair if good else None for pair, good in zip(canonical, verdicts, strict=False)]
-
-
-def _division_codes() -> Sequence[str]:
-    return list(divisions())
 
 
 @hookimpl

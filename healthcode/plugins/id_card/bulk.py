@@ -12,13 +12,18 @@ any refused one, is left to the parse, which canonicalises it or says why.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 
-_WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2], dtype=np.int64)
-_CHECK_CHARS = np.frombuffer(b"10X98765432", dtype=np.uint8)
+from healthcode.core.checkdigits import GB11643_CHECK, GB11643_WEIGHTS
+from healthcode.plugins.id_card import RESIDENCE_PERMIT_PREFIXES, divisions
+
+WEIGHTS = np.array(GB11643_WEIGHTS, dtype=np.int64)
+"""``GB11643_WEIGHTS`` for a matrix product."""
+CHECK_CHARS = np.frombuffer(GB11643_CHECK.encode("ascii"), dtype=np.uint8)
+"""``GB11643_CHECK`` as ASCII codes, indexed by the weighted sum modulo 11."""
 _DAYS_IN_MONTH = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
 _PLACES = {n: 10 ** np.arange(n - 1, -1, -1, dtype=np.int64) for n in (2, 4, 6)}
 _ZERO, _NINE, _X = ord("0"), ord("9"), ord("X")
@@ -27,15 +32,16 @@ Ints = npt.NDArray[np.int64]
 
 
 @functools.cache
-def _known_codes(divisions: Callable[[], Sequence[str]]) -> Ints:
+def _known_codes() -> Ints:
     return np.array(sorted(int(code) for code in divisions()), dtype=np.int64)
 
 
-def valid_resident_ids(
-    numbers: Sequence[str],
-    division_codes: Callable[[], Sequence[str]],
-    permit_prefixes: frozenset[str],
-) -> list[bool]:
+@functools.cache
+def _permit_prefixes() -> Ints:
+    return np.array([int(prefix) for prefix in RESIDENCE_PERMIT_PREFIXES], dtype=np.int64)
+
+
+def valid_resident_ids(numbers: Sequence[str]) -> list[bool]:
     """For each normalised number: True when it is an 18-character resident ID
     that the parse accepts without an error; False when it is not, or is
     another shape (which the parse may still read, e.g. a 15-digit one)."""
@@ -52,11 +58,11 @@ def valid_resident_ids(
     last = raw[:, 17]
     ok &= ((last >= _ZERO) & (last <= _NINE)) | (last == _X)
     digits[~ok] = 0  # keep the arithmetic below in range for refused rows
-    ok &= _CHECK_CHARS[(digits[:, :17] @ _WEIGHTS) % 11] == last
+    ok &= CHECK_CHARS[(digits[:, :17] @ WEIGHTS) % 11] == last
     ok &= digits[:, 0] != 9
     prefix = digits[:, :2] @ _PLACES[2]
-    ok &= ~np.isin(prefix, [int(p) for p in permit_prefixes])
-    ok &= np.isin(digits[:, :6] @ _PLACES[6], _known_codes(division_codes))
+    ok &= ~np.isin(prefix, _permit_prefixes())
+    ok &= np.isin(digits[:, :6] @ _PLACES[6], _known_codes())
     year = digits[:, 6:10] @ _PLACES[4]
     month = digits[:, 10:12] @ _PLACES[2]
     day = digits[:, 12:14] @ _PLACES[2]
