@@ -355,6 +355,21 @@ def _read_chunk(records: Iterator[Record | InvalidRow], size: int, tally: _Tally
     return chunk
 
 
+async def _give_sort_memory(conn: AsyncConnection) -> None:
+    """For the rest of the import's transaction, let the primary keys' sorts
+    use up to INDEX_SORT_MEMORY_MB (a city's list is about 1.3 GB of sort
+    tuples; with the server's usual 64 MB the sort spills to disk), never
+    less than the server's own setting."""
+    configured = await conn.scalar(
+        sa.text(
+            "SELECT setting::bigint * 1024 / (1024 * 1024) FROM pg_settings "
+            "WHERE name = 'maintenance_work_mem'"
+        )
+    )
+    if int(configured or 0) < INDEX_SORT_MEMORY_MB:
+        await conn.execute(sa.text(f"SET LOCAL maintenance_work_mem = '{INDEX_SORT_MEMORY_MB}MB'"))
+
+
 def _keyed_batches(
     records: Iterator[Record | InvalidRow], keyer: BatchKeyer, tally: _Tally, size: int
 ) -> Callable[[], KeyedBatch | None]:
@@ -448,19 +463,6 @@ class _PartSwap:
         add_key = sa.text(
             f"ALTER TABLE {self.staging} ADD PRIMARY KEY ({', '.join(self._columns)})"
         )
-        # The key's sort: in memory up to INDEX_SORT_MEMORY_MB (a city's list
-        # is about 1.3 GB of sort tuples; with the server's usual 64 MB it
-        # spills to disk), never less than the server's own setting.
-        configured = await self._conn.scalar(
-            sa.text(
-                "SELECT setting::bigint * 1024 / (1024 * 1024) FROM pg_settings "
-                "WHERE name = 'maintenance_work_mem'"
-            )
-        )
-        if int(configured or 0) < INDEX_SORT_MEMORY_MB:
-            await self._conn.execute(
-                sa.text(f"SET LOCAL maintenance_work_mem = '{INDEX_SORT_MEMORY_MB}MB'")
-            )
         try:
             async with self._conn.begin_nested():
                 await self._conn.execute(add_key)
@@ -607,6 +609,7 @@ async def _copy_and_swap(
     await _copy_rows(_copy_records(next_batch, peers, day), entries, exports, tally, progress)
     copied = time.perf_counter()
     by_colour = {"red": tally.red, "yellow": tally.yellow}
+    await _give_sort_memory(conn)
     if await entries.index():
         by_colour = await entries.counts()
     await exports.index()
