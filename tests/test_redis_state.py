@@ -24,7 +24,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from support.holders import insert_subject
-from support.redis import OwnRedis, own_redis, redis_server_available
+from support.redis import OwnRedis, own_redis, redis_server_available, unique_prefix
 
 from healthcode.api.app import create_app
 from healthcode.api.settings import Settings
@@ -63,7 +63,9 @@ def redis(redis_server: OwnRedis, monkeypatch: pytest.MonkeyPatch) -> OwnRedis:
     """The module's redis-server, running, under a key prefix of this test's own."""
     if redis_server.process is None:
         redis_server.start()
-    monkeypatch.setenv("HEALTHCODE_REDIS_PREFIX", f"t{id(monkeypatch):x}")
+    # Not id(monkeypatch): CPython reuses an address once the object is freed,
+    # and a later test in the same minute would meet an earlier one's counters.
+    monkeypatch.setenv("HEALTHCODE_REDIS_PREFIX", unique_prefix())
     return redis_server
 
 
