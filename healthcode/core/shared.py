@@ -88,6 +88,9 @@ window: one command (EVALSHA) instead of MULTI, INCR, EXPIRE, EXEC."""
 class SharedState:
     """One worker's connection to the shared Redis, under a key prefix."""
 
+    clock: Callable[[], float] = staticmethod(time.time)
+    """Wall-clock seconds that place a request in its rate window (tests fix it)."""
+
     def __init__(self, url: str, *, prefix: str | None = None) -> None:
         import redis.asyncio as aioredis
 
@@ -138,7 +141,7 @@ class SharedState:
         """Count one request against ``name``'s ``limit`` in the current fixed
         window, across nodes: 0 when allowed, else the seconds until the window
         ends. None when Redis is unreachable (the caller limits locally)."""
-        now = time.time()
+        now = self.clock()
         window = int(now // window_s)
         key = self.key("rate", name, str(window))
         try:

@@ -51,6 +51,17 @@ class Cluster:
         elapsed = time.monotonic() - self.monotonic_start
         return dt.datetime.fromtimestamp(self.clock_start + elapsed, dt.UTC)
 
+    def clear_of_a_window_edge(self, needed_s: float, *, margin_s: float = 3.0) -> None:
+        """Wait, if need be, until the nodes' fixed one-minute rate window has
+        ``needed_s`` left, ``margin_s`` clear of either edge (a node's clock may
+        run a start-up's seconds off ``now``): requests sent within ``needed_s``
+        are then counted in one window, whatever the hour the test runs at."""
+        into = self.now().timestamp() % 60
+        if into < margin_s:
+            time.sleep(margin_s - into)
+        elif into > 60 - needed_s - margin_s:
+            time.sleep(60 - into + margin_s)
+
     @property
     def ports(self) -> tuple[int, ...]:
         """Each node's port on loopback."""
