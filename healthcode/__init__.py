@@ -1,3 +1,3 @@
 """healthcode: a self-hostable health-code service with pluggable identity documents."""
 
-__version__ = "0.1.0"
+__version__ = "0.3.0"

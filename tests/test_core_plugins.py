@@ -10,6 +10,7 @@ import importlib.metadata
 import inspect
 import re
 import sys
+import tomllib
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ import pluggy
 import pytest
 from support.source import syntax_tree
 
+import healthcode
 from healthcode.core import hookspecs, plugins
 from healthcode.core.documents import check_document, document_types, make_submission
 from healthcode.core.errors import (
@@ -357,6 +359,30 @@ def test_hook_is_documented(hook: str) -> None:
         f"the README's hook table shows {hook}({', '.join(rows[hook])}); "
         f"the hookspec takes ({', '.join(_spec_arguments(hook))})"
     )
+
+
+def _release(text: str) -> tuple[int, int]:
+    major, minor = text.split(".")[:2]
+    return int(major), int(minor)
+
+
+@pytest.mark.parametrize("hook", HOOK_NAMES)
+def test_hook_was_added_in_a_release_this_one_includes(hook: str) -> None:
+    # A plugin depends on ``healthcode>=`` the release its hooks were added in:
+    # that requirement must admit the release that has them.
+    doc = inspect.getdoc(getattr(hookspecs, hook)) or ""
+    found = re.search(r"Added in (\d+\.\d+)", doc)
+    assert found is not None
+    assert _release(found.group(1)) <= _release(healthcode.__version__), (
+        f"{hook} says it was added in {found.group(1)}, after this release "
+        f"({healthcode.__version__}): raise the version in pyproject.toml and "
+        "healthcode/__init__.py"
+    )
+
+
+def test_the_package_version_is_stated_once_and_agrees() -> None:
+    pyproject = tomllib.loads((TESTS.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    assert pyproject["project"]["version"] == healthcode.__version__
 
 
 def test_readme_hook_table_names_only_real_hooks() -> None:

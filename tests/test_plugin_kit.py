@@ -20,6 +20,7 @@ from types import ModuleType, SimpleNamespace
 import pytest
 from typer.testing import CliRunner
 
+import healthcode
 from healthcode.cli.main import app
 from healthcode.core.hookspecs import hookimpl
 from healthcode.core.models import (
@@ -100,6 +101,9 @@ def test_generated_tests_pass_as_written(
     pyproject = (root / "pyproject.toml").read_text(encoding="utf-8")
     assert "[project.entry-points.healthcode]" in pyproject
     assert f'{module} = "{module}.plugin"' in pyproject
+    # It needs the release that made it (its hooks and rules), not an older one.
+    release = ".".join(healthcode.__version__.split(".")[:2])
+    assert f'dependencies = ["healthcode>={release}"]' in pyproject
     assert "healthcode_" in (root / "README.md").read_text(encoding="utf-8")
     plugin_source = (root / module / "plugin.py").read_text(encoding="utf-8")
     compile(plugin_source, "plugin.py", "exec")

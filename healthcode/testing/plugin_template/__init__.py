@@ -16,6 +16,7 @@ import string
 from collections.abc import Mapping
 from pathlib import Path
 
+import healthcode
 from healthcode.core.errors import InputError
 
 __all__ = [
@@ -102,6 +103,9 @@ def _values(name: str, kind: str) -> dict[str, str]:
         "prefix": prefix,
         "example": f"{prefix}{digits}{check}",
         "hooks": hooks,
+        # The release generating the plugin: its hooks and rules are the ones
+        # the generated code and tests use.
+        "requires": ".".join(healthcode.__version__.split(".")[:2]),
     }
 
 
