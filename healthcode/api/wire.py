@@ -226,6 +226,11 @@ class StatusImportResponse(msgspec.Struct, kw_only=True):
     passes_revoked: int
 
 
+class StatusRecheckResponse(msgspec.Struct, kw_only=True):
+    passes_checked: int
+    passes_revoked: int
+
+
 class PurgeResponse(msgspec.Struct, kw_only=True):
     deleted: dict[str, int]
 

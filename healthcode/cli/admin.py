@@ -1,4 +1,4 @@
-"""Operator commands: ``init`` (database + secrets), ``status import|show|purge``.
+"""Operator commands: ``init`` (database + secrets), ``status import|show|purge|recheck``.
 
 ``healthcode.cli.main`` mounts ``init_command`` as ``healthcode init``,
 ``status_app`` as ``healthcode status`` and ``purge_command`` as ``healthcode purge``.
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from healthcode.core.status import ImportSummary, ListImport
 
 status_app = typer.Typer(
-    help="Daily statuses: import authority data, show, purge.",
+    help="Daily statuses: import authority data, show, purge, ask the sources again.",
     no_args_is_help=True,
     context_settings=CONTEXT_SETTINGS,
 )
@@ -380,6 +380,41 @@ def purge_command(
 
 
 status_app.command("purge")(purge_command)
+
+
+@status_app.command("recheck")
+def recheck_command(
+    now: NowOption = None,
+    keys_dir: KeysDirOption = None,
+    database: DatabaseOption = None,
+    secrets_file: SecretsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Ask every status source again, with no list to import.
+
+    For a status source plugin that reads data of its own: run it when that
+    data changes. Holders' next look-ups ask the sources again at every
+    worker, and unexpired passes whose holder's status is now more severe
+    are revoked, as after an import. Audited.
+    """
+    from healthcode.core.passes import KeyStore
+    from healthcode.core.passes.service import PassService
+    from healthcode.core.status import AuditNote, Recheck, StatusImportService
+
+    at = parse_now(now)
+
+    async def body(db: Any, secrets: Any) -> Recheck:
+        service = StatusImportService(db, secrets, PassService(db, KeyStore(keys_dir)))
+        return await service.recheck(audit=AuditNote("status_recheck", {}), now=at)
+
+    result = run_async(with_database(database, secrets_file, body), as_json=as_json)
+    if as_json:
+        print_json({"ok": True, **result.as_dict()})
+        return
+    print(
+        f"status sources asked again / 已重新判定: {result.passes_checked} passes checked "
+        f"/ 已检查通行码, {result.passes_revoked} revoked / 已吊销"
+    )
 
 
 reflow_help(status_app, init_command, purge_command)

@@ -422,6 +422,14 @@ def healthcode_resolve_status(
     plugin alike in ``entries``: the built-in ``authority_status`` and
     ``peer_status`` plugins are written against these arguments only.
 
+    Core asks again after every status import; in between, a holder's own
+    look-up reuses the decision its worker made earlier that day, and a pass
+    issued stays valid until 24:00 unless revoked. A plugin that reads data of
+    its own (a service, its own database) has the operator run ``healthcode
+    status recheck`` (or ``POST /admin/status-rechecks``) when that data
+    changes: every source is asked again and the passes of holders now worse
+    off are revoked.
+
     :param subject: the person asked about: ``subject_id`` (a keyed hash, hex)
         and masked document fields; never a document number.
     :param day: the day asked about (Asia/Shanghai).

@@ -1,4 +1,4 @@
-"""Operator actions, each audited: authority status imports, purge, keys,
+"""Operator actions, each audited: authority status imports and rechecks, purge, keys,
 trust, the review queue (后台核验); and the public, signed documents peers
 and offline verifiers fetch."""
 
@@ -24,6 +24,7 @@ from healthcode.api.wire import (
     ReviewResolveRequest,
     ReviewView,
     StatusImportResponse,
+    StatusRecheckResponse,
     TextDocument,
     TrustAddRequest,
     TrustedIssuerView,
@@ -109,6 +110,27 @@ class AdminController(Controller):
             invalid_rows=[row.as_dict() for row in summary.invalid_rows],
             passes_checked=result.passes_checked,
             passes_revoked=result.passes_revoked,
+        )
+
+    @post(
+        "/status-rechecks",
+        operation_id="recheckStatuses",
+        status_code=200,
+        responses=ADMIN_RESPONSES,
+    )
+    async def recheck_statuses(self, request: Request[Any, Any, Any]) -> StatusRecheckResponse:
+        """Ask every status source again, with no list to import (as
+        ``healthcode status recheck``): for a status source plugin that reads
+        data of its own, when that data changes. Holders' next look-ups ask the
+        sources again at every worker and node, and unexpired passes whose
+        holder's status is now more severe are revoked."""
+        caller = await require_token(request, "admin")
+        svc = services(request.app.state)
+        result = await StatusImportService(svc.db, svc.secrets, svc.passes, pm=svc.pm).recheck(
+            audit=AuditNote("api_status_recheck", {"token_id": caller.token_id})
+        )
+        return StatusRecheckResponse(
+            passes_checked=result.passes_checked, passes_revoked=result.passes_revoked
         )
 
     @post("/purge", operation_id="purge", status_code=200, responses=ADMIN_RESPONSES)

@@ -53,7 +53,7 @@ from healthcode.core.status.rows import ImportFormat, InvalidRow, detect_format
 
 # Last: it reaches the signing stack (``healthcode.core.passes``), whose pass
 # service imports the names above.
-from healthcode.core.status.service import AuditNote, ListImport, StatusImportService
+from healthcode.core.status.service import AuditNote, ListImport, Recheck, StatusImportService
 
 __all__ = [
     "BATCH_SIZE",
@@ -71,6 +71,7 @@ __all__ = [
     "ListImport",
     "PeerEntry",
     "PurgeSummary",
+    "Recheck",
     "StatusEntries",
     "StatusImportService",
     "check_source_name",

@@ -6,7 +6,8 @@ CLI or the API, a peer region's shared list) goes through
 issued earlier today, so a pass shown as green does not stay valid until
 24:00 once its holder is listed. Each import also changes the status
 revision, which stales every worker's cached decisions at once
-(``healthcode.core.status.resolution``). The CLI commands and the API handler only
+(``healthcode.core.status.resolution``); ``recheck`` does both with no list,
+for a status source plugin whose own data changed. The CLI commands and the API handler only
 translate their input into one of its calls and its result back.
 """
 
@@ -75,6 +76,18 @@ class ListImport(Generic[S]):
             "passes_checked": self.passes_checked,
             "passes_revoked": self.passes_revoked,
         }
+
+
+@frozen
+class Recheck:
+    """The status sources asked again without a list, and what it did to the
+    passes already issued."""
+
+    passes_checked: int
+    passes_revoked: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"passes_checked": self.passes_checked, "passes_revoked": self.passes_revoked}
 
 
 @frozen
@@ -169,14 +182,29 @@ class StatusImportService:
         summary = await import_from_peer(self.db, text, trust, our_region=our_region, now=now)
         return await self._revoke_worsened(summary, now=now)
 
+    async def recheck(self, *, audit: AuditNote, now: dt.datetime | None = None) -> Recheck:
+        """Ask every status source again, with no list imported: for a status
+        source plugin that reads data of its own (a service, a database of its
+        own), run when that data has changed. Every worker's cached decisions
+        are staled and the unexpired passes of holders whose status is now more
+        severe revoked, as after an import; audited as ``audit`` with the counts."""
+        revoked = await self._ask_again(now)
+        result = Recheck(revoked.checked, revoked.revoked)
+        async with self.db.begin() as conn:
+            await write_audit(conn, audit.action, {**audit.details, **result.as_dict()})
+        return result
+
     async def _revoke_worsened(
         self, summary: S, *, now: dt.datetime | None = None, audit: AuditNote | None = None
     ) -> ListImport[S]:
-        # First: every worker's next look-up asks the status sources again
-        # (the cached decisions were made from the lists before this one).
-        await bump_status_revision(self.db)
-        revoked = await self.passes.revoke_worsened(now=now)
+        revoked = await self._ask_again(now)
         if audit is not None:
             async with self.db.begin() as conn:
                 await write_audit(conn, audit.action, dict(audit.details))
         return ListImport(summary, revoked.checked, revoked.revoked)
+
+    async def _ask_again(self, now: dt.datetime | None) -> RevocationCounts:
+        # First: every worker's next look-up asks the status sources again
+        # (the cached decisions were made from what they said before).
+        await bump_status_revision(self.db)
+        return await self.passes.revoke_worsened(now=now)
