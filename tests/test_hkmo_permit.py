@@ -359,6 +359,28 @@ def test_ct_long_number_uses_td1_overflow() -> None:
 
 
 @pytest.mark.parametrize(
+    ("code", "wrong", "right"),
+    [
+        # Digits read as look-alike letters whose check digits still hold: the
+        # CT pair sums alike under 7-3-1 (O=24, S=28, B=11 for 0, 5, 8).
+        ("CT", "OSB25360", "05825360"),
+        ("CR", "MB4BGS7IB", "M84853715"),
+        ("CR", "X12345678", "H12345678"),
+        ("CR", "H1234567", "H12345678"),
+    ],
+)
+def test_a_permit_number_of_the_wrong_shape_is_refused(code: str, wrong: str, right: str) -> None:
+    # Check digits are computed over what was read, so only the shape can tell.
+    args = (dt.date(1985, 3, 9), "F", dt.date(2031, 6, 30), "WONG", "KA YAN")
+    assert mrz(permits.td1_permit_mrz(code, right, *args)).problems == ()
+    document = mrz(permits.td1_permit_mrz(code, wrong, *args))
+    assert codes(document) == ["invalid_number_format"]
+    problem = document.problems[0]
+    assert (problem.field, problem.severity) == ("document_number", "error")
+    assert problem.message_en and problem.message_zh
+
+
+@pytest.mark.parametrize(
     ("line", "position", "field"),
     [
         (0, 14, "document_number"),

@@ -7,6 +7,7 @@ No OCR engine runs here: the readings are texts with the errors engines make.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import random
 
@@ -22,12 +23,14 @@ from healthcode.core.documents import check_document, make_submission
 from healthcode.core.hookspecs import hookimpl
 from healthcode.core.models import Image, MachineZoneCandidate, MachineZoneReading
 from healthcode.plugins.mrz_ocr.constrain import confusion_cost, constrain, state_codes
+from healthcode.plugins.mrz_ocr.decode import allowed_characters
 from healthcode.plugins.mrz_ocr.layouts import failing_checks, layout_for
 from healthcode.plugins.mrz_ocr.locate.components import TextLine
 from healthcode.plugins.mrz_ocr.locate.lines import split_merged
 from healthcode.plugins.mrz_ocr.merge import merged_candidate
 from healthcode.plugins.mrz_ocr.notices import CONFIRMED_CODE, CONSTRAINED_CODE, repair_problems
 from healthcode.plugins.mrz_ocr.repair import candidates_from_lines
+from healthcode.testing import permits
 from healthcode.testing.mrz import format_mrz, random_fields
 from healthcode.testing.synthetic_documents import random_document_mrz
 
@@ -100,6 +103,50 @@ def test_permit_zones_are_never_changed(layout: str) -> None:
     for _ in range(20):
         lines = random_document_mrz(rng, layout, today=TODAY).split("\n")  # type: ignore[arg-type]
         assert constrain(lines) == (lines, [])
+
+
+CT = permits.td1_permit_mrz(
+    "CT", "05825360", dt.date(1968, 10, 6), "F", dt.date(2037, 12, 20), "WONG", "KA YAN"
+).split("\n")
+"""A Taiwan compatriot permit: its number is 8 digits."""
+
+
+def test_letters_read_in_a_permit_number_are_the_digits_they_look_like() -> None:
+    # O, S, B for 0, 5, 8 keep the 7-3-1 sum: the check digits cannot tell,
+    # the number's shape can.
+    misread = _with(CT, 0, 5, "OSB")
+    assert failing_checks(misread, layout_for(misread)) == []  # type: ignore[arg-type]
+    candidate = candidates_from_lines(misread, 0.9, [])[0]
+    assert candidate.checks_passed
+    assert candidate.text == "\n".join(CT)
+    assert [n for n in candidate.notes if n.startswith("number_digit")] == [
+        "number_digit:line1:col6",
+        "number_digit:line1:col7",
+        "number_digit:line1:col8",
+    ]
+    assert [p.code for p in repair_problems(candidate.notes)] == [CONFIRMED_CODE]
+
+
+def test_a_permit_number_no_digit_fits_is_not_a_reading() -> None:
+    # W looks like no digit: the reading is refused, not passed on as a number.
+    misread = _with(CT, 0, 6, "W")
+    candidates = candidates_from_lines(misread, 0.9, [])
+    assert not any(c.checks_passed for c in candidates)
+    assert "check_failed:malformed" in candidates[0].notes
+
+
+def test_the_template_reader_allows_a_permit_number_only_its_shape() -> None:
+    allowed = allowed_characters(layout_for(CT), CT)  # type: ignore[arg-type]
+    assert allowed[(0, 5)] == frozenset("0123456789")
+    assert allowed[(0, 13)] == frozenset("0123456789<")
+    cr = permits.td1_permit_mrz(
+        "CR", "H12345678", dt.date(1985, 3, 9), "F", dt.date(2031, 6, 30), "CHAN", "TAI MAN"
+    ).split("\n")
+    allowed = allowed_characters(layout_for(cr), cr)  # type: ignore[arg-type]
+    assert allowed[(0, 5)] == frozenset("HM")
+    assert allowed[(0, 6)] == frozenset("0123456789A")
+    # Other documents' numbers stay alphanumeric.
+    assert (1, 0) not in allowed_characters(layout_for(TD3), TD3)  # type: ignore[arg-type]
 
 
 def test_confusion_costs_rank_look_alikes_first() -> None:
@@ -207,3 +254,30 @@ def test_a_repair_reaches_the_person_as_a_warning_on_the_document() -> None:
     corrected = [p for p in result.problems if p.code == CONSTRAINED_CODE]
     assert [(p.severity, p.field) for p in corrected] == [("warning", "issuing_state")]
     assert result.document.issuing_state == "NLD"
+
+
+class _TwoReadings:
+    """An OCR stand-in whose first candidate passes its check digits with a
+    number no Taiwan compatriot permit has; its second is the document."""
+
+    @hookimpl
+    def healthcode_read_machine_zone(self, image: Image) -> MachineZoneReading:
+        wrong = MachineZoneCandidate("\n".join(_with(CT, 0, 5, "OSB")), (), True, 0.9)
+        right = MachineZoneCandidate("\n".join(CT), (), True, 0.8)
+        return MachineZoneReading(candidates=(wrong, right), confidence=0.9)
+
+
+def test_a_candidate_that_breaks_a_rule_gives_way_to_one_that_breaks_none() -> None:
+    import healthcode.plugins.hkmo_permit as hkmo_permit
+
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    pm.register(hkmo_permit, name="hkmo_permit")
+    pm.register(_TwoReadings(), name="two_readings")
+    page = io.BytesIO()
+    PILImage.new("RGB", (64, 48), "white").save(page, format="PNG")
+    submission, warnings = make_submission(image=page.getvalue())
+    result = check_document(submission, today=TODAY, warnings=warnings, pm=pm)
+    assert result.is_valid, result.problems
+    assert result.document.number == "05825360"
+    assert result.document.extra["image"]["candidate"] == 1

@@ -315,12 +315,15 @@ def _read_machine_zone(image: Image, pm: pluggy.PluginManager) -> MachineZoneRea
 def _choose_candidate(
     kind: str | None, reading: MachineZoneReading, pm: pluggy.PluginManager
 ) -> tuple[int, Document]:
-    """The first candidate whose check digits hold, else the first that parses.
+    """The first candidate that parses with no error, else the first whose
+    check digits hold (another rule broken: a number of the wrong shape...),
+    else the first that parses.
 
     With a ``kind`` named and no candidate read, the first plugin error is
     raised (it says why that kind could not be read).
     """
     chosen: tuple[int, Document] | None = None
+    checked: tuple[int, Document] | None = None
     first_error: DocumentError | None = None
     for index, candidate in enumerate(reading.candidates):
         text_submission = DocumentSubmission(kind=kind, mrz=candidate.text)
@@ -331,10 +334,12 @@ def _choose_candidate(
             continue
         if not isinstance(document, Document):
             continue
-        if chosen is None:
-            chosen = (index, document)
-        if not any(p.code.startswith("check_digit") for p in document.problems):
+        if not any(p.severity == "error" for p in document.problems):
             return index, document
+        chosen = chosen or (index, document)
+        if checked is None and not any(p.code.startswith("check_digit") for p in document.problems):
+            checked = (index, document)
+    chosen = checked or chosen
     if chosen is None:
         if kind is not None and first_error is not None:
             raise first_error

@@ -68,7 +68,7 @@ The positions themselves are ``CARD`` and ``PERMIT_TD1`` in ``healthcode.core.mr
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from healthcode.core.clock import today_shanghai
@@ -76,6 +76,8 @@ from healthcode.core.errors import MalformedMRZError
 from healthcode.core.models import Document, Problem, Sex
 from healthcode.core.mrz import (
     CARD,
+    DIGITS,
+    FILLER,
     LETTERS,
     MRZ_ALPHABET,
     PERMIT_LAYOUTS,
@@ -93,11 +95,16 @@ from healthcode.plugins.hkmo_permit.kinds import (
     KINDS,
     MRZ_CODE_BY_KIND,
     NAMES,
+    TW_COMPATRIOT_PERMIT,
     invalid_date_problem,
     permit_document,
     problem,
 )
-from healthcode.plugins.hkmo_permit.numbers import exit_entry_number_ok, series_problems
+from healthcode.plugins.hkmo_permit.numbers import (
+    exit_entry_number_ok,
+    number_shape_problem,
+    series_problems,
+)
 
 LINE_LENGTH: Final = CARD.width
 _SEX: Final[dict[str, Sex]] = {"M": "M", "F": "F", "X": "X", "1": "M", "2": "F"}
@@ -238,8 +245,27 @@ def _check_problems(
     return [problem for problem in found if problem is not None]
 
 
+TD1_NUMBER_CELLS: Final[Mapping[str, tuple[str, ...]]] = {
+    # H/M, then a digit or the A of the non-Chinese series, then digits;
+    # fillers after a number shorter than the field.
+    "CR": ("HM", DIGITS + "A", *(DIGITS + FILLER,) * 7),
+    "CT": (DIGITS, *(DIGITS + FILLER,) * 8),
+}
+"""What each cell of the document number field (line 1, positions 6-14) of a
+CR / CT zone may hold, from the numbers' confirmed shapes (numbers.py): for
+readers, which may take a letter there for the digit it looks like. The
+parser itself checks the whole number (``invalid_number_format``)."""
+
+
 def _number_problems(number: str, kind: str) -> list[Problem]:
-    # Only the CS number's shape is confirmed (C + letter/digit + 7 digits).
+    # The Home Return and Taiwan compatriot permits' numbers have confirmed
+    # shapes (numbers.py), whatever the zone's layout: a zone whose number does
+    # not fit (letters read for digits, by OCR or by hand) names no such permit.
+    if kind in (HOME_RETURN_PERMIT, TW_COMPATRIOT_PERMIT):
+        shape = number_shape_problem(number, kind)
+        return [] if shape is None else [shape]
+    # Of the card numbers only the CS number's shape is confirmed (C +
+    # letter/digit + 7 digits).
     if kind != HK_MO_EXIT_ENTRY_PERMIT:
         return []
     if not exit_entry_number_ok(number, kind):
@@ -326,6 +352,7 @@ def _td1(kind: str, code: str, lines: list[str], raw: str, today: dt.date) -> Do
         problems.append(number_problem)
     problems.extend(_check_problems(layout, lines, skip="document_number"))
     number = _number_from_field(field, kind)
+    problems.extend(_number_problems(number, kind))
     birth_date, expiry_date = _dates(layout, lines, today, problems)
     surname, _, given = layout.read(lines, "name").partition("<<")
     extra: dict[str, Any] = {"mrz_layout": "td1"}

@@ -255,6 +255,18 @@ def exit_entry_number_ok(number: str, kind: str) -> bool:
     return m is not None and m.group(1) == ("C" if kind == HK_MO_EXIT_ENTRY_PERMIT else "L")
 
 
+def number_shape_problem(number: str, kind: str) -> Problem | None:
+    """``invalid_number_format`` when ``number`` (read from a machine-readable
+    zone) does not have the shape of ``kind``'s numbers, the same shapes a typed
+    number must have (H/M + 8 digits for a Home Return Permit, 8 digits for a
+    Taiwan compatriot permit...); None when it has."""
+    try:
+        _PARSERS[kind](number)
+    except MalformedNumberError as exc:
+        return problem("invalid_number_format", "document_number", exc.message_en, exc.message_zh)
+    return None
+
+
 # 11 digits (10 + a digit office code) fit _TW_COMPATRIOT but are not claimed
 # by claimed_kind(): they are read only when the kind is named.
 _PARSERS: Final[dict[str, Callable[[str], Document]]] = {

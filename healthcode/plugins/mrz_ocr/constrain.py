@@ -9,7 +9,11 @@ fields may hold is known, though:
   ``GBD``..., ``UNO``, ``XXA``...; the table of the passport plugin);
 * the sex: ``M``, ``F``, ``X`` or ``<`` (the permits also ``1`` and ``2``);
 * the document code's first letter: what the layout allows (``P`` on a
-  passport, ``A``/``C``/``I`` on TD1 and TD2 cards).
+  passport, ``A``/``C``/``I`` on TD1 and TD2 cards);
+* the document number of a CR / CT permit: covered by a check digit, but two
+  letters read for digits may keep its sum (``O``, ``S``, ``B`` for ``0``,
+  ``5``, ``8``); these numbers are digits after their letter (the permit
+  plugin's ``TD1_NUMBER_CELLS``), so a letter there is the digit it looks like.
 
 A field whose reading is not one of its values takes the nearest value that
 is, by OCR-confusion costs (``0``/``O``/``D``/``Q``, ``1``/``I``/``L``,
@@ -27,7 +31,7 @@ note ``constrained:<field>:line<n>:col<m>`` that core reports as a warning
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Final
 
 from healthcode.core import mrz
@@ -86,6 +90,41 @@ def state_codes() -> frozenset[str]:
     return frozenset(code.ljust(3, FILLER) for code in ICAO_CODES)
 
 
+@functools.cache
+def _permit_number_cells() -> Mapping[str, tuple[str, ...]]:
+    # The numbers' shapes live with the permit plugin, which parses them.
+    from healthcode.plugins.hkmo_permit.machine_zone import TD1_NUMBER_CELLS
+
+    return TD1_NUMBER_CELLS
+
+
+def number_cells(lines: Sequence[str]) -> dict[tuple[int, int], str]:
+    """What each cell of the document number may hold where the document's
+    numbers have a known shape (the CR / CT permits: digits after the letter),
+    by (line, column); empty for every other zone."""
+    if mrz.layout_for(lines) is not mrz.TD1:
+        return {}
+    cells = _permit_number_cells().get(lines[0][:2])
+    if cells is None:
+        return {}
+    field = mrz.PERMIT_TD1.field("document_number")
+    return {(field.line, field.start + i): alphabet for i, alphabet in enumerate(cells)}
+
+
+def constrain_number(fixed: list[str], costs: CostFn, notes: list[str]) -> None:
+    """A character a number's shape excludes takes the nearest it allows (a
+    letter read for the digit it looks like), when clearly nearest. The
+    number's check digit still has to hold: the note is ``number_digit``, a
+    repair the check digits confirm (``notices``)."""
+    for (line, col), alphabet in number_cells(fixed).items():
+        if fixed[line][col] in alphabet:
+            continue
+        choice = _nearest([(char,) for char in alphabet], [(line, col)], costs)
+        if choice is not None:
+            fixed[line] = fixed[line][:col] + choice[0] + fixed[line][col + 1 :]
+            notes.append(f"number_digit:line{line + 1}:col{col + 1}")
+
+
 def constrain(lines: Sequence[str], cost: CostFn | None = None) -> tuple[list[str], list[str]]:
     """``lines`` with the fields no check digit covers set to the nearest
     value they may hold (see the module doc); returns (lines, notes)."""
@@ -96,6 +135,7 @@ def constrain(lines: Sequence[str], cost: CostFn | None = None) -> tuple[list[st
         return fixed, notes
     costs = cost or reading_costs(lines)
     _constrain_document_code(fixed, layout, costs, notes)
+    constrain_number(fixed, costs, notes)
     if layout.has("issuing_state") and layout.has("nationality"):
         _constrain_states(fixed, layout, costs, notes)
     if layout.has("sex"):
@@ -198,6 +238,8 @@ def implausible(lines: Sequence[str]) -> bool:
     if layout is None:
         return False
     if lines[0][0] == FILLER:
+        return True
+    if any(lines[line][col] not in allowed for (line, col), allowed in number_cells(lines).items()):
         return True
     codes = state_codes()
     for name in ("issuing_state", "nationality"):

@@ -13,7 +13,13 @@ from typing import Any, Final
 from attrs import frozen
 
 from healthcode.core.mrz import ALPHA, DIGITS, FILLER
-from healthcode.plugins.mrz_ocr.constrain import LOOKALIKE, OTHER, CostFn, constrain
+from healthcode.plugins.mrz_ocr.constrain import (
+    LOOKALIKE,
+    OTHER,
+    CostFn,
+    constrain,
+    number_cells,
+)
 from healthcode.plugins.mrz_ocr.glyphs import ALPHABET
 from healthcode.plugins.mrz_ocr.layouts import (
     CheckDigit,
@@ -38,10 +44,16 @@ _Ranked = dict[tuple[int, int], list[tuple[float, str]]]
 """Per position, the (score, glyph) its field allows, best first."""
 
 
-def allowed_characters(spec: LayoutSpec) -> dict[tuple[int, int], frozenset[str]]:
+def allowed_characters(
+    spec: LayoutSpec, lines: Sequence[str] = ()
+) -> dict[tuple[int, int], frozenset[str]]:
     """What each constrained position may hold: digits in dates, digits or a
-    filler in check digits, letters or fillers in codes, states, sex and names."""
-    allowed: dict[tuple[int, int], frozenset[str]] = {}
+    filler in check digits, letters or fillers in codes, states, sex and names;
+    and in the number of a document whose numbers have a known shape (read
+    from ``lines``' document code), what that shape allows."""
+    allowed: dict[tuple[int, int], frozenset[str]] = {
+        where: frozenset(alphabet) for where, alphabet in number_cells(lines).items()
+    }
     for line, start, end in (*spec.letters, *spec.names):
         for col in range(start, end):
             allowed[(line, col)] = _LETTERS_OR_FILLER
@@ -76,7 +88,7 @@ def decode_scores(scores: Sequence[Any]) -> TemplateReading | None:
     spec = layout_for(raw)
     if spec is None:
         return None
-    lines, ranked, best_scores = _best_allowed(scores, spec)
+    lines, ranked, best_scores = _best_allowed(scores, spec, raw)
     notes = [f"layout:{spec.name}", "reader:templates"]
     lines = _name_tail_fillers(lines, ranked, spec, notes)
     ambiguous = False
@@ -134,12 +146,13 @@ def _name_tail_fillers(
 
 
 def _best_allowed(
-    scores: Sequence[Any], spec: LayoutSpec
+    scores: Sequence[Any], spec: LayoutSpec, raw: Sequence[str]
 ) -> tuple[list[str], _Ranked, list[float]]:
-    """Each cell's best glyph among those its position allows; the ranking of
-    every position; and each cell's best score."""
+    """Each cell's best glyph among those its position allows (``raw``: each
+    cell's best glyph of all, for the document code); the ranking of every
+    position; and each cell's best score."""
     index = {char: i for i, char in enumerate(ALPHABET)}
-    allowed = allowed_characters(spec)
+    allowed = allowed_characters(spec, raw)
     ranked: _Ranked = {}
     lines: list[str] = []
     best_scores = []

@@ -23,7 +23,7 @@ _NOTE: Final = re.compile(
     r"(?P<kind>[a-z_]+):(?:(?P<field>[a-z_]+):)?line(?P<line>\d+):col(?P<col>\d+)"
 )
 _CONFIRMED_KINDS: Final = frozenset(
-    {"check_confirmed", "letter_field", "name_digit", "name_filler"}
+    {"check_confirmed", "letter_field", "name_digit", "name_filler", "number_digit"}
 )
 _FIELD_EN: Final = {
     "document_code": "document code",

@@ -15,7 +15,12 @@ from collections.abc import Sequence
 from typing import Final
 
 from healthcode.core.models import MachineZoneCandidate
-from healthcode.plugins.mrz_ocr.constrain import constrain, implausible
+from healthcode.plugins.mrz_ocr.constrain import (
+    constrain,
+    constrain_number,
+    implausible,
+    reading_costs,
+)
 from healthcode.plugins.mrz_ocr.layouts import (
     CheckDigit,
     LayoutSpec,
@@ -99,6 +104,8 @@ def repair(
     fixed = list(lines)
     notes: list[str] = []
     _letters_for_digits(fixed, spec.letters, "letter_field", notes)
+    # Before the check digits: they are then checked over digits.
+    constrain_number(fixed, reading_costs(lines), notes)
     for span in spec.names:
         _letters_for_digits(fixed, (span,), "name_digit", notes)
         _fillers_in_name_tail(fixed, span, notes)
