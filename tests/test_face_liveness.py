@@ -24,7 +24,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from support.data import FACES
-from support.faces import require_face_models
+from support.faces import CHALLENGE_ANSWERED_AT as NOW
+from support.faces import CHALLENGE_ISSUED_AT as T0
+from support.faces import liveness_challenge, require_face_models
 from typer.testing import CliRunner
 
 from healthcode.core.images import image_from_array, read_image_file
@@ -45,19 +47,12 @@ from healthcode.plugins.face.liveness import (
     new_challenge,
 )
 
-T0 = dt.datetime(2026, 11, 26, 8, 0, tzinfo=dt.UTC)
-NOW = T0 + dt.timedelta(seconds=10)
 ME = np.eye(128, dtype=np.float32)[0]
 SOMEONE_ELSE = np.eye(128, dtype=np.float32)[1]
 
 
 def _challenge(*actions: str) -> LivenessChallenge:
-    return LivenessChallenge(
-        nonce="n-" + "-".join(actions),
-        actions=tuple(actions),
-        issued_at=T0,
-        expires_at=T0 + dt.timedelta(seconds=60),
-    )
+    return liveness_challenge(*actions, nonce_prefix="n")
 
 
 def _frame(

@@ -27,7 +27,6 @@ no stand-in at all: no photo in tests/data shows closed eyes.
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import itertools
 import math
@@ -38,7 +37,15 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from support.data import ANTISPOOF, FACES
-from support.faces import BIDEN, OBAMA, OBAMA_OTHER_WAY, Person, require_face_models
+from support.faces import (
+    BIDEN,
+    OBAMA,
+    OBAMA_OTHER_WAY,
+    Person,
+    liveness_challenge,
+    require_face_models,
+)
+from support.faces import CHALLENGE_ANSWERED_AT as NOW
 from support.faces import photo as person_photo
 
 from healthcode.core.images import decode_image, image_from_array, read_image_file
@@ -55,8 +62,6 @@ from healthcode.plugins.face.liveness import (
     observe,
 )
 
-T0 = dt.datetime(2026, 11, 26, 8, 0, tzinfo=dt.UTC)
-NOW = T0 + dt.timedelta(seconds=10)
 WIDTH, HEIGHT = 640, 480
 """A phone's front camera at VGA."""
 FOCAL = 700.0
@@ -80,12 +85,7 @@ ATTACKS = {
 
 
 def _challenge(*actions: str) -> LivenessChallenge:
-    return LivenessChallenge(
-        nonce="video-" + "-".join(actions),
-        actions=tuple(actions),
-        issued_at=T0,
-        expires_at=T0 + dt.timedelta(seconds=60),
-    )
+    return liveness_challenge(*actions, nonce_prefix="video")
 
 
 # --- making the videos ------------------------------------------------------------

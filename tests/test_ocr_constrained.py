@@ -29,6 +29,7 @@ from healthcode.plugins.mrz_ocr.locate.components import TextLine
 from healthcode.plugins.mrz_ocr.locate.lines import split_merged
 from healthcode.plugins.mrz_ocr.merge import merged_candidate
 from healthcode.plugins.mrz_ocr.notices import CONFIRMED_CODE, CONSTRAINED_CODE, repair_problems
+from healthcode.plugins.mrz_ocr.reader import names_seen_by_others
 from healthcode.plugins.mrz_ocr.repair import candidates_from_lines
 from healthcode.testing import permits
 from healthcode.testing.mrz import format_mrz, random_fields
@@ -281,3 +282,35 @@ def test_a_candidate_that_breaks_a_rule_gives_way_to_one_that_breaks_none() -> N
     assert result.is_valid, result.problems
     assert result.document.number == "05825360"
     assert result.document.extra["image"]["candidate"] == 1
+
+
+TD1_ZONE = [
+    "ACTHA0ADUY0B<<2688XXFMNJUI<<<<",
+    "7602252M3306091CHN0V4IA<<<<<<2",
+    "XNDVPNG<<TBK<<<<<<<<<<<<<<<<<<",
+]
+"""A TD1 zone of the hard set (DejaVu Sans Mono) whose name PP-OCR nearly lost."""
+
+
+def _reading(lines: list[str]) -> MachineZoneCandidate:
+    return MachineZoneCandidate("\n".join(lines), ("attempt:templates_0",), False, 0.4)
+
+
+def test_name_cells_the_second_engine_missed_come_from_agreeing_readings() -> None:
+    lost = _with(TD1_ZONE, 2, 0, "X" + "<" * 29)
+    sure = [[0.9] * 30, [0.9] * 30, [0.38] + [0.0] * 6 + [0.92, 0.92, 0.0, 0.0, 0.55] + [0.9] * 18]
+    others = [_reading(TD1_ZONE), _reading(_with(TD1_ZONE, 1, 0, "76677"))]
+    fixed, notes = names_seen_by_others(lost, sure, others)
+    assert fixed == TD1_ZONE
+    assert notes[0] == "constrained:name:line3:col2" and len(notes) == 9  # NDVPNG TBK
+    problems = repair_problems(notes)
+    assert [(p.code, p.field, p.severity) for p in problems] == [
+        (CONSTRAINED_CODE, "name", "warning")
+    ]
+    assert "姓名" in problems[0].message_zh
+    # One other reading is no agreement; disagreeing readings are none either.
+    assert names_seen_by_others(lost, sure, others[:1]) == (lost, [])
+    disagreeing = [_reading(TD1_ZONE), _reading(_with(TD1_ZONE, 2, 0, "XMDVPNG"))]
+    assert names_seen_by_others(lost, sure, disagreeing)[0][2][:3] == "X<D"
+    # A filler the engine is sure of stays.
+    assert names_seen_by_others(lost, [[0.9] * 30] * 3, others) == (lost, [])

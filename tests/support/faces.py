@@ -10,6 +10,7 @@ past the 12-degree threshold).
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import os
 from collections.abc import Sequence
@@ -30,6 +31,21 @@ from healthcode.core.models import (
 )
 
 from .data import FACES
+
+CHALLENGE_ISSUED_AT = dt.datetime(2026, 11, 26, 8, 0, tzinfo=dt.UTC)
+"""When the liveness tests' challenges were issued (they expire a minute later)."""
+CHALLENGE_ANSWERED_AT = CHALLENGE_ISSUED_AT + dt.timedelta(seconds=10)
+"""When they are answered: within their minute."""
+
+
+def liveness_challenge(*actions: str, nonce_prefix: str = "n") -> LivenessChallenge:
+    """A challenge of ``actions``, in order, issued at ``CHALLENGE_ISSUED_AT``."""
+    return LivenessChallenge(
+        nonce=f"{nonce_prefix}-" + "-".join(actions),
+        actions=tuple(actions),
+        issued_at=CHALLENGE_ISSUED_AT,
+        expires_at=CHALLENGE_ISSUED_AT + dt.timedelta(seconds=60),
+    )
 
 
 def require_face_models() -> None:

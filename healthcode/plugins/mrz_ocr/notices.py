@@ -30,12 +30,14 @@ _FIELD_EN: Final = {
     "issuing_state": "issuing state",
     "nationality": "nationality",
     "sex": "sex",
+    "name": "name",
 }
 _FIELD_ZH: Final = {
     "document_code": "证件类型代码",
     "issuing_state": "签发国",
     "nationality": "国籍",
     "sex": "性别",
+    "name": "姓名",
 }
 
 

@@ -113,7 +113,9 @@ def _read_by_templates(
     if not _passed(candidates) and outcome.unread:
         # Another font: the zone the templates saw, read by the second engine.
         unread = outcome.unread[0]
-        found = read_by_second_engine(grey0, (unread.reading, unread.orientation), timings)
+        found = read_by_second_engine(
+            grey0, (unread.reading, unread.orientation), timings, others=candidates
+        )
         candidates.extend(found)
         if _passed(found):
             best_zone, zone_seen = (unread.reading, unread.orientation), True
@@ -181,9 +183,15 @@ def confirm_by_second_engine(
 
 
 def read_by_second_engine(
-    grey0: Any, best_zone: BestZone, timings: dict[str, float]
+    grey0: Any,
+    best_zone: BestZone,
+    timings: dict[str, float],
+    *,
+    others: Sequence[MachineZoneCandidate] = (),
 ) -> list[MachineZoneCandidate]:
-    """PP-OCR's readings of a zone the templates located (``attempt:ppocr_confirm``)."""
+    """PP-OCR's readings of a zone the templates located (``attempt:ppocr_confirm``).
+    ``others``: the templates' readings of the zone, for the name cells PP-OCR
+    saw nothing in (``names_seen_by_others``)."""
     import numpy as np
 
     if not ppocr.available():
@@ -196,9 +204,47 @@ def read_by_second_engine(
     timings["ocr"] += time.perf_counter() - tic
     if found is None:
         return []
+    lines, notes = names_seen_by_others(found.lines, found.confidences, others)
     return candidates_from_lines(
-        found.lines, found.confidence, [f"attempt:{attempt.name}"], found.confidences
+        lines, found.confidence, [f"attempt:{attempt.name}", *notes], found.confidences
     )
+
+
+_AGREEING_READINGS: Final = 2
+"""Other readings that must agree on a name cell the second engine missed."""
+_UNSURE_FILLER: Final = 0.6
+"""A filler the second engine is less sure of than this is no evidence (its
+fillers read from ink run at 0.85 and more)."""
+
+
+def names_seen_by_others(
+    lines: Sequence[str],
+    confidences: Sequence[Sequence[float]] | None,
+    others: Sequence[MachineZoneCandidate],
+) -> tuple[list[str], list[str]]:
+    """``lines`` with the name cells the second engine saw nothing in, or only
+    an unsure filler (its CTC decoding drops faint glyphs: a name of one letter
+    and fillers), taken from
+    the other readings of the zone, where at least ``_AGREEING_READINGS`` of
+    them agree on a letter there. No check digit covers a name, so each cell
+    taken is a ``constrained:name`` note (a warning the person reads)."""
+    fixed = list(lines)
+    spec = layout_for(fixed)
+    shape = [len(line) for line in fixed]
+    texts = [c.text.split("\n") for c in others]
+    texts = [text for text in texts if [len(line) for line in text] == shape]
+    if spec is None or confidences is None or len(texts) < _AGREEING_READINGS:
+        return fixed, []
+    notes: list[str] = []
+    for line, start, end in spec.names:
+        for col in range(start, end):
+            if fixed[line][col] != FILLER or confidences[line][col] >= _UNSURE_FILLER:
+                continue
+            seen = {text[line][col] for text in texts}
+            if len(seen) == 1 and (char := seen.pop()) != FILLER:
+                fixed[line] = fixed[line][:col] + char + fixed[line][col + 1 :]
+                notes.append(f"constrained:name:line{line + 1}:col{col + 1}")
+    return fixed, notes
 
 
 def _descreened(grey: Any) -> Any:
