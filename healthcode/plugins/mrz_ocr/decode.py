@@ -24,9 +24,8 @@ from healthcode.plugins.mrz_ocr.glyphs import ALPHABET
 from healthcode.plugins.mrz_ocr.layouts import (
     CheckDigit,
     LayoutSpec,
-    checked_positions,
-    covered_by_own_checks,
     failing_checks,
+    fields_to_repair,
     holds,
     layout_for,
     positions,
@@ -92,13 +91,9 @@ def decode_scores(scores: Sequence[Any]) -> TemplateReading | None:
     notes = [f"layout:{spec.name}", "reader:templates"]
     lines = _name_tail_fillers(lines, ranked, spec, notes)
     ambiguous = False
-    covered = covered_by_own_checks(spec)
-    for field in sorted(spec.checked, key=lambda f: f.name == "composite"):
+    for field, places in fields_to_repair(spec):
         if holds(lines, field):
             continue
-        places = checked_positions(field)
-        if field.name == "composite":
-            places = [pos for pos in places if pos not in covered]
         solutions = variants_that_hold(lines, field, (), _runner_ups(ranked, places))
         if len(solutions) == 1:
             trial = applied(lines, solutions[0])

@@ -26,10 +26,12 @@ __all__ = [
     "MRZ_ALPHABET",
     "CheckDigit",
     "LayoutSpec",
+    "Position",
     "Span",
     "checked_positions",
     "covered_by_own_checks",
     "failing_checks",
+    "fields_to_repair",
     "holds",
     "layout_for",
     "malformed",
@@ -127,6 +129,24 @@ def covered_by_own_checks(spec: LayoutSpec) -> set[Position]:
         if field.name != "composite"
         for pos in checked_positions(field)
     }
+
+
+def fields_to_repair(spec: LayoutSpec) -> list[tuple[CheckDigit, list[Position]]]:
+    """The check-digit fields in the order a repair takes them, the composite
+    last (it covers the others, which their own checks repair), each with the
+    positions a repair may change: the field's data and check digit, and for
+    the composite only those no other check covers."""
+    covered = covered_by_own_checks(spec)
+    ordered = sorted(spec.checked, key=lambda field: field.name == "composite")
+    return [
+        (
+            field,
+            [pos for pos in checked_positions(field) if pos not in covered]
+            if field.name == "composite"
+            else checked_positions(field),
+        )
+        for field in ordered
+    ]
 
 
 def malformed(lines: Sequence[str], spec: LayoutSpec) -> bool:

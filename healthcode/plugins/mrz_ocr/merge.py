@@ -23,9 +23,8 @@ from healthcode.core.models import MachineZoneCandidate
 from healthcode.plugins.mrz_ocr.constrain import constrain, implausible
 from healthcode.plugins.mrz_ocr.layouts import (
     LayoutSpec,
-    checked_positions,
-    covered_by_own_checks,
     failing_checks,
+    fields_to_repair,
     holds,
     layout_for,
     malformed,
@@ -92,13 +91,9 @@ def _repaired(
 ) -> tuple[list[str], list[str]]:
     fixed = list(base)
     notes: list[str] = []
-    covered = covered_by_own_checks(spec)
-    for field in sorted(spec.checked, key=lambda f: f.name == "composite"):
+    for field, places in fields_to_repair(spec):
         if holds(fixed, field):
             continue
-        places = checked_positions(field)
-        if field.name == "composite":
-            places = [pos for pos in places if pos not in covered]
         solutions = variants_that_hold(fixed, field, (), _doubts(fixed, others, places))
         singles = [changes for changes in solutions if len(changes) == 1]
         if len(singles) == 1:

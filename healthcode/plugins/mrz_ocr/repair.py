@@ -24,10 +24,10 @@ from healthcode.plugins.mrz_ocr.constrain import (
 from healthcode.plugins.mrz_ocr.layouts import (
     CheckDigit,
     LayoutSpec,
+    Position,
     Span,
-    checked_positions,
-    covered_by_own_checks,
     failing_checks,
+    fields_to_repair,
     holds,
     layout_for,
     malformed,
@@ -110,14 +110,10 @@ def repair(
         _letters_for_digits(fixed, (span,), "name_digit", notes)
         _fillers_in_name_tail(fixed, span, notes)
     ambiguous = False
-    # The composite last: it covers the other fields, which their own checks repair.
-    ordered = [f for f in spec.checked if f.name != "composite"]
-    ordered += [f for f in spec.checked if f.name == "composite"]
-    for field in ordered:
+    for field, places in fields_to_repair(spec):
         if holds(fixed, field):
             continue
-        exclude = spec if field.name == "composite" else None
-        changes = _confirmed_variants(fixed, field, confidences, exclude=exclude)
+        changes = _confirmed_variants(fixed, field, places, confidences)
         if changes is None:
             ambiguous = True
             continue
@@ -155,8 +151,8 @@ def _fillers_in_name_tail(fixed: list[str], span: Span, notes: list[str]) -> Non
 def _confirmed_variants(
     lines: Sequence[str],
     field: CheckDigit,
+    places: Sequence[Position],
     confidences: Sequence[Sequence[float]] | None,
-    exclude: LayoutSpec | None = None,
 ) -> list[Change] | None:
     """The one set of changes after which ``field``'s check holds, or None.
 
@@ -164,12 +160,8 @@ def _confirmed_variants(
     are always mapped. Look-alike pairs in alphanumeric positions are tried
     only where the engine was unsure (at most 3 positions, the least sure
     first), so that a mod-10 check is not "confirmed" by trying many variants;
-    and only a unique solution is accepted. ``exclude``: positions of these
-    other checked fields are left alone (for the composite check)."""
-    places = checked_positions(field)
-    if exclude is not None:
-        covered = covered_by_own_checks(exclude)
-        places = [pos for pos in places if pos not in covered]
+    and only a unique solution is accepted. Only ``places`` may change
+    (``fields_to_repair``: the composite leaves the other fields alone)."""
     forced: list[Change] = []
     free: list[tuple[float, int, int]] = []
     for line, col in places:
