@@ -433,6 +433,7 @@ async def test_face_only_renewal_and_a_dependant_over_http(
     )
     assert renewed.status_code == 201, renewed.text
     assert renewed.json()["status"]["colour"] == "green"
+    assert all(w["severity"] == "warning" for w in renewed.json()["warnings"])
 
     # Another person's face cannot renew this holder.
     challenge = await svc.enrollment.issue_challenge(purpose="renew", actions=("turn_right",))
@@ -466,6 +467,10 @@ async def test_face_only_renewal_and_a_dependant_over_http(
     )
     assert added.status_code == 201, added.text
     assert added.json()["subject"]["masked_number"] == "11**************2X"
+    # A typed resident ID carries no name: the holder is told it was not compared.
+    notes = {w["code"]: w for w in added.json()["warnings"]}
+    assert "name_not_verified" in notes and notes["name_not_verified"]["message_zh"]
     listed = await _signed(client, device, subject_id, "GET", "/me/dependants")
     assert [d["slot"] for d in listed.json()] == [1]
+    assert "warnings" not in listed.json()[0]
     assert dependant_number not in listed.text

@@ -382,6 +382,34 @@ def test_a_soft_capture_enrolls_with_a_warning(
         assert result.outcome == "created" and result.match.is_match
         soft = [w for w in result.warnings if w.code == "image_soft"]
         assert len(soft) == 1 and soft[0].severity == "warning" and soft[0].message_zh
+        # The same capture renews, and the person is told the same.
+        renewed = await service.renew(
+            result.subject.subject_id,
+            await answer(service, OBAMA, "renew"),
+            _captured_at_240_lines(OBAMA.capture),
+        )
+        assert [w.code for w in renewed.warnings] == ["image_soft"]
+        sharp = await service.renew(
+            result.subject.subject_id, await answer(service, OBAMA, "renew"), photo(OBAMA.capture)
+        )
+        assert sharp.warnings == ()
+        # A dependant filmed as softly is added, with the warning.
+        child = resident_id(dt.date(2016, 3, 1), sequence=310)
+        authority.photos[child] = OBAMA.reference
+        dependant = attrs.evolve(
+            await request_for(
+                service,
+                OBAMA,
+                submission(kind="cn_resident_id", number=child),
+                "欧阳小文",
+                purpose="dependant",
+            ),
+            capture=_captured_at_240_lines(OBAMA.capture),
+        )
+        added = await service.add_dependant(result.subject.subject_id, dependant)
+        assert "image_soft" in [w.code for w in added.warnings]
+        listed = await service.list_dependants(result.subject.subject_id)
+        assert [v.warnings for v in listed] == [()]
 
     run(backend, enroll_pm, body)
 

@@ -161,6 +161,7 @@ def test_enroll_renew_dependants_and_assist(
         ],
     )
     assert renewed["subject_id"] == subject and renewed["status"]["colour"] == "green"
+    assert all(w["severity"] == "warning" for w in renewed["warnings"])
 
     added = invoke(
         dependants_app,
@@ -184,6 +185,8 @@ def test_enroll_renew_dependants_and_assist(
         ],
     )
     assert added["slot"] == 1 and added["masked_name"] == "王"
+    # A typed number carries no name: the holder is told, as at enrollment.
+    assert "name_not_verified" in [w["code"] for w in added["warnings"]]
     listed = invoke(dependants_app, ["list", "--holder", subject, "--json", *instance])
     assert [d["masked_number"] for d in listed["dependants"]] == [added["masked_number"]]
     assert listed["dependants"][0]["status"]["colour"] == "green"

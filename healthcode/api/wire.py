@@ -155,6 +155,8 @@ class RenewalResponse(msgspec.Struct, kw_only=True):
     subject: SubjectView
     status: StatusView
     similarity: float
+    warnings: list[DocumentProblem]
+    """What nothing stopped and the person should know (a soft capture)."""
 
 
 class PassResponse(msgspec.Struct, kw_only=True):
@@ -171,6 +173,11 @@ class DependantResponse(msgspec.Struct, kw_only=True):
     slot: int
     subject: SubjectView
     status: StatusView
+
+
+class DependantAddedResponse(DependantResponse, kw_only=True):
+    warnings: list[DocumentProblem]
+    """The dependant's document and capture warnings, as at enrollment."""
 
 
 class AssistRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -368,8 +368,17 @@ def submit_command(
         f"{result.outcome} / 已登记: subject {result.subject.subject_id}", highlight=False
     )
     console.print(_status_line(payload), highlight=False, soft_wrap=True)
-    for warning in result.warnings:
-        console.print(f"warning [{warning.code}]: {warning.message_en} / {warning.message_zh}")
+    _print_warnings(console, result.warnings)
+
+
+def _print_warnings(console: Console, warnings: Sequence[Any]) -> None:
+    """Each warning (a ``Problem``) on a line of its own, in both languages."""
+    for warning in warnings:
+        console.print(
+            f"warning [{warning.code}]: {warning.message_en} / {warning.message_zh}",
+            highlight=False,
+            markup=False,
+        )
 
 
 def _enrollment_payload(result: Any) -> dict[str, Any]:
@@ -422,11 +431,14 @@ def renew_command(
         **subject_to_dict(result.subject),
         "status": status_to_dict(result.status),
         "similarity": round(result.match.similarity, 3),
+        "warnings": [w.as_dict() for w in result.warnings],
     }
     if as_json:
         print_json(payload)
         return
-    Console().print(_status_line(payload), highlight=False, soft_wrap=True)
+    console = Console()
+    console.print(_status_line(payload), highlight=False, soft_wrap=True)
+    _print_warnings(console, result.warnings)
 
 
 # --- dependants ---------------------------------------------------------------------------
@@ -467,9 +479,11 @@ def dependants_add_command(
     view = _service_call(body, now, database, secrets_file, as_json=as_json)
     payload = _dependant_payload(view, status_to_dict)
     if as_json:
-        print_json({"ok": True, **payload})
+        print_json({"ok": True, **payload, "warnings": [w.as_dict() for w in view.warnings]})
         return
-    Console().print(f"slot {view.slot}: " + _status_line(payload), highlight=False, soft_wrap=True)
+    console = Console()
+    console.print(f"slot {view.slot}: " + _status_line(payload), highlight=False, soft_wrap=True)
+    _print_warnings(console, view.warnings)
 
 
 def _dependant_payload(

@@ -260,8 +260,7 @@ def enroll_command(
         _say(f"enrolled / 已登记 ({got['outcome']}): {_subject_line(got['subject'])}")
         _say(f"subject id / 主体编号: {got['subject']['subject_id']}")
         _say(_status_line(got["status"]))
-        for w in got.get("warnings", []):
-            _say(f"warning [{w['code']}]: {w['message_en']} / {w['message_zh']}")
+        _say_warnings(got)
         _say(f"profile '{profile}' saved / 已保存配置: {saved}")
 
     _run(as_json, body)
@@ -349,8 +348,15 @@ def renew_command(
             return
         _say(f"renewed / 已更新: {_subject_line(got['subject'])}")
         _say(_status_line(got["status"]))
+        _say_warnings(got)
 
     _run(as_json, body)
+
+
+def _say_warnings(answer: dict[str, Any]) -> None:
+    """The warnings of the server's answer, each in both languages."""
+    for w in answer.get("warnings", []):
+        _say(f"warning [{w['code']}]: {w['message_en']} / {w['message_zh']}")
 
 
 # --- dependants -------------------------------------------------------------------------

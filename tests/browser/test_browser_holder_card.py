@@ -288,6 +288,59 @@ def test_dependants_switch_cards_and_english_switches_the_card(
     screenshot(page, "me-english")
 
 
+def test_what_the_server_says_to_note_after_a_renewal_is_shown_until_dismissed(
+    live_server: LiveServer, page: Page, screenshot: Callable[[Page, str], Path]
+) -> None:
+    # A soft capture renews with a warning (image_soft, made for real in
+    # tests/test_enrollment.py): the answer is played here, the rest is real.
+    page.goto("/")
+    expect(page.locator("#step-privacy")).to_be_visible()
+    subject_id = bind_page_to_new_subject(live_server, page, f"H{next(_numbers):07d}")
+    page.reload()
+    expect(page.locator("#live")).to_be_visible()
+    expect(page.locator("#card-notes")).to_be_hidden()
+    soft = {
+        "code": "image_soft",
+        "severity": "warning",
+        "field": "capture",
+        "message_en": "The photo is less sharp than a studio photo.",
+        "message_zh": "照片不够清晰。",
+        "details": {},
+    }
+
+    subject = {
+        "subject_id": subject_id,
+        "kind": "passport",
+        "masked_name": "QUARTERMAINE",
+        "masked_number": "H0****01",
+    }
+    status = {
+        "colour": "green",
+        "label_zh": "未见异常",
+        "label_en": "Nothing abnormal",
+        "valid_until": "2099-01-01T16:00:00+00:00",
+    }
+    answer = {"subject": subject, "status": status, "similarity": 0.71, "warnings": [soft]}
+
+    def renewed(route: Route) -> None:
+        route.fulfill(status=201, content_type="application/json", body=json.dumps(answer))
+
+    page.route("**/me/renewals", renewed)
+    page.locator("#renew").click()
+    expect(page.locator("#face-view")).to_be_visible()
+    page.locator("#face-start").click()
+    expect(page.locator("#card-notes")).to_be_visible(timeout=60_000)
+    expect(page.locator("#card-notes-list li")).to_have_text(["照片不够清晰。"])
+    expect(page.locator("#live")).to_be_visible()
+    screenshot(page, "renewal-note")
+    page.locator("#lang-switch").click()
+    expect(page.locator("#card-notes-list li")).to_have_text(
+        ["The photo is less sharp than a studio photo."]
+    )
+    page.locator("#card-notes-ok").click()
+    expect(page.locator("#card-notes")).to_be_hidden()
+
+
 # --- more bad paths at the face check: offline, overloaded, an expired challenge --------------
 
 

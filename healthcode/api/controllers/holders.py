@@ -25,10 +25,12 @@ from healthcode.api.metrics import metrics_of
 from healthcode.api.problems import AUTH_RESPONSES, COMMON_RESPONSES, INVALID_INPUT, problem_spec
 from healthcode.api.services import require_holder, services
 from healthcode.api.wire import (
+    DependantAddedResponse,
     DependantResponse,
     PassResponse,
     RenewalResponse,
     StatusView,
+    problem_to_wire,
     status_to_wire,
 )
 from healthcode.core.auth import Caller
@@ -139,6 +141,7 @@ class HolderController(Controller):
             subject=subject_view(result.subject),
             status=status_to_wire(result.status),
             similarity=round(result.match.similarity, 4),
+            warnings=[problem_to_wire(p) for p in result.warnings],
         )
 
     @get(
@@ -168,7 +171,7 @@ class HolderController(Controller):
         self,
         request: Request[Any, Any, Any],
         data: Annotated[DependantForm, Body(media_type=RequestEncodingType.MULTI_PART)],
-    ) -> DependantResponse:
+    ) -> DependantAddedResponse:
         """Add a dependant (他人代查): their document and a one-time face check."""
         caller = _caller(request)
         enrollment = services(request.app.state).enrollment
@@ -176,4 +179,10 @@ class HolderController(Controller):
             async with form_request(enrollment, "dependant", data) as enrollment_request:
                 view = await enrollment.add_dependant(caller.subject_id or "", enrollment_request)
             counted.result = "added"
-        return _dependant_response(view)
+        listed = _dependant_response(view)
+        return DependantAddedResponse(
+            slot=listed.slot,
+            subject=listed.subject,
+            status=listed.status,
+            warnings=[problem_to_wire(p) for p in view.warnings],
+        )

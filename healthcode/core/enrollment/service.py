@@ -551,7 +551,7 @@ class EnrollmentService:
                 details={"reason": "unknown" if row is None else "no_face_enrolled"}
             )
         challenge = await self._consume_challenge(answer.nonce, "renew", now)
-        capture_template, liveness, _warnings = await self._off_loop(
+        capture_template, liveness, warnings = await self._off_loop(
             self.face_checks.live_template, challenge, answer, capture
         )
         attempt = ReviewAttempt(key, None, row.kind, row.masked_number, "face_mismatch_on_renewal")
@@ -564,7 +564,13 @@ class EnrollmentService:
         subject = await store.load_subject(self.db, key, row)
         status = await resolve_status(self.db, subject, now=now, pm=self.pm)
         log.info("renewed kind=%s", row.kind)
-        return RenewalResult(subject=subject, status=status, match=match, liveness=liveness)
+        return RenewalResult(
+            subject=subject,
+            status=status,
+            match=match,
+            liveness=liveness,
+            warnings=tuple(warnings),
+        )
 
     # --- dependants (他人代查) -------------------------------------------------------------------
 
@@ -581,10 +587,10 @@ class EnrollmentService:
         template is not kept: they renew through their holder, not by face."""
         now = now or now_utc()
         holder_key = store.subject_key(holder_id)
-        document, masked, _warnings = await self._request_document(request, now)
+        document, masked, warnings = await self._request_document(request, now)
         dependant_key, dependant_row = await self._dependant_target(holder_key, document)
         challenge = await self._consume_challenge(request.liveness.nonce, "dependant", now)
-        capture_template, _liveness, _capture_warnings = await self._off_loop(
+        capture_template, _liveness, capture_warnings = await self._off_loop(
             self.face_checks.live_template, challenge, request.liveness, request.capture
         )
         stored = store.stored_template(self.secrets, dependant_row)
@@ -600,7 +606,11 @@ class EnrollmentService:
         status = await resolve_status(self.db, subject, now=now, pm=self.pm)
         log.info("dependant added kind=%s slot=%d", document.kind, slot)
         return DependantView(
-            slot=slot, subject_id=subject.subject_id, masked=subject.masked, status=status
+            slot=slot,
+            subject_id=subject.subject_id,
+            masked=subject.masked,
+            status=status,
+            warnings=(*warnings, *capture_warnings),
         )
 
     async def _dependant_target(self, holder_key: bytes, document: Document) -> tuple[bytes, Any]:

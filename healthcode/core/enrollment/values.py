@@ -80,6 +80,9 @@ class RenewalResult:
     status: Status
     match: FaceMatch
     liveness: LivenessResult
+    warnings: tuple[Problem, ...] = ()
+    """What the person should know and nothing stopped: the capture's
+    warnings (``image_soft``)."""
 
 
 @frozen
@@ -90,6 +93,9 @@ class DependantView:
     subject_id: str
     masked: MaskedDocument
     status: Status
+    warnings: tuple[Problem, ...] = ()
+    """When the dependant was just added: the document's and the capture's
+    warnings (as at enrollment); none in a list of dependants."""
 
 
 @frozen

@@ -102,6 +102,8 @@ export const STRINGS = {
   // --- holder app ------------------------------------------------------------
   'holder.title': { zh: '健康码', en: 'Health code' },
   'holder.card.heading': { zh: '我的健康码', en: 'My health code' },
+  'holder.notes.heading': { zh: '请留意：', en: 'Please note:' },
+  'holder.notes.ok': { zh: '知道了', en: 'OK' },
   'holder.card.refresh': { zh: '刷新状态', en: 'Refresh status' },
   'holder.card.renew': { zh: '刷脸续期', en: 'Renew with a face check' },
   'holder.card.renewed': { zh: '续期成功。', en: 'Renewed.' },

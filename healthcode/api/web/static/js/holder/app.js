@@ -1,7 +1,7 @@
 // The holder app: enrollment, the status card with its live code, face-only
 // renewal and dependants. Works offline once loaded (sw.js + IndexedDB).
 
-import { ApiProblem, initPage, shanghaiTime, showError, t } from "../common.js";
+import { ApiProblem, initPage, lang, shanghaiTime, showError, t } from "../common.js";
 import * as api from "./api.js";
 import { renderCard, startLive, stopLive } from "./card.js";
 import { deviceKeys, publicKeySpki, setSubjectId, subjectId } from "./device.js";
@@ -11,7 +11,7 @@ import * as store from "./store.js";
 
 const $ = (id) => document.getElementById(id);
 const MAX_DEPENDANTS = 4;
-const state = { card: null, dependants: [], current: "me" };
+const state = { card: null, dependants: [], current: "me", notes: [] };
 
 function showOffline(err) {
   const offline = err instanceof ApiProblem && (err.code === "offline" || err.code === "timeout");
@@ -45,8 +45,29 @@ function renderPeople() {
   );
 }
 
+/** What the server said the person should know and nothing stopped (a soft
+ * capture, a field of the document photo corrected: `warnings` of an
+ * enrollment, renewal or dependant answer), in the page's language, until
+ * dismissed. */
+function showNotes(warnings) {
+  state.notes = warnings ?? [];
+  renderNotes();
+}
+
+function renderNotes() {
+  $("card-notes").hidden = state.notes.length === 0;
+  $("card-notes-list").replaceChildren(
+    ...state.notes.map((w) => {
+      const item = document.createElement("li");
+      item.textContent = lang() === "en" ? w.message_en : w.message_zh;
+      return item;
+    }),
+  );
+}
+
 async function render() {
   $("boot").hidden = true;
+  renderNotes();
   $("card-view").hidden = false;
   renderPeople();
   const dependant = state.dependants.find((d) => `slot${d.slot}` === state.current);
@@ -101,6 +122,7 @@ async function enrollFlow() {
       await store.set("subject", result.subject);
       await setSubjectId(result.subject.subject_id);
       state.card = null;
+      state.notes = result.warnings ?? [];
       return refresh(true);
     } catch (err) {
       if (err.message !== "cancelled") throw err;
@@ -112,7 +134,8 @@ async function renewFlow() {
   $("card-view").hidden = true;
   stopLive();
   try {
-    await faceCheck("renew", (nonce, frames, capture) => api.renew(answerForm(nonce, frames, capture)));
+    const result = await faceCheck("renew", (nonce, frames, capture) => api.renew(answerForm(nonce, frames, capture)));
+    state.notes = result.warnings ?? [];
     await refresh(true);
   } catch {
     await render();
@@ -128,9 +151,10 @@ async function dependantFlow() {
   stopLive();
   try {
     const fields = await collectDocument("holder.dependant.heading", true);
-    await faceCheck("dependant", (nonce, frames, capture) =>
+    const added = await faceCheck("dependant", (nonce, frames, capture) =>
       api.addDependant(answerForm(nonce, frames, capture, fields)),
     );
+    state.notes = added.warnings ?? [];
     await refresh();
   } catch {
     await render();
@@ -139,11 +163,12 @@ async function dependantFlow() {
 
 async function main() {
   initPage();
-  document.addEventListener("hc:lang", () => state.card && render());
+  document.addEventListener("hc:lang", () => (state.card ? render() : renderNotes()));
   if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js").catch(() => {});
   $("refresh").onclick = () => refresh();
   $("renew").onclick = renewFlow;
   $("add-dependant").onclick = dependantFlow;
+  $("card-notes-ok").onclick = () => showNotes([]);
   if (!(await subjectId())) return enrollFlow();
   state.card = await store.get("card");
   const deps = await store.get("dependants");
