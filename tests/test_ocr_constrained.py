@@ -21,7 +21,7 @@ import healthcode.plugins.passport as passport
 from healthcode.core import hookspecs
 from healthcode.core.documents import check_document, make_submission
 from healthcode.core.hookspecs import hookimpl
-from healthcode.core.models import Image, MachineZoneCandidate, MachineZoneReading
+from healthcode.core.models import CheckResult, Image, MachineZoneCandidate, MachineZoneReading
 from healthcode.plugins.mrz_ocr.constrain import confusion_cost, constrain, state_codes
 from healthcode.plugins.mrz_ocr.decode import allowed_characters
 from healthcode.plugins.mrz_ocr.layouts import failing_checks, layout_for
@@ -243,15 +243,20 @@ class _StandInReader:
         return MachineZoneReading(candidates=(candidate,), confidence=0.9)
 
 
-def test_a_repair_reaches_the_person_as_a_warning_on_the_document() -> None:
+def _checked_photo(document_plugin: object, reader: object, kind: str | None) -> CheckResult:
+    """A blank photo checked with only ``document_plugin`` and the stand-in ``reader``."""
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
-    pm.register(passport, name="passport")
-    pm.register(_StandInReader(), name="stand_in_reader")
+    pm.register(document_plugin, name="document_plugin")
+    pm.register(reader, name="stand_in_reader")
     page = io.BytesIO()
     PILImage.new("RGB", (64, 48), "white").save(page, format="PNG")
-    submission, warnings = make_submission(kind="passport", image=page.getvalue())
-    result = check_document(submission, today=TODAY, warnings=warnings, pm=pm)
+    submission, warnings = make_submission(kind=kind, image=page.getvalue())
+    return check_document(submission, today=TODAY, warnings=warnings, pm=pm)
+
+
+def test_a_repair_reaches_the_person_as_a_warning_on_the_document() -> None:
+    result = _checked_photo(passport, _StandInReader(), "passport")
     corrected = [p for p in result.problems if p.code == CONSTRAINED_CODE]
     assert [(p.severity, p.field) for p in corrected] == [("warning", "issuing_state")]
     assert result.document.issuing_state == "NLD"
@@ -271,14 +276,7 @@ class _TwoReadings:
 def test_a_candidate_that_breaks_a_rule_gives_way_to_one_that_breaks_none() -> None:
     import healthcode.plugins.hkmo_permit as hkmo_permit
 
-    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
-    pm.add_hookspecs(hookspecs)
-    pm.register(hkmo_permit, name="hkmo_permit")
-    pm.register(_TwoReadings(), name="two_readings")
-    page = io.BytesIO()
-    PILImage.new("RGB", (64, 48), "white").save(page, format="PNG")
-    submission, warnings = make_submission(image=page.getvalue())
-    result = check_document(submission, today=TODAY, warnings=warnings, pm=pm)
+    result = _checked_photo(hkmo_permit, _TwoReadings(), None)
     assert result.is_valid, result.problems
     assert result.document.number == "05825360"
     assert result.document.extra["image"]["candidate"] == 1
