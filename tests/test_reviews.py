@@ -52,6 +52,7 @@ from healthcode.core.enrollment.errors import (
     FaceMismatchError,
     ReviewAlreadyResolvedError,
     ReviewInputError,
+    ReviewNotBlockedError,
     ReviewNotFoundError,
     ReviewReasonPersonalDataError,
 )
@@ -60,7 +61,9 @@ from healthcode.core.enrollment.reviews import (
     CONFIRM_GRANT_TTL,
     ReviewAttempt,
     ReviewService,
+    blocked_documents,
     check_reason,
+    check_subject_not_blocked,
     erase_unneeded_faces,
     seal_capture,
     use_confirmation,
@@ -384,6 +387,53 @@ def test_blocking_a_renewal_entry_blocks_every_document_of_the_subject(
     run(backend, None, body)
 
 
+def test_an_unblock_lets_the_document_in_again_and_is_audited(backend: Backend) -> None:
+    async def body(service: EnrollmentService, reviews: ReviewService) -> None:
+        subject = await enroll_subject(service)
+        first, second, open_one = await seed(service, 3)
+        await reviews.resolve(first, "block", "stolen document", operator="ops")
+        # A second entry of the same person blocking the same document.
+        await reviews.resolve(second, "block", "stolen, reported again", operator="ops")
+        key = doc_key(service.secrets)
+
+        async def blocked() -> bool:
+            async with service.db.begin() as conn:
+                return await blocked_documents(conn, [key])
+
+        assert await blocked()
+        lifted = await reviews.unblock(first, "found again", operator="desk 2")
+        assert (lifted.state, lifted.resolved_by, lifted.resolution_reason) == (
+            "unblocked",
+            "desk 2",
+            "found again",
+        )
+        assert await blocked()  # the second entry still blocks it
+        await reviews.unblock(second, "found again", operator="desk 2")
+        assert not await blocked()
+        async with service.db.begin() as conn:
+            await check_subject_not_blocked(conn, subject)
+        audits = [dict(r.details) for r in await audit_rows(service.db, "review_unblock")]
+        assert [(a["review_id"], a["documents_unblocked"]) for a in audits] == [
+            (first, 0),
+            (second, 1),
+        ]
+        assert NUMBER not in json.dumps(audits)
+
+        for review_id in (first, open_one):  # unblocked already; never blocked
+            with pytest.raises(ReviewNotBlockedError) as refused:
+                await reviews.unblock(review_id, "again", operator="ops")
+            assert refused.value.code == "review_not_blocked" and refused.value.message_zh
+        assert (await reviews.get(open_one)).state == "open"
+        with pytest.raises(ReviewNotFoundError):
+            await reviews.unblock(9999, "x", operator="ops")
+        await reviews.resolve(open_one, "block", "stolen", operator="ops")
+        with pytest.raises(ReviewReasonPersonalDataError):
+            await reviews.unblock(open_one, f"number {NUMBER}", operator="ops")
+        assert (await reviews.get(open_one)).state == "blocked"
+
+    run(backend, None, body)
+
+
 # --- the full loop, with faces ------------------------------------------------------------
 
 
@@ -615,6 +665,17 @@ async def test_api_lists_shows_and_resolves_entries(client: AsyncTestClient[Lite
     assert [r["review_id"] for r in resolved_page.json()["reviews"]] == [ids[0]]
     assert NUMBER not in resolved_page.text
 
+    unblocked = await client.post(
+        f"/admin/reviews/{ids[0]}/unblock", json={"reason": "found again"}, headers=admin
+    )
+    assert unblocked.status_code == 200, unblocked.text
+    assert (unblocked.json()["state"], unblocked.json()["documents_blocked"]) == ("unblocked", 0)
+    twice = await client.post(
+        f"/admin/reviews/{ids[0]}/unblock", json={"reason": "found again"}, headers=admin
+    )
+    assert (twice.status_code, twice.json()["code"]) == (409, "review_not_blocked")
+    assert twice.json()["details"]["resolution"] == "unblock"
+
 
 @pytest.mark.anyio
 async def test_api_refusals_are_coded_problems(client: AsyncTestClient[Litestar]) -> None:
@@ -635,6 +696,10 @@ async def test_api_refusals_are_coded_problems(client: AsyncTestClient[Litestar]
          422, "review_input_invalid"),
         ("POST", f"/admin/reviews/{review_id}/resolution",
          {"decision": "block", "reason": f"number {NUMBER}"}, 422, "review_reason_personal_data"),
+        ("POST", "/admin/reviews/9999/unblock", {"reason": "x"}, 404, "review_not_found"),
+        ("POST", f"/admin/reviews/{review_id}/unblock", {"reason": "x"}, 409,
+         "review_not_blocked"),
+        ("POST", f"/admin/reviews/{review_id}/unblock", {}, 400, "invalid_request"),
     ]  # fmt: skip
     for method, path, payload, status, code in cases:
         response = await client.request(method, path, json=payload, headers=admin)
@@ -768,6 +833,13 @@ def test_cli_lists_shows_and_resolves(backend: Backend) -> None:
         (ids[1], "blocked"),
     ]
     assert resolved["reviews"][0]["resolved_by"] == "desk 3"
+
+    lifted = invoke(backend, "unblock", str(ids[1]), "--reason", "found again")
+    assert lifted.exit_code == 0, lifted.output
+    assert "unblocked" in lifted.stdout and "已解除停用" in lifted.stdout
+    not_blocked = invoke(backend, "unblock", str(ids[0]), "--reason", "x", "--json")
+    assert not_blocked.exit_code == 1
+    assert json.loads(not_blocked.stdout)["error"]["code"] == "review_not_blocked"
 
 
 def test_cli_full_loop_mismatch_review_block_next_attempt(

@@ -322,6 +322,11 @@ class ReviewResolveRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=T
     """Why, in a few words; no personal data (it is audited)."""
 
 
+class ReviewUnblockRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    reason: str
+    """Why the block is lifted, in a few words; no personal data (it is audited)."""
+
+
 def review_to_wire(review: Review, now: dt.datetime | None = None) -> ReviewView:
     return ReviewView(**review.as_dict(now))
 

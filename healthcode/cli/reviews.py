@@ -1,6 +1,6 @@
 """``healthcode reviews``: the review queue (后台核验) of enrollments and renewals
-refused for a face mismatch: ``list``, ``show`` and ``resolve`` (confirm the
-person, or block the document). A thin shell over
+refused for a face mismatch: ``list``, ``show``, ``resolve`` (confirm the
+person, or block the document) and ``unblock`` (lift a block). A thin shell over
 ``healthcode.core.enrollment.reviews``; the same actions as ``/admin/reviews``."""
 
 from __future__ import annotations
@@ -226,3 +226,34 @@ def resolve_command(
             "/ 已停用证件"
         )
     _console().print(done, highlight=False, markup=False)
+
+
+@app.command("unblock")
+def unblock_command(
+    review_id: ReviewIdArgument,
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why, in a few words; no personal data (audited).")
+    ],
+    operator: Annotated[
+        str, typer.Option("--operator", help="Who lifts it (a name or a desk), for the audit.")
+    ] = "cli",
+    now: NowOption = None,
+    database: DatabaseOption = None,
+    secrets_file: SecretsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Lift a block: the documents the entry blocked may enroll and renew again (audited)."""
+    at = parse_now(now)
+
+    def unblock(reviews: ReviewService) -> Any:
+        return reviews.unblock(review_id, reason, operator=operator, now=at)
+
+    review: Review = _with_reviews(database, secrets_file, unblock, as_json=as_json)
+    if as_json:
+        print_json({"ok": True, **review.as_dict(at)})
+        return
+    _console().print(
+        f"review {review_id} unblocked: its documents may enroll again / 已解除停用",
+        highlight=False,
+        markup=False,
+    )

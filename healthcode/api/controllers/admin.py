@@ -22,6 +22,7 @@ from healthcode.api.wire import (
     PurgeResponse,
     ReviewPageView,
     ReviewResolveRequest,
+    ReviewUnblockRequest,
     ReviewView,
     StatusImportResponse,
     StatusRecheckResponse,
@@ -303,6 +304,33 @@ class AdminController(Controller):
         caller = await require_token(request, "admin")
         review = await ReviewService(services(request.app.state).db).resolve(
             review_id, data.decision, data.reason, operator=f"token:{caller.token_id}"
+        )
+        return review_to_wire(review)
+
+    @post(
+        "/reviews/{review_id:int}/unblock",
+        operation_id="unblockReview",
+        status_code=200,
+        responses={
+            **ADMIN_RESPONSES,
+            **INVALID_INPUT,
+            404: problem_spec("No such review entry."),
+            409: problem_spec("The entry blocks no document; nothing was changed."),
+        },
+    )
+    async def unblock_review(
+        self,
+        request: Request[Any, Any, Any],
+        review_id: FromPath[int],
+        data: JSONBody[ReviewUnblockRequest],
+    ) -> ReviewView:
+        """Lift an entry's block (a wrong decision, an appeal upheld): the
+        documents it blocked may enroll and renew again. Audited with the token
+        id and the reason; the entry then shows ``unblocked``. 409
+        ``review_not_blocked`` when the entry blocks nothing."""
+        caller = await require_token(request, "admin")
+        review = await ReviewService(services(request.app.state).db).unblock(
+            review_id, data.reason, operator=f"token:{caller.token_id}"
         )
         return review_to_wire(review)
 

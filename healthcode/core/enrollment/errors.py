@@ -240,6 +240,16 @@ class ReviewAlreadyResolvedError(ReviewError):
     http_status = 409
 
 
+class ReviewNotBlockedError(ReviewError):
+    """An unblock of an entry that does not block (open, confirmed, or
+    unblocked already); ``details``: its ``resolution``. Nothing was changed."""
+
+    code = "review_not_blocked"
+    default_en = "This review entry blocks no document; there is nothing to unblock."
+    default_zh = "该核验记录未停用证件，无需解除停用。"
+    http_status = 409
+
+
 class ReviewInputError(ReviewError, InputError):
     """A decision, reason, state filter, page size or cursor that cannot be
     used; ``details["field"]`` names it."""
@@ -323,6 +333,7 @@ __all__ = [
     "ReviewAlreadyResolvedError",
     "ReviewError",
     "ReviewInputError",
+    "ReviewNotBlockedError",
     "ReviewNotFoundError",
     "ReviewReasonPersonalDataError",
     "SpecimenDocumentError",

@@ -23,6 +23,12 @@ An operator resolves an entry once (a second resolution is refused with
   subject). Enrollment with it, adding it as a dependant and face-only
   renewal of a subject holding it are refused with ``document_blocked``. The
   kept face is erased.
+
+A block can be lifted (``unblock``, with a reason, audited): the documents
+that entry blocked may enroll and renew again, unless another blocking entry
+of the subject covers them, and the entry shows the unblock (``unblocked``:
+who, when, why; the block itself stays in the audit log). Only a blocking
+entry can be unblocked (``review_not_blocked``).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from healthcode.core.enrollment.errors import (
     DocumentBlockedError,
     ReviewAlreadyResolvedError,
     ReviewInputError,
+    ReviewNotBlockedError,
     ReviewNotFoundError,
     ReviewReasonPersonalDataError,
 )
@@ -102,7 +109,7 @@ class Review:
     masked_number: str | None
     created_at: dt.datetime
     resolution: str | None
-    """None (open), ``confirm`` or ``block``."""
+    """None (open), ``confirm``, ``block`` or ``unblock`` (a block lifted)."""
     resolved_at: dt.datetime | None
     resolved_by: str | None
     resolution_reason: str | None
@@ -112,10 +119,13 @@ class Review:
 
     @property
     def state(self) -> str:
-        """``open``, ``confirmed`` or ``blocked``."""
-        return {None: "open", "confirm": "confirmed", "block": "blocked"}.get(
-            self.resolution, str(self.resolution)
-        )
+        """``open``, ``confirmed``, ``blocked`` or ``unblocked``."""
+        return {
+            None: "open",
+            "confirm": "confirmed",
+            "block": "blocked",
+            "unblock": "unblocked",
+        }.get(self.resolution, str(self.resolution))
 
     def grant_state(self, now: dt.datetime) -> str | None:
         """For a confirmed entry: ``unused``, ``used`` or ``expired``."""
@@ -515,6 +525,65 @@ class ReviewService:
                     "operator": operator,
                     "reason": reason,
                     "documents_blocked": blocked,
+                },
+            )
+        return await self.get(review_id)
+
+    async def unblock(
+        self, review_id: int, reason: str, *, operator: str, now: dt.datetime | None = None
+    ) -> Review:
+        """Lift a block (a wrong decision, an appeal upheld): the documents this
+        entry blocked may enroll and renew again; audited as ``review_unblock``
+        with how many. Only a blocking entry: ``review_not_blocked``."""
+        reason = check_reason(reason)
+        operator = _check_operator(operator)
+        now = now or now_utc()
+        reviews, blocked = tables.enrollment_reviews, tables.blocked_documents
+        async with self.db.begin() as conn:
+            # Conditional: of two operators unblocking at once, one does.
+            changed = await conn.execute(
+                reviews.update()
+                .where(reviews.c.id == review_id, reviews.c.resolution == "block")
+                .values(
+                    resolution="unblock",
+                    resolved_at=now,
+                    resolved_by=operator,
+                    resolution_reason=reason,
+                )
+            )
+            if changed.rowcount != 1:
+                row = (
+                    await conn.execute(
+                        sa.select(reviews.c.resolution).where(reviews.c.id == review_id)
+                    )
+                ).one_or_none()
+                if row is None:
+                    raise ReviewNotFoundError(details={"review_id": review_id})
+                raise ReviewNotBlockedError(
+                    details={"review_id": review_id, "resolution": row.resolution}
+                )
+            lifted = await conn.execute(blocked.delete().where(blocked.c.review_id == review_id))
+            # A document another blocking entry of the subject covers stays blocked.
+            still = 0
+            others = await conn.execute(
+                sa.select(reviews.c.id).where(
+                    reviews.c.resolution == "block",
+                    reviews.c.subject_key
+                    == sa.select(reviews.c.subject_key)
+                    .where(reviews.c.id == review_id)
+                    .scalar_subquery(),
+                )
+            )
+            for (other,) in others.all():
+                still += await _block(conn, other, now)
+            await write_audit(
+                conn,
+                "review_unblock",
+                {
+                    "review_id": review_id,
+                    "operator": operator,
+                    "reason": reason,
+                    "documents_unblocked": lifted.rowcount - still,
                 },
             )
         return await self.get(review_id)
