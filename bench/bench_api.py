@@ -146,7 +146,8 @@ def face_template() -> bytes:
 
     checks = FaceChecks(get_plugin_manager())
     image = read_image_file(FACES / CAPTURE)
-    return checks.template(image, checks.one_face(image, "capture"))
+    face, _warnings = checks.one_face(image, "capture")
+    return checks.template(image, face)
 
 
 async def setup_instance(backend: str, root: Path, holders: int, template: bytes) -> Instance:
