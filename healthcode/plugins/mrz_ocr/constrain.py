@@ -36,6 +36,7 @@ from typing import Final
 
 from healthcode.core import mrz
 from healthcode.core.mrz import FILLER, MRZLayout
+from healthcode.plugins.mrz_ocr.layouts import set_char
 
 CostFn = Callable[[int, int, str], float]
 """Cost of ``char`` being the true character at (line, column) of a reading."""
@@ -121,7 +122,7 @@ def constrain_number(fixed: list[str], costs: CostFn, notes: list[str]) -> None:
             continue
         choice = _nearest([(char,) for char in alphabet], [(line, col)], costs)
         if choice is not None:
-            fixed[line] = fixed[line][:col] + choice[0] + fixed[line][col + 1 :]
+            set_char(fixed, line, col, choice[0])
             notes.append(f"number_digit:line{line + 1}:col{col + 1}")
 
 
@@ -226,7 +227,7 @@ def _agrees(text: str, other: str) -> bool:
 
 def _set(fixed: list[str], name: str, where: tuple[int, int], char: str, notes: list[str]) -> None:
     line, col = where
-    fixed[line] = fixed[line][:col] + char + fixed[line][col + 1 :]
+    set_char(fixed, line, col, char)
     notes.append(f"constrained:{name}:line{line + 1}:col{col + 1}")
 
 

@@ -32,7 +32,7 @@ from healthcode.core.models import Image, MachineZoneCandidate, MachineZoneReadi
 from healthcode.core.mrz import FILLER, MRZ_ALPHABET
 from healthcode.plugins.mrz_ocr import ppocr
 from healthcode.plugins.mrz_ocr.engine import engine_version, passporteye_read, tesseract_path
-from healthcode.plugins.mrz_ocr.layouts import checked_positions, layout_for
+from healthcode.plugins.mrz_ocr.layouts import checked_positions, layout_for, set_char
 from healthcode.plugins.mrz_ocr.locate.components import TextLine
 from healthcode.plugins.mrz_ocr.merge import merged_candidate
 from healthcode.plugins.mrz_ocr.notices import repair_problems
@@ -242,7 +242,7 @@ def names_seen_by_others(
                 continue
             seen = {text[line][col] for text in texts}
             if len(seen) == 1 and (char := seen.pop()) != FILLER:
-                fixed[line] = fixed[line][:col] + char + fixed[line][col + 1 :]
+                set_char(fixed, line, col, char)
                 notes.append(f"constrained:name:line{line + 1}:col{col + 1}")
     return fixed, notes
 
