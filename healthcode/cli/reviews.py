@@ -34,6 +34,9 @@ app = typer.Typer(
 )
 
 ReviewIdArgument = Annotated[int, typer.Argument(help="The entry's id (from `reviews list`).")]
+ReasonOption = Annotated[
+    str, typer.Option("--reason", help="Why, in a few words; no personal data (audited).")
+]
 
 
 def _with_reviews(
@@ -192,9 +195,7 @@ def resolve_command(
             "hours) or block (block the document)."
         ),
     ],
-    reason: Annotated[
-        str, typer.Option("--reason", help="Why, in a few words; no personal data (audited).")
-    ],
+    reason: ReasonOption,
     operator: Annotated[
         str, typer.Option("--operator", help="Who resolves it (a name or a desk), for the audit.")
     ] = "cli",
@@ -231,9 +232,7 @@ def resolve_command(
 @app.command("unblock")
 def unblock_command(
     review_id: ReviewIdArgument,
-    reason: Annotated[
-        str, typer.Option("--reason", help="Why, in a few words; no personal data (audited).")
-    ],
+    reason: ReasonOption,
     operator: Annotated[
         str, typer.Option("--operator", help="Who lifts it (a name or a desk), for the audit.")
     ] = "cli",

@@ -423,6 +423,20 @@ async def _block(conn: AsyncConnection, review_id: int, now: dt.datetime) -> int
     return len(new)
 
 
+async def _resolution_of(conn: AsyncConnection, review_id: int) -> Any:
+    """The entry's ``resolution`` and ``resolved_at`` (to say why a change was
+    refused); ``review_not_found`` when there is no such entry."""
+    reviews = tables.enrollment_reviews
+    row = (
+        await conn.execute(
+            sa.select(reviews.c.resolution, reviews.c.resolved_at).where(reviews.c.id == review_id)
+        )
+    ).one_or_none()
+    if row is None:
+        raise ReviewNotFoundError(details={"review_id": review_id})
+    return row
+
+
 class ReviewService:
     """List, show and resolve entries of the review queue.
 
@@ -552,13 +566,7 @@ class ReviewService:
                 )
             )
             if changed.rowcount != 1:
-                row = (
-                    await conn.execute(
-                        sa.select(reviews.c.resolution).where(reviews.c.id == review_id)
-                    )
-                ).one_or_none()
-                if row is None:
-                    raise ReviewNotFoundError(details={"review_id": review_id})
+                row = await _resolution_of(conn, review_id)
                 raise ReviewNotBlockedError(
                     details={"review_id": review_id, "resolution": row.resolution}
                 )
@@ -589,16 +597,7 @@ class ReviewService:
         return await self.get(review_id)
 
     async def _refuse_resolution(self, conn: AsyncConnection, review_id: int) -> None:
-        reviews = tables.enrollment_reviews
-        row = (
-            await conn.execute(
-                sa.select(reviews.c.resolution, reviews.c.resolved_at).where(
-                    reviews.c.id == review_id
-                )
-            )
-        ).one_or_none()
-        if row is None:
-            raise ReviewNotFoundError(details={"review_id": review_id})
+        row = await _resolution_of(conn, review_id)
         raise ReviewAlreadyResolvedError(
             details={
                 "review_id": review_id,
