@@ -19,6 +19,7 @@ from collections.abc import Iterable
 import pytest
 import sqlalchemy as sa
 from attrs import frozen
+from support.audit import audit_rows
 from support.pg import emptied_postgres, opened
 
 from healthcode.core.clock import SHANGHAI
@@ -218,13 +219,7 @@ def test_a_failed_write_keeps_the_previous_list(
             next_part = tables.day_partition_name(ENTRIES.name, NEXT_DAY)
             assert await _relkind(db, next_part) == "r"
             assert await _rows_in(db, next_part) == set()
-            async with db.begin() as conn:
-                audited = await conn.scalar(
-                    sa.select(sa.func.count())
-                    .select_from(tables.audit_log)
-                    .where(tables.audit_log.c.action == "status_share_import")
-                )
-            assert audited == 1
+            assert len(await audit_rows(db, "status_share_import")) == 1
 
     asyncio.run(go())
 

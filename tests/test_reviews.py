@@ -25,6 +25,7 @@ import pytest
 import sqlalchemy as sa
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from support.audit import audit_rows
 from support.backends import Backend
 from support.data import FACES
 from support.documents import device_key, resident_id
@@ -72,7 +73,7 @@ from healthcode.core.models import DocumentSubmission, FaceMatch
 from healthcode.core.plugins import new_plugin_manager
 from healthcode.core.privacy import OperatorSecrets, decrypt_template, document_key_for
 from healthcode.core.storage import tables
-from healthcode.core.storage.database import Database, open_database
+from healthcode.core.storage.database import open_database
 
 NUMBER = resident_id(dt.date(1985, 7, 9))
 MASKED = NUMBER[:2] + "*" * 14 + NUMBER[-2:]
@@ -193,17 +194,6 @@ async def enroll_subject(service: EnrollmentService, number: str = NUMBER) -> by
         await store.write_subject(conn, key, values, create=True, now=now)
         await store.link_document(conn, key, key, "cn_resident_id", now)
     return key
-
-
-async def audit_rows(db: Database, action: str) -> list[Any]:
-    async with db.begin() as conn:
-        return list(
-            (
-                await conn.execute(
-                    sa.select(tables.audit_log).where(tables.audit_log.c.action == action)
-                )
-            ).all()
-        )
 
 
 # --- the queue's own rules (no faces) ------------------------------------------------------

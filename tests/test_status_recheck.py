@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from support.audit import audit_rows
 from support.data import TODAY
 from support.holders import insert_subject
 from support.instances import sqlite_instance
@@ -32,8 +32,7 @@ from healthcode.core.passes import HolderDevice
 from healthcode.core.plugins import new_plugin_manager
 from healthcode.core.privacy import document_key, subject_id_hex
 from healthcode.core.status.importing import import_status_rows
-from healthcode.core.storage import tables
-from healthcode.core.storage.database import Database, open_database
+from healthcode.core.storage.database import open_database
 
 NUMBER = "Q7654321"
 
@@ -99,14 +98,6 @@ async def _own_status(client: AsyncTestClient[Litestar], device: HolderDevice, s
     return str(response.json()["colour"])
 
 
-async def _audit(db: Database, action: str) -> list[dict[str, Any]]:
-    async with db.begin() as conn:
-        rows = await conn.execute(
-            sa.select(tables.audit_log.c.details).where(tables.audit_log.c.action == action)
-        )
-        return [dict(details) for (details,) in rows]
-
-
 @pytest.mark.anyio
 async def test_a_recheck_shows_the_sources_own_change_and_revokes_the_pass(
     client: AsyncTestClient[Litestar], own_list: OwnList
@@ -139,7 +130,7 @@ async def test_a_recheck_shows_the_sources_own_change_and_revokes_the_pass(
     )
     assert verdict.status_code == 200, verdict.text
     assert (verdict.json()["ok"], verdict.json()["code"]) == (False, "revoked")
-    audit = await _audit(svc.db, "api_status_recheck")
+    audit = [dict(r.details) for r in await audit_rows(svc.db, "api_status_recheck")]
     assert len(audit) == 1
     assert (audit[0]["passes_checked"], audit[0]["passes_revoked"]) == (1, 1)
     assert NUMBER not in json.dumps(audit)
