@@ -125,6 +125,26 @@ def _listed(peer: str, hashes: Iterable[bytes], colour: str = "red") -> set[tupl
     return {(peer, h, colour) for h in hashes}
 
 
+async def _insert_red(db: Database, rows: Iterable[tuple[dt.date, str, bytes]]) -> None:
+    """(day, peer, hash) rows written straight into the peer lists, red: rows
+    as an earlier schema, or a day without its partition, left them."""
+    async with db.begin() as conn:
+        await conn.execute(
+            ENTRIES.insert(),
+            [
+                {
+                    "day": day,
+                    "peer_region": peer,
+                    "pair_hash": h,
+                    "colour": "red",
+                    "severity": Colour.RED.severity,
+                    "imported_at": NOW,
+                }
+                for day, peer, h in rows
+            ],
+        )
+
+
 # --- the writer -------------------------------------------------------------------------------
 
 
@@ -233,22 +253,14 @@ def test_rows_of_a_day_without_a_partition_move_into_it(pg: str, peers: Peers) -
 
     async def go() -> None:
         async with opened(pg) as db:
-            async with db.begin() as conn:
-                await conn.execute(
-                    ENTRIES.insert(),
-                    [
-                        {
-                            "day": DAY,
-                            "peer_region": peer,
-                            "pair_hash": h,
-                            "colour": "red",
-                            "severity": Colour.RED.severity,
-                            "imported_at": NOW,
-                        }
-                        for peer, hashes in ((TIANJIN, stray), (HEBEI, hebei))
-                        for h in hashes
-                    ],
-                )
+            await _insert_red(
+                db,
+                [
+                    (DAY, peer, h)
+                    for peer, hashes in ((TIANJIN, stray), (HEBEI, hebei))
+                    for h in hashes
+                ],
+            )
             assert await _rows_in(db, f"{ENTRIES.name}_default") == _listed(
                 TIANJIN, stray
             ) | _listed(HEBEI, hebei)
@@ -374,23 +386,15 @@ def test_migration_0008_partitions_a_populated_database_and_reverts(
             async with opened(url) as db:
                 assert await db.migrate("0007") == "0007"
                 assert await _relkind(db, ENTRIES.name) == "r"
-                async with db.begin() as conn:
-                    await conn.execute(
-                        ENTRIES.insert(),
-                        [
-                            {
-                                "day": day,
-                                "peer_region": peer,
-                                "pair_hash": h,
-                                "colour": "red",
-                                "severity": Colour.RED.severity,
-                                "imported_at": NOW,
-                            }
-                            for day, hashes in held.items()
-                            for peer in (TIANJIN, HEBEI)
-                            for h in hashes
-                        ],
-                    )
+                await _insert_red(
+                    db,
+                    [
+                        (day, peer, h)
+                        for day, hashes in held.items()
+                        for peer in (TIANJIN, HEBEI)
+                        for h in hashes
+                    ],
+                )
                 before = await rows(db)
                 assert len(before) == 12
 
